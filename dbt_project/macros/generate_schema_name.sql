@@ -1,0 +1,4 @@
+{#- Use the schema names the design fixes (analytics, marts) as they are, not prefixed with the target schema. -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {{ (custom_schema_name or target.schema) | trim }}
+{%- endmacro %}

@@ -1,0 +1,152 @@
+"""The `batchpred` command line: the same steps the Airflow tasks call, from a terminal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+import time
+
+import click
+
+from pipelines.errors import BatchpredError
+from pipelines.settings import Settings
+
+
+def _yesterday() -> dt.date:
+    """The last complete day in UTC: the default as-of date at a terminal."""
+    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+
+class _Date(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dt.date):
+            return value
+        from pipelines.steps import parse_date
+
+        try:
+            return parse_date(value, f"--{param.name.replace('_', '-')}" if param else "date")
+        except BatchpredError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DATE = _Date()
+
+
+def _spec(name: str):
+    from pipelines.spec import load_spec
+
+    return load_spec(name)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Show debug logging.")
+def cli(verbose: bool) -> None:
+    """Scheduled batch prediction: dbt features, GX checks, MLflow models, date-partitioned scores.
+
+    Configuration comes from the environment: BATCHPRED_HOME, BATCHPRED_WAREHOUSE_URL,
+    MLFLOW_TRACKING_URI (see the README).
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("mlflow", "alembic", "great_expectations", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@cli.command()
+@click.option("--customers", default=20_000, show_default=True, help="Number of customers.")
+@click.option("--days", default=180, show_default=True, help="Days of history, ending at --end.")
+@click.option("--end", type=DATE, default=None, help="Last day of data [default: yesterday, UTC].")
+@click.option("--seed", default=7, show_default=True, help="Random seed: same seed and dates, same data.")
+@click.option("--drift-from", type=DATE, default=None, help="Shift usage, tickets and signup channels from this date on.")
+def generate(customers: int, days: int, end: dt.date | None, seed: int, drift_from: dt.date | None) -> None:
+    """Write a synthetic subscription business into schema raw (replacing it)."""
+    from pipelines.demo import load_demo_data
+    from pipelines.demo_data import DemoConfig
+
+    config = DemoConfig(customers=customers, days=days, end_date=end or _yesterday(), seed=seed, drift_from=drift_from)
+    started = time.perf_counter()
+    counts = load_demo_data(Settings.from_env(), config)
+    click.echo(f"raw data for {config.start_date}..{config.end_date} written in {time.perf_counter() - started:.1f}s:")
+    for table, rows in counts.items():
+        click.echo(f"  raw.{table:<17} {rows:>10,} rows")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--date", "as_of_date", type=DATE, default=None, help="Train on data known up to this date [default: yesterday].")
+def train(model: str, as_of_date: dt.date | None) -> None:
+    """Train MODEL, register a version, and move its alias if the new version is better."""
+    from pipelines import steps
+
+    result = steps.train(Settings.from_env(), _spec(model), as_of_date or _yesterday())
+    click.echo(json.dumps(result, indent=2))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--date", "as_of_date", type=DATE, required=True, help="The as-of date to score.")
+@click.option("--alias", default=None, help="Registry alias to score with [default: the spec's, usually champion].")
+def score(model: str, as_of_date: dt.date, alias: str | None) -> None:
+    """Build features, validate, score and publish MODEL for one as-of date (what the DAG does)."""
+    from pipelines import steps
+
+    result = steps.run_date(Settings.from_env(), _spec(model), as_of_date, alias)
+    click.echo(json.dumps(result, indent=2))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--start", type=DATE, required=True, help="First as-of date.")
+@click.option("--end", type=DATE, required=True, help="Last as-of date (inclusive).")
+@click.option("--alias", default=None, help="Registry alias to score with [default: the spec's].")
+def backfill(model: str, start: dt.date, end: dt.date, alias: str | None) -> None:
+    """Score every as-of date from --start to --end; a failed date does not stop the others."""
+    from pipelines import steps
+
+    if end < start:
+        raise click.BadParameter(f"--end {end} is before --start {start}", param_hint="--end")
+    settings, spec = Settings.from_env(), _spec(model)
+    failed: dict[dt.date, str] = {}
+    day = start
+    while day <= end:
+        try:
+            result = steps.run_date(settings, spec, day, alias)
+            click.echo(f"{day}  ok      {result['rows_scored']:>9,} rows  version {result['model_version']}")
+        except BatchpredError as exc:
+            failed[day] = str(exc)
+            click.echo(f"{day}  FAILED  {exc}", err=True)
+        day += dt.timedelta(days=1)
+    if failed:
+        raise click.ClickException(f"{len(failed)} date(s) failed: {', '.join(str(d) for d in failed)}")
+
+
+@cli.command()
+@click.option("--customers", default=20_000, show_default=True, help="Size of the demo business.")
+def demo(customers: int) -> None:
+    """Generate data, train, run the churn_score DAG through Airflow, and show the dashboards' view."""
+    from pipelines.demo import run_demo
+
+    run_demo(Settings.from_env(), customers=customers, end=_yesterday())
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BatchpredError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

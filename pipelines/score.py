@@ -1,0 +1,122 @@
+"""Score one as-of date's feature partition and publish it atomically.
+
+The model alias is resolved once to a pinned version; the partition is read as a
+stream of Arrow record batches (memory bounded by the batch size, not the row
+count), scored with the booster's `inplace_predict`, and written to
+`predictions.<model>_scores` in one transaction that replaces exactly that date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from pipelines import registry
+from pipelines.errors import EmptyPartition, FeatureSchemaError
+from pipelines.matrix import check_feature_columns, feature_matrix
+from pipelines.settings import Settings
+from pipelines.spec import ModelSpec
+from pipelines.warehouse import open_warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    rows_read: int
+    rows_scored: int
+    model: registry.ResolvedModel
+
+
+def predictions_schema(spec: ModelSpec) -> pa.Schema:
+    """The columns of predictions.<model>_scores: the key, the score, and its lineage."""
+    return pa.schema(
+        [
+            pa.field(spec.entity_key, pa.int64(), nullable=False),
+            pa.field("as_of_date", pa.date32(), nullable=False),
+            pa.field("score", pa.float64(), nullable=False),
+            pa.field("model_name", pa.string(), nullable=False),
+            pa.field("model_version", pa.string(), nullable=False),
+            pa.field("mlflow_run_id", pa.string(), nullable=False),
+            pa.field("scoring_run_id", pa.string(), nullable=False),
+            pa.field("airflow_run_id", pa.string()),
+            pa.field("scored_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        ]
+    )
+
+
+def check_signature(spec: ModelSpec, signature_columns: list[str], model: registry.ResolvedModel) -> None:
+    """Refuse a model version whose input signature is not the spec's feature list."""
+    if signature_columns and signature_columns != list(spec.feature_names):
+        missing = [c for c in signature_columns if c not in spec.feature_names]
+        extra = [c for c in spec.feature_names if c not in signature_columns]
+        raise FeatureSchemaError(
+            f"{model.uri} was trained on features {signature_columns}, but models/{spec.name}/model.yaml lists "
+            f"{list(spec.feature_names)} (in the model only: {missing}; in the spec only: {extra}); "
+            "retrain the model or point the alias at a version trained on these features"
+        )
+
+
+def score_partition(
+    settings: Settings,
+    spec: ModelSpec,
+    as_of_date: dt.date,
+    model: registry.ResolvedModel,
+    scoring_run_id: str,
+    airflow_run_id: str | None = None,
+) -> ScoreResult:
+    """Score `as_of_date` with the pinned `model` and replace that date's predictions.
+
+    Refuses (FeatureSchemaError) a feature table missing a feature column or holding
+    one of the wrong type, and a model whose signature does not match the spec. On
+    any failure the previous predictions for the date stay as they were.
+    """
+    warehouse = open_warehouse(settings.warehouse_url)
+    where = f"analytics.{spec.features_model}"
+    columns = warehouse.table_columns("analytics", spec.features_model)
+    if columns is None:
+        raise FeatureSchemaError(f"feature table {where} does not exist; build it with dbt first")
+    check_feature_columns(spec, columns, where)
+
+    check_signature(spec, registry.input_columns(settings, model), model)
+    booster = registry.load_booster(settings, model)
+    schema = predictions_schema(spec)
+    scored_at = pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", tz="UTC"))
+    read = 0
+
+    def predictions(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        nonlocal read
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            read += batch.num_rows
+            scores = booster.inplace_predict(feature_matrix(batch, spec))
+            n = batch.num_rows
+            yield pa.RecordBatch.from_arrays(
+                [
+                    batch.column(spec.entity_key).cast(pa.int64()),
+                    pa.repeat(pa.scalar(as_of_date, pa.date32()), n),
+                    pa.array(scores, pa.float64()),
+                    pa.repeat(pa.scalar(spec.name), n),
+                    pa.repeat(pa.scalar(model.version), n),
+                    pa.repeat(pa.scalar(model.run_id), n),
+                    pa.repeat(pa.scalar(scoring_run_id), n),
+                    pa.repeat(pa.scalar(airflow_run_id, pa.string()), n),
+                    pa.repeat(scored_at, n),
+                ],
+                schema=schema,
+            )
+        if read == 0:
+            # Raised inside the write transaction, so the date's old predictions stay.
+            raise EmptyPartition(f"{where} has no rows for as_of_date {as_of_date}; build the features for that date first")
+
+    with warehouse.read_partition(
+        "analytics", spec.features_model, as_of_date, [spec.entity_key, *spec.feature_names], spec.batch_size
+    ) as reader:
+        written = warehouse.replace_partition("predictions", spec.predictions_table, as_of_date, schema, predictions(reader))
+    log.info("scored %d rows of %s for %s with %s", written, where, as_of_date, model.uri)
+    return ScoreResult(rows_read=read, rows_scored=written, model=model)
