@@ -9,8 +9,10 @@ here, because the scheduler parses this file constantly.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from pipelines.spec import ALIAS_PATTERN, ModelSpec, list_models, load_spec
 
@@ -18,6 +20,24 @@ from pipelines.spec import ALIAS_PATTERN, ModelSpec, list_models, load_spec
 # production init) create it: 1 slot for a DuckDB file, which takes one writer at a time.
 WAREHOUSE_POOL = "batchpred_warehouse"
 START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def _fail_fast(step):
+    """Fail a task without retries when the error names something a person must fix
+    (bad data, bad parameter, missing model): retrying would only delay the alert."""
+
+    @functools.wraps(step)
+    def wrapper(*args, **kwargs):
+        from pipelines.errors import BatchpredError
+
+        try:
+            return step(*args, **kwargs)
+        except BatchpredError as exc:
+            if exc.retryable:
+                raise
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+    return wrapper
 
 
 def _run_inputs():
@@ -73,6 +93,7 @@ Each rerun replaces exactly that date's rows in `predictions.{spec.predictions_t
     ) as dag:
 
         @task(pool=WAREHOUSE_POOL)
+        @_fail_fast
         def build_features() -> dict:
             from pipelines import steps
 
@@ -80,6 +101,7 @@ Each rerun replaces exactly that date's rows in `predictions.{spec.predictions_t
             return steps.build_features(settings, load_spec(spec.name), as_of_date)
 
         @task
+        @_fail_fast
         def validate() -> dict:
             from pipelines import steps
 
@@ -87,6 +109,7 @@ Each rerun replaces exactly that date's rows in `predictions.{spec.predictions_t
             return steps.validate(settings, load_spec(spec.name), as_of_date, run_id)
 
         @task(pool=WAREHOUSE_POOL)
+        @_fail_fast
         def score(validation: dict) -> dict:
             from pipelines import steps
 
@@ -95,6 +118,7 @@ Each rerun replaces exactly that date's rows in `predictions.{spec.predictions_t
             return steps.score(settings, load_spec(spec.name), as_of_date, validation["validation_id"], alias, run_id)
 
         @task(pool=WAREHOUSE_POOL)
+        @_fail_fast
         def build_marts(scored: dict) -> dict:
             from pipelines import steps
 
@@ -130,6 +154,7 @@ def train_dag(spec: ModelSpec) -> DAG:
     ) as dag:
 
         @task(pool=WAREHOUSE_POOL)
+        @_fail_fast
         def train() -> dict:
             from pipelines import steps
             from pipelines.settings import Settings

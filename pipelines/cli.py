@@ -128,11 +128,12 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None) -> Non
 
 @cli.command()
 @click.option("--customers", default=20_000, show_default=True, help="Size of the demo business.")
-def demo(customers: int) -> None:
+@click.option("--end", type=DATE, default=None, help="Last day of demo data, and the date scored [default: yesterday, UTC].")
+def demo(customers: int, end: dt.date | None) -> None:
     """Generate data, train, run the churn_score DAG through Airflow, and show the dashboards' view."""
     from pipelines.demo import run_demo
 
-    run_demo(Settings.from_env(), customers=customers, end=_yesterday())
+    run_demo(Settings.from_env(), customers=customers, end=end or _yesterday())
 
 
 def main() -> None:

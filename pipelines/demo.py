@@ -87,7 +87,9 @@ def run_demo(settings: Settings, customers: int, end: dt.date, model: str = "chu
 
     started = stage(f"running the {spec.score_dag_id} DAG through Airflow for as-of date {end}")
     run_airflow(settings, "db", "migrate", log_name="airflow-db-migrate")
-    run_airflow(settings, "pools", "set", WAREHOUSE_POOL, "1", "Serialises writers to the DuckDB warehouse", log_name="airflow-pools")
+    run_airflow(
+        settings, "pools", "set", WAREHOUSE_POOL, "1", "Serialises writers to the DuckDB warehouse", log_name="airflow-pools"
+    )
     run_airflow(settings, "dags", "test", spec.score_dag_id, end.isoformat(), log_name=f"{spec.score_dag_id}-{end}")
     click.echo(f"    DAG run succeeded in {time.perf_counter() - started:.0f}s (log: {settings.home / 'logs'})")
 

@@ -2,7 +2,13 @@
 
 
 class BatchpredError(Exception):
-    """Base class: the CLI prints these without a traceback."""
+    """Base class: the CLI prints these without a traceback.
+
+    `retryable` tells an orchestrator whether trying again can help. Most of these
+    errors name something a person must fix, so retrying would only delay the alert.
+    """
+
+    retryable = False
 
 
 class SpecError(BatchpredError):
@@ -31,3 +37,5 @@ class ModelNotFound(BatchpredError):
 
 class WarehouseBusy(BatchpredError):
     """Another writer holds the warehouse (DuckDB file lock) or the partition."""
+
+    retryable = True

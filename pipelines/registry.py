@@ -106,6 +106,7 @@ def log_model(
     an input example) and register the model as a new version of `model_name`."""
     import mlflow
     import mlflow.xgboost
+    import xgboost
     from mlflow.models import infer_signature
 
     client = connect(settings)
@@ -126,6 +127,8 @@ def log_model(
             signature=signature,
             input_example=example,
             registered_model_name=model_name,
+            # Stated, not inferred: inference exports this whole project's lock file.
+            pip_requirements=[f"xgboost=={xgboost.__version__}"],
         )
     return ResolvedModel(name=model_name, version=str(info.registered_model_version), run_id=run.info.run_id, alias=None)
 

@@ -105,8 +105,18 @@ def load_spec(name: str, models_dir: Path = MODELS_DIR) -> ModelSpec:
 
 
 _TOP_KEYS = {
-    "name", "description", "entity_key", "target", "features_model", "training_model",
-    "suite", "features", "segment", "alias", "batch_size", "training",
+    "name",
+    "description",
+    "entity_key",
+    "target",
+    "features_model",
+    "training_model",
+    "suite",
+    "features",
+    "segment",
+    "alias",
+    "batch_size",
+    "training",
 }
 
 

@@ -23,11 +23,12 @@ log = logging.getLogger(__name__)
 
 
 def parse_date(value: object, what: str = "as_of_date") -> dt.date:
-    """Accept a date, a datetime (its date) or a YYYY-MM-DD string; refuse anything else."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
+    """Accept a date, a datetime (its date) or a YYYY-MM-DD string; refuse anything else.
+
+    Always returns a plain `datetime.date` (not a pendulum or pandas subclass).
+    """
+    if isinstance(value, dt.date):  # datetimes included: they are dates too
+        return dt.date(value.year, value.month, value.day)
     if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
         try:
             return dt.date.fromisoformat(value.strip())
@@ -48,9 +49,7 @@ def build_features(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> 
     return {"model": spec.name, "as_of_date": as_of_date.isoformat()}
 
 
-def validate(
-    settings: Settings, spec: ModelSpec, as_of_date: dt.date, airflow_run_id: str | None = None
-) -> dict[str, Any]:
+def validate(settings: Settings, spec: ModelSpec, as_of_date: dt.date, airflow_run_id: str | None = None) -> dict[str, Any]:
     """Run the model's expectation suite on the `as_of_date` partition, in the database.
 
     Results go to monitoring.validation_results. On failure a failed attempt is
@@ -181,5 +180,5 @@ def as_of_date_for_run(
     if param:
         return parse_date(param, "as_of_date")
     if logical_date is not None:
-        return logical_date.date()
-    return run_after.date() - dt.timedelta(days=1)
+        return parse_date(logical_date)
+    return parse_date(run_after) - dt.timedelta(days=1)

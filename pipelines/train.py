@@ -126,7 +126,9 @@ def train_model(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> Tra
             )
 
     params = dict(spec.training.params)
-    log.info("training %s on %d rows (%d snapshots), validating on %d rows", spec.name, y_train.size, len(train_dates), y_valid.size)
+    log.info(
+        "training %s on %d rows (%d snapshots), validating on %d rows", spec.name, y_train.size, len(train_dates), y_valid.size
+    )
     booster = xgb.train(
         params,
         xgb.DMatrix(x_train, label=y_train, feature_names=list(spec.feature_names)),
@@ -174,7 +176,9 @@ def train_model(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> Tra
         },
         artifacts={"reference_distribution.json": reference_distribution(x_train, spec)},
     )
-    registry.tag_version(settings, logged, {f"val_{k}": f"{v:.6f}" for k, v in metrics.items()} | {"promoted": str(promoted).lower()})
+    registry.tag_version(
+        settings, logged, {f"val_{k}": f"{v:.6f}" for k, v in metrics.items()} | {"promoted": str(promoted).lower()}
+    )
     if promoted:
         registry.set_alias(settings, logged, spec.alias)
     return TrainResult(

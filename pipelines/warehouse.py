@@ -38,8 +38,7 @@ def open_warehouse(url: str) -> DuckDBWarehouse:
             raise BatchpredError(f"the DuckDB warehouse URL must name a file, e.g. duckdb:///path/warehouse.duckdb; got {url!r}")
         return DuckDBWarehouse(Path(parsed.database))
     raise BatchpredError(
-        f"unsupported warehouse URL scheme {parsed.drivername!r} in BATCHPRED_WAREHOUSE_URL; "
-        "use duckdb:///path/warehouse.duckdb"
+        f"unsupported warehouse URL scheme {parsed.drivername!r} in BATCHPRED_WAREHOUSE_URL; use duckdb:///path/warehouse.duckdb"
     )
 
 
@@ -69,8 +68,7 @@ class DuckDBWarehouse:
                     raise
                 if time.monotonic() > deadline:
                     raise WarehouseBusy(
-                        f"the warehouse file {self.path} is held by another process; "
-                        f"DuckDB allows one writer at a time ({exc})"
+                        f"the warehouse file {self.path} is held by another process; DuckDB allows one writer at a time ({exc})"
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)

@@ -1,0 +1,45 @@
+"""`batchpred demo` end to end, through `airflow dags test`, twice: the second run
+must leave the same tables, with nothing duplicated."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pipelines.warehouse import open_warehouse
+
+BATCHPRED = str(Path(sys.executable).with_name("batchpred"))
+
+
+def snapshot(warehouse):
+    return {
+        "predictions": warehouse.query(
+            "select customer_id, as_of_date, score, model_name, model_version, mlflow_run_id "
+            "from predictions.churn_scores order by customer_id"
+        ).to_pylist(),
+        "latest": warehouse.query("select customer_id, score, risk_band from marts.churn_latest_scores order by 1").to_pylist(),
+        "summary": warehouse.query("select * from marts.churn_daily_summary order by as_of_date, plan").to_pylist(),
+        "features": warehouse.query("select count(*) as n from analytics.churn_features").to_pylist(),
+        "raw": warehouse.query("select count(*) as n from raw.usage_daily").to_pylist(),
+    }
+
+
+def test_demo_twice_gives_the_same_tables(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_", "BATCHPRED_"))}
+    env["BATCHPRED_HOME"] = str(tmp_path)
+    command = [BATCHPRED, "demo", "--customers", "1500", "--end", "2026-01-31"]
+
+    first = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "marts.churn_latest_scores" in first.stdout and "churn_daily_summary" in first.stdout
+    warehouse = open_warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+    before = snapshot(warehouse)
+    keys = [(r["customer_id"], r["as_of_date"]) for r in before["predictions"]]
+    assert len(keys) == len(set(keys)) > 0
+
+    second = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "kept the current @champion" in second.stdout
+    assert snapshot(warehouse) == before
+    runs = warehouse.query("select count(*) as n, count(distinct airflow_run_id) as k from monitoring.scoring_runs").to_pylist()
+    assert runs == [{"n": 2, "k": 2}]

@@ -1,0 +1,112 @@
+"""A real Great Expectations suite, executed as SQL by a real DuckDB file."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from pipelines import steps
+from pipelines.errors import SpecError, ValidationFailed
+from pipelines.validate import load_suite, validate_partition
+from tests.conftest import AS_OF
+
+BIG = dt.date(2026, 3, 1)
+ROWS = 300_000
+
+
+def make_big_partition(warehouse, last_row_sql: str):
+    """ROWS valid feature rows for BIG, the last of which is then broken by `last_row_sql`."""
+    with warehouse.connect() as con:
+        con.execute(
+            """
+            insert into analytics.churn_features by name
+            select i as customer_id, date '2026-03-01' as as_of_date,
+                   ['basic', 'standard', 'premium'][1 + i % 3] as plan,
+                   ['north', 'south', 'east', 'west'][1 + i % 4] as region,
+                   ['organic', 'paid_search', 'referral', 'partner'][1 + i % 4] as channel,
+                   i % 900 as tenure_days, i % 20 as sessions_7d, i % 80 as sessions_30d,
+                   (i % 80) * 3.5 as minutes_30d, i % 30 as active_days_30d, 1.0 as sessions_trend,
+                   i % 10 as days_since_last_use, 3 as invoices_90d, 0 as failed_payments_30d,
+                   0 as failed_payments_90d, 0 as tickets_30d, 0 as tickets_90d, 0 as billing_tickets_90d
+            from range(1, ?) t(i)
+            """,
+            [ROWS + 1],
+        )
+        con.execute(last_row_sql, [ROWS])
+
+
+def test_the_real_partition_passes_and_results_are_kept(settings, spec, warehouse):
+    report = validate_partition(settings, spec, AS_OF)
+    assert report.success, report.describe_failures()
+    assert (
+        report.rows
+        == warehouse.query("select count(*) as n from analytics.churn_features where as_of_date = ?", [AS_OF]).to_pylist()[0]["n"]
+    )
+    stored = warehouse.query(
+        "select count(*) as n, bool_and(success) as ok from monitoring.validation_results where validation_id = ?",
+        [report.validation_id],
+    ).to_pylist()[0]
+    assert stored == {"n": len(load_suite(spec.suite_path).expectations), "ok": True}
+
+
+def test_a_bad_value_in_the_very_last_row_is_caught(settings, spec, warehouse):
+    make_big_partition(warehouse, "update analytics.churn_features set tenure_days = -5 where customer_id = ?")
+    report = validate_partition(settings, spec, BIG)
+    assert not report.success
+    [failure] = report.failures
+    assert failure.column == "tenure_days"
+    assert failure.unexpected_count == 1
+    assert failure.element_count == ROWS
+    assert failure.partial_unexpected == [-5]
+    assert "tenure_days" in report.describe_failures() and "-5" in report.describe_failures()
+
+
+def test_a_null_and_an_unknown_category_in_the_last_row_are_caught(settings, spec, warehouse):
+    make_big_partition(
+        warehouse, "update analytics.churn_features set plan = 'platinum', customer_id = null where customer_id = ?"
+    )
+    report = validate_partition(settings, spec, BIG)
+    failed = {(f.expectation_type, f.column) for f in report.failures}
+    assert failed == {
+        ("expect_column_values_to_be_in_set", "plan"),
+        ("expect_column_values_to_not_be_null", "customer_id"),
+    }
+
+
+def test_only_the_requested_date_is_checked(settings, spec, warehouse):
+    make_big_partition(warehouse, "update analytics.churn_features set tenure_days = -5 where customer_id = ?")
+    assert validate_partition(settings, spec, AS_OF).success
+
+
+def test_a_failed_validation_scores_nothing_and_logs_the_attempt(settings, spec, warehouse):
+    validation = steps.validate(settings, spec, AS_OF)
+    steps.score(settings, spec, AS_OF, validation["validation_id"])
+    before = warehouse.query("select * from predictions.churn_scores order by customer_id").to_pylist()
+
+    with warehouse.connect() as con:
+        con.execute(
+            "update analytics.churn_features set active_days_30d = 31 where as_of_date = ? and customer_id = "
+            "(select max(customer_id) from analytics.churn_features where as_of_date = ?)",
+            [AS_OF, AS_OF],
+        )
+    with pytest.raises(ValidationFailed) as excinfo:
+        steps.validate(settings, spec, AS_OF)
+    message = str(excinfo.value)
+    assert "active_days_30d" in message and "[31]" in message and str(AS_OF) in message
+    assert warehouse.query("select * from predictions.churn_scores order by customer_id").to_pylist() == before
+    runs = warehouse.query("select status, validation_outcome from monitoring.scoring_runs order by started_at").to_pylist()
+    assert runs[-1] == {"status": "failed", "validation_outcome": "failed"}
+
+
+def test_scoring_refuses_a_failed_or_unknown_validation(settings, spec):
+    with pytest.raises(ValidationFailed, match="validate the date before scoring"):
+        steps.score(settings, spec, AS_OF, "no-such-validation")
+
+
+def test_a_misspelled_expectation_is_an_error_not_skipped(tmp_path):
+    path = tmp_path / "suite.json"
+    path.write_text(
+        json.dumps({"name": "s", "expectations": [{"type": "expect_column_values_to_be_betwen", "kwargs": {"column": "x"}}]})
+    )
+    with pytest.raises(SpecError, match="expectation #1"):
+        load_suite(path)
