@@ -108,18 +108,38 @@ Each rerun replaces exactly that date's rows in `predictions.{spec.predictions_t
             settings, as_of_date, run_id = _run_inputs()
             return steps.validate(settings, load_spec(spec.name), as_of_date, run_id)
 
-        @task(pool=WAREHOUSE_POOL)
+        @task
         @_fail_fast
-        def score(validation: dict) -> dict:
+        def resolve_model() -> dict:
             from pipelines import steps
 
             settings, as_of_date, run_id = _run_inputs()
             alias = get_current_context()["params"]["model_alias"]
-            return steps.score(settings, load_spec(spec.name), as_of_date, validation["validation_id"], alias, run_id)
+            return steps.resolve_model(settings, load_spec(spec.name), as_of_date, alias, run_id)
 
         @task(pool=WAREHOUSE_POOL)
         @_fail_fast
-        def build_marts(scored: dict) -> dict:
+        def score_shard(shard: int, validation: dict, model: dict) -> dict:
+            from pipelines import steps
+
+            settings, as_of_date, run_id = _run_inputs()
+            return steps.score_shard(
+                settings, load_spec(spec.name), as_of_date, validation["validation_id"], model, shard, run_id
+            )
+
+        @task(pool=WAREHOUSE_POOL)
+        @_fail_fast
+        def publish(validation: dict, model: dict, shard_results: list[dict]) -> dict:
+            from pipelines import steps
+
+            settings, as_of_date, run_id = _run_inputs()
+            return steps.publish(
+                settings, load_spec(spec.name), as_of_date, validation["validation_id"], model, list(shard_results), run_id
+            )
+
+        @task(pool=WAREHOUSE_POOL)
+        @_fail_fast
+        def build_marts(published: dict) -> dict:
             from pipelines import steps
 
             settings, as_of_date, _ = _run_inputs()
@@ -127,8 +147,11 @@ Each rerun replaces exactly that date's rows in `predictions.{spec.predictions_t
 
         features = build_features()
         validation = validate()
+        model = resolve_model()
         features >> validation
-        build_marts(score(validation))
+        # One mapped task per shard: Celery (or Kubernetes) workers score them in parallel.
+        shards = score_shard.partial(validation=validation, model=model).expand(shard=list(range(spec.shards)))
+        build_marts(publish(validation, model, shards))
     return dag
 
 

@@ -126,6 +126,26 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None) -> Non
         raise click.ClickException(f"{len(failed)} date(s) failed: {', '.join(str(d) for d in failed)}")
 
 
+@cli.command("setup-warehouse")
+@click.option("--bi-role", default=None, help="Also create this read-only login role for dashboards (PostgreSQL).")
+def setup_warehouse(bi_role: str | None) -> None:
+    """Create the warehouse schemas and, optionally, the dashboards' read-only role.
+
+    The role's password is read from BATCHPRED_BI_PASSWORD, never from the command line.
+    """
+    import os
+
+    from pipelines.warehouse import open_warehouse, safe_url
+
+    settings = Settings.from_env()
+    warehouse = open_warehouse(settings.warehouse_url)
+    warehouse.ensure_schemas()
+    click.echo(f"schemas ready in {safe_url(settings.warehouse_url)}")
+    if bi_role:
+        warehouse.setup_read_only_role(bi_role, os.environ.get("BATCHPRED_BI_PASSWORD", ""))
+        click.echo(f"role {bi_role!r} can log in and read marts and predictions, and nothing else")
+
+
 @cli.command()
 @click.option("--customers", default=20_000, show_default=True, help="Size of the demo business.")
 @click.option("--end", type=DATE, default=None, help="Last day of demo data, and the date scored [default: yesterday, UTC].")

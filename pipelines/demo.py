@@ -113,7 +113,7 @@ def show_dashboard(settings: Settings, model: str, as_of_date: dt.date) -> None:
     )
     summary = warehouse.query(
         f"select as_of_date, plan, customers, round(mean_score, 4) as mean_score, round(p90_score, 4) as p90_score, "
-        f"high_risk_customers from {qualified('marts', f'{model}_daily_summary')} where as_of_date = ? order by plan",
+        f"high_risk_customers from {qualified('marts', f'{model}_daily_summary')} where as_of_date = $1 order by plan",
         [as_of_date],
     )
     click.secho(f"\nmarts.{model}_latest_scores (highest risk first):", bold=True)

@@ -1,7 +1,8 @@
 """monitoring.scoring_runs: one row per scoring attempt, successful or not.
 
-A row is written when an attempt starts (status `running`) and completed when it
-ends, so an attempt that was killed stays visible as `running` with no end time.
+A successful attempt is logged when its predictions are published; a failed one
+(an alias that does not resolve, a shard that fails, a failed validation) when it
+fails, with its error.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from pipelines.warehouse import DuckDBWarehouse
+from pipelines.warehouse import Warehouse
 
 TABLE = "scoring_runs"
 
@@ -47,11 +48,7 @@ class Attempt:
     started_at: dt.datetime
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def record(warehouse: DuckDBWarehouse, attempt: Attempt, **fields: object) -> None:
+def record(warehouse: Warehouse, attempt: Attempt, **fields: object) -> None:
     """Append the attempt's row; `fields` fill any other column (status, rows, ...)."""
     row = {
         "scoring_run_id": attempt.scoring_run_id,
@@ -63,12 +60,3 @@ def record(warehouse: DuckDBWarehouse, attempt: Attempt, **fields: object) -> No
         **fields,
     }
     warehouse.append("monitoring", TABLE, pa.Table.from_pylist([row], schema=SCHEMA))
-
-
-def finish(warehouse: DuckDBWarehouse, attempt: Attempt, **fields: object) -> None:
-    """Complete the attempt's row with its outcome and end time."""
-    warehouse.update_where("monitoring", TABLE, {"scoring_run_id": attempt.scoring_run_id}, {**fields, "ended_at": _now()})
-
-
-def start(warehouse: DuckDBWarehouse, attempt: Attempt, **fields: object) -> None:
-    record(warehouse, attempt, status="running", **fields)

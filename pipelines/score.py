@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from pipelines import registry
-from pipelines.errors import EmptyPartition, FeatureSchemaError
+from pipelines.errors import BatchpredError, EmptyPartition, FeatureSchemaError
+from pipelines.identifiers import qualified
 from pipelines.matrix import check_feature_columns, feature_matrix
 from pipelines.settings import Settings
 from pipelines.spec import ModelSpec
@@ -61,6 +62,15 @@ def check_signature(spec: ModelSpec, signature_columns: list[str], model: regist
         )
 
 
+def staging_schema(spec: ModelSpec) -> pa.Schema:
+    """Staged shard output: the prediction columns plus the shard number."""
+    return predictions_schema(spec).append(pa.field("shard", pa.int32(), nullable=False))
+
+
+def staging_table(spec: ModelSpec) -> str:
+    return f"{spec.predictions_table}_staging"
+
+
 def score_partition(
     settings: Settings,
     spec: ModelSpec,
@@ -68,13 +78,22 @@ def score_partition(
     model: registry.ResolvedModel,
     scoring_run_id: str,
     airflow_run_id: str | None = None,
+    shard: int = 0,
+    shards: int = 1,
 ) -> ScoreResult:
-    """Score `as_of_date` with the pinned `model` and replace that date's predictions.
+    """Score one shard of `as_of_date` with the pinned `model`.
+
+    With one shard the date's predictions are replaced directly, in one transaction.
+    With several, the shard's rows (a hash of the entity key picks them) replace
+    that shard's rows in the staging table `analytics.<model>_scores_staging`, and
+    `publish_predictions` makes the whole date visible at once.
 
     Refuses (FeatureSchemaError) a feature table missing a feature column or holding
     one of the wrong type, and a model whose signature does not match the spec. On
     any failure the previous predictions for the date stay as they were.
     """
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is outside 0..{shards - 1}")
     warehouse = open_warehouse(settings.warehouse_url)
     where = f"analytics.{spec.features_model}"
     columns = warehouse.table_columns("analytics", spec.features_model)
@@ -84,39 +103,78 @@ def score_partition(
 
     check_signature(spec, registry.input_columns(settings, model), model)
     booster = registry.load_booster(settings, model)
-    schema = predictions_schema(spec)
+    staged = shards > 1
+    schema = staging_schema(spec) if staged else predictions_schema(spec)
     scored_at = pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", tz="UTC"))
     read = 0
 
-    def predictions(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    def predictions(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         nonlocal read
-        for batch in reader:
+        for batch in batches:
             if batch.num_rows == 0:
                 continue
             read += batch.num_rows
             scores = booster.inplace_predict(feature_matrix(batch, spec))
             n = batch.num_rows
-            yield pa.RecordBatch.from_arrays(
-                [
-                    batch.column(spec.entity_key).cast(pa.int64()),
-                    pa.repeat(pa.scalar(as_of_date, pa.date32()), n),
-                    pa.array(scores, pa.float64()),
-                    pa.repeat(pa.scalar(spec.name), n),
-                    pa.repeat(pa.scalar(model.version), n),
-                    pa.repeat(pa.scalar(model.run_id), n),
-                    pa.repeat(pa.scalar(scoring_run_id), n),
-                    pa.repeat(pa.scalar(airflow_run_id, pa.string()), n),
-                    pa.repeat(scored_at, n),
-                ],
-                schema=schema,
-            )
-        if read == 0:
+            columns = [
+                batch.column(spec.entity_key).cast(pa.int64()),
+                pa.repeat(pa.scalar(as_of_date, pa.date32()), n),
+                pa.array(scores, pa.float64()),
+                pa.repeat(pa.scalar(spec.name), n),
+                pa.repeat(pa.scalar(model.version), n),
+                pa.repeat(pa.scalar(model.run_id), n),
+                pa.repeat(pa.scalar(scoring_run_id), n),
+                pa.repeat(pa.scalar(airflow_run_id, pa.string()), n),
+                pa.repeat(scored_at, n),
+            ]
+            if staged:
+                columns.append(pa.repeat(pa.scalar(shard, pa.int32()), n))
+            yield pa.RecordBatch.from_arrays(columns, schema=schema)
+        if read == 0 and not staged:
             # Raised inside the write transaction, so the date's old predictions stay.
             raise EmptyPartition(f"{where} has no rows for as_of_date {as_of_date}; build the features for that date first")
 
+    predicate = warehouse.shard_predicate(spec.entity_key, shards, shard) if staged else ""
     with warehouse.read_partition(
-        "analytics", spec.features_model, as_of_date, [spec.entity_key, *spec.feature_names], spec.batch_size
-    ) as reader:
-        written = warehouse.replace_partition("predictions", spec.predictions_table, as_of_date, schema, predictions(reader))
-    log.info("scored %d rows of %s for %s with %s", written, where, as_of_date, model.uri)
+        "analytics", spec.features_model, as_of_date, [spec.entity_key, *spec.feature_names], spec.batch_size, predicate
+    ) as batches:
+        if staged:
+            key = {"scoring_run_id": scoring_run_id, "shard": shard}
+            written = warehouse.replace_partition("analytics", staging_table(spec), as_of_date, schema, predictions(batches), key)
+        else:
+            written = warehouse.replace_partition("predictions", spec.predictions_table, as_of_date, schema, predictions(batches))
+    log.info("scored %d rows of %s for %s (shard %d of %d) with %s", written, where, as_of_date, shard + 1, shards, model.uri)
     return ScoreResult(rows_read=read, rows_scored=written, model=model)
+
+
+def publish_predictions(
+    settings: Settings, spec: ModelSpec, as_of_date: dt.date, scoring_run_id: str, shards: int, expected_rows: int
+) -> None:
+    """Make a sharded scoring run's predictions for `as_of_date` visible, all at once.
+
+    Refuses, leaving the previous predictions in place, unless the staging table holds
+    exactly `expected_rows` rows of this run from all `shards` shards' results. With one
+    shard there is nothing to publish: the shard wrote the date directly.
+    """
+    if shards == 1:
+        return
+    warehouse = open_warehouse(settings.warehouse_url)
+    where = f"analytics.{spec.features_model}"
+    if expected_rows == 0:
+        raise EmptyPartition(f"{where} has no rows for as_of_date {as_of_date}; build the features for that date first")
+    staged = warehouse.query(
+        f"select count(*) as n from {qualified('analytics', staging_table(spec))} where as_of_date = $1 and scoring_run_id = $2",
+        [as_of_date, scoring_run_id],
+    ).to_pylist()[0]["n"]
+    if staged != expected_rows:
+        raise BatchpredError(
+            f"scoring run {scoring_run_id} staged {staged} rows for {as_of_date} but its {shards} shards reported "
+            f"{expected_rows}; nothing was published, the previous predictions stay"
+        )
+    warehouse.move_partition(
+        ("analytics", staging_table(spec)),
+        ("predictions", spec.predictions_table),
+        as_of_date,
+        predictions_schema(spec),
+        {"scoring_run_id": scoring_run_id},
+    )

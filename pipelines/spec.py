@@ -50,6 +50,7 @@ class ModelSpec:
     segment: str  # categorical column the daily summary mart groups by
     alias: str = "champion"
     batch_size: int = 100_000
+    shards: int = 1  # scoring fans out to this many parallel tasks, split by a hash of the entity key
     training: Training = field(default_factory=Training)
     source_dir: Path | None = None
 
@@ -116,6 +117,7 @@ _TOP_KEYS = {
     "segment",
     "alias",
     "batch_size",
+    "shards",
     "training",
 }
 
@@ -163,6 +165,10 @@ def _parse(raw: Any, path: Path) -> ModelSpec:
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
 
+    shards = raw.get("shards", 1)
+    if not isinstance(shards, int) or not 1 <= shards <= 256:
+        raise ValueError(f"shards must be an integer from 1 to 256; got {shards!r}")
+
     training_raw = raw.get("training") or {}
     if not isinstance(training_raw, dict):
         raise ValueError("training must be a mapping")
@@ -190,6 +196,7 @@ def _parse(raw: Any, path: Path) -> ModelSpec:
         segment=segment,
         alias=alias,
         batch_size=batch_size,
+        shards=shards,
         training=training,
         source_dir=path.parent,
     )

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from pipelines import registry, runlog, transform
-from pipelines.errors import InputError, ValidationFailed
+from pipelines.errors import BatchpredError, InputError, ValidationFailed
 from pipelines.settings import Settings
 from pipelines.spec import ALIAS_PATTERN, ModelSpec
 from pipelines.warehouse import open_warehouse
@@ -78,6 +78,128 @@ def validate(settings: Settings, spec: ModelSpec, as_of_date: dt.date, airflow_r
     return {"validation_id": report.validation_id, "rows": report.rows}
 
 
+def resolve_model(
+    settings: Settings,
+    spec: ModelSpec,
+    as_of_date: dt.date,
+    alias: str | None = None,
+    airflow_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Pin models:/<model>@<alias> to one version for a whole scoring run, and name the run.
+
+    Every shard scores with the version resolved here, even if the alias moves meanwhile.
+    An alias that does not resolve is logged as a failed attempt and raised: there is
+    no fallback to another version.
+    """
+    alias = check_alias(alias or spec.alias)
+    started = dt.datetime.now(dt.UTC)
+    scoring_run_id = str(uuid.uuid4())
+    try:
+        model = registry.resolve(settings, spec.name, alias)
+    except BatchpredError as exc:
+        attempt = runlog.Attempt(scoring_run_id, spec.name, alias, as_of_date, airflow_run_id, started)
+        runlog.record(open_warehouse(settings.warehouse_url), attempt, status="failed", error=str(exc)[:2000], ended_at=started)
+        raise
+    return {
+        "scoring_run_id": scoring_run_id,
+        "alias": alias,
+        "model_version": model.version,
+        "mlflow_run_id": model.run_id,
+        "started_at": started.isoformat(),
+    }
+
+
+def _pinned(spec: ModelSpec, model: dict[str, Any]) -> registry.ResolvedModel:
+    return registry.ResolvedModel(spec.name, model["model_version"], model["mlflow_run_id"], model["alias"])
+
+
+def _attempt(spec: ModelSpec, as_of_date: dt.date, model: dict[str, Any], airflow_run_id: str | None) -> runlog.Attempt:
+    started = dt.datetime.fromisoformat(model["started_at"])
+    return runlog.Attempt(model["scoring_run_id"], spec.name, model["alias"], as_of_date, airflow_run_id, started)
+
+
+def score_shard(
+    settings: Settings,
+    spec: ModelSpec,
+    as_of_date: dt.date,
+    validation_id: str,
+    model: dict[str, Any],
+    shard: int,
+    airflow_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Score one of the spec's shards of `as_of_date` with the pinned model (see `resolve_model`).
+
+    Refuses to run unless `validation_id` is a passed validation of this model and date.
+    A failed shard is logged in monitoring.scoring_runs with its error.
+    """
+    from pipelines.score import score_partition
+    from pipelines.validate import check_passed
+
+    warehouse = open_warehouse(settings.warehouse_url)
+    check_passed(warehouse, spec, as_of_date, validation_id)
+    try:
+        result = score_partition(
+            settings, spec, as_of_date, _pinned(spec, model), model["scoring_run_id"], airflow_run_id, shard, spec.shards
+        )
+    except BaseException as exc:
+        runlog.record(
+            warehouse,
+            _attempt(spec, as_of_date, model, airflow_run_id),
+            model_version=model["model_version"],
+            mlflow_run_id=model["mlflow_run_id"],
+            validation_outcome="passed",
+            validation_id=validation_id,
+            status="failed",
+            error=f"shard {shard + 1} of {spec.shards}: {type(exc).__name__}: {exc}"[:2000],
+            ended_at=dt.datetime.now(dt.UTC),
+        )
+        raise
+    return {"shard": shard, "rows_read": result.rows_read, "rows_scored": result.rows_scored}
+
+
+def publish(
+    settings: Settings,
+    spec: ModelSpec,
+    as_of_date: dt.date,
+    validation_id: str,
+    model: dict[str, Any],
+    shard_results: list[dict[str, Any]],
+    airflow_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Make the date's predictions visible all at once and log the attempt.
+
+    Refuses unless every shard reported; the previous predictions stay until then.
+    """
+    from pipelines.score import publish_predictions
+
+    shard_results = list(shard_results)
+    missing = sorted(set(range(spec.shards)) - {r["shard"] for r in shard_results})
+    if missing:
+        raise BatchpredError(f"shard(s) {[m + 1 for m in missing]} of {spec.shards} did not finish; nothing was published")
+    rows_read = sum(r["rows_read"] for r in shard_results)
+    rows_scored = sum(r["rows_scored"] for r in shard_results)
+    publish_predictions(settings, spec, as_of_date, model["scoring_run_id"], spec.shards, rows_scored)
+    runlog.record(
+        open_warehouse(settings.warehouse_url),
+        _attempt(spec, as_of_date, model, airflow_run_id),
+        model_version=model["model_version"],
+        mlflow_run_id=model["mlflow_run_id"],
+        rows_read=rows_read,
+        rows_scored=rows_scored,
+        rows_rejected=0,
+        validation_outcome="passed",
+        validation_id=validation_id,
+        status="succeeded",
+        ended_at=dt.datetime.now(dt.UTC),
+    )
+    return {
+        "scoring_run_id": model["scoring_run_id"],
+        "rows_scored": rows_scored,
+        "model_version": model["model_version"],
+        "table": f"predictions.{spec.predictions_table}",
+    }
+
+
 def score(
     settings: Settings,
     spec: ModelSpec,
@@ -86,41 +208,16 @@ def score(
     alias: str | None = None,
     airflow_run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Score the `as_of_date` partition with models:/<model>@<alias> and replace its predictions.
-
-    Refuses to run unless `validation_id` is a passed validation of this model and date.
-    Every attempt is logged in monitoring.scoring_runs, failed ones with their error.
-    """
-    from pipelines.score import score_partition
+    """Resolve the model once, score every shard in turn, then publish: what the DAG's
+    scoring tasks do, in one process."""
     from pipelines.validate import check_passed
 
-    alias = check_alias(alias or spec.alias)
-    warehouse = open_warehouse(settings.warehouse_url)
-    check_passed(warehouse, spec, as_of_date, validation_id)
-    attempt = runlog.Attempt(str(uuid.uuid4()), spec.name, alias, as_of_date, airflow_run_id, dt.datetime.now(dt.UTC))
-    runlog.start(warehouse, attempt, validation_outcome="passed", validation_id=validation_id)
-    try:
-        model = registry.resolve(settings, spec.name, alias)
-        result = score_partition(settings, spec, as_of_date, model, attempt.scoring_run_id, airflow_run_id)
-    except BaseException as exc:
-        runlog.finish(warehouse, attempt, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-        raise
-    runlog.finish(
-        warehouse,
-        attempt,
-        status="succeeded",
-        model_version=model.version,
-        mlflow_run_id=model.run_id,
-        rows_read=result.rows_read,
-        rows_scored=result.rows_scored,
-        rows_rejected=0,
-    )
-    return {
-        "scoring_run_id": attempt.scoring_run_id,
-        "rows_scored": result.rows_scored,
-        "model_version": model.version,
-        "table": f"predictions.{spec.predictions_table}",
-    }
+    check_passed(open_warehouse(settings.warehouse_url), spec, as_of_date, validation_id)
+    model = resolve_model(settings, spec, as_of_date, alias, airflow_run_id)
+    results = [
+        score_shard(settings, spec, as_of_date, validation_id, model, shard, airflow_run_id) for shard in range(spec.shards)
+    ]
+    return publish(settings, spec, as_of_date, validation_id, model, results, airflow_run_id)
 
 
 def build_marts(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> dict[str, Any]:

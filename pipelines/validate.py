@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from pipelines.errors import SpecError, ValidationFailed
 from pipelines.identifiers import qualified
 from pipelines.settings import Settings
 from pipelines.spec import ModelSpec
-from pipelines.warehouse import DuckDBWarehouse, open_warehouse
+from pipelines.warehouse import Warehouse, open_warehouse
 
 RESULTS_TABLE = "validation_results"
 
@@ -198,7 +199,10 @@ def validate_partition(settings: Settings, spec: ModelSpec, as_of_date: dt.date)
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False, "metric_calculations": False}
-    datasource = context.data_sources.add_sql(name="warehouse", connection_string=sqlalchemy_url(settings.warehouse_url))
+    with warnings.catch_warnings():
+        # GX suggests its PostgreSQL-specific datasource; the generic one is what works on both.
+        warnings.simplefilter("ignore")
+        datasource = context.data_sources.add_sql(name="warehouse", connection_string=sqlalchemy_url(settings.warehouse_url))
     asset = datasource.add_query_asset(name=f"{spec.features_model}_{as_of_date:%Y%m%d}", query=query)
     batch = asset.add_batch_definition_whole_table("partition").get_batch()
     try:
@@ -218,7 +222,7 @@ def validate_partition(settings: Settings, spec: ModelSpec, as_of_date: dt.date)
     return report
 
 
-def _store(warehouse: DuckDBWarehouse, spec: ModelSpec, report: ValidationReport) -> None:
+def _store(warehouse: Warehouse, spec: ModelSpec, report: ValidationReport) -> None:
     now = dt.datetime.now(dt.UTC)
     rows = [
         {
@@ -242,13 +246,13 @@ def _store(warehouse: DuckDBWarehouse, spec: ModelSpec, report: ValidationReport
     warehouse.append("monitoring", RESULTS_TABLE, pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA))
 
 
-def check_passed(warehouse: DuckDBWarehouse, spec: ModelSpec, as_of_date: dt.date, validation_id: str) -> None:
+def check_passed(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, validation_id: str) -> None:
     """Refuse to go on unless `validation_id` is a passed validation of this model and date."""
     found = {"n": 0, "ok": False}
     if warehouse.table_columns("monitoring", RESULTS_TABLE) is not None:
         found = warehouse.query(
             f"select count(*) as n, coalesce(bool_and(success), false) as ok "
-            f"from {qualified('monitoring', RESULTS_TABLE)} where validation_id = ? and model_name = ? and as_of_date = ?",
+            f"from {qualified('monitoring', RESULTS_TABLE)} where validation_id = $1 and model_name = $2 and as_of_date = $3",
             [validation_id, spec.name, as_of_date],
         ).to_pylist()[0]
     if not found["n"]:

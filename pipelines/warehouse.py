@@ -1,11 +1,12 @@
 """The warehouse adapter: the only Python that writes SQL.
 
-Arrow in, Arrow out. Every write that matters is atomic: a partition (one as-of
-date) or a set of raw tables is replaced inside one transaction, so a reader sees
-the old rows or the new ones, never a mix and never none.
+Arrow in, Arrow out, on DuckDB (embedded) or PostgreSQL (production), chosen by
+one URL. Every write that matters is atomic: a partition (one as-of date) or a set
+of raw tables is replaced inside one transaction, so a reader sees the old rows or
+the new ones, never a mix and never none.
 
-Identifiers are checked and quoted (`pipelines.identifiers`); values such as dates
-travel as bound parameters, never pasted into SQL text.
+Identifiers are checked and quoted (`pipelines.identifiers`). Values such as dates
+travel as bound parameters ($1, $2, ... in both databases), never pasted into SQL.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from sqlalchemy.engine import make_url
 
@@ -26,36 +26,231 @@ from pipelines.identifiers import check_identifier, qualified, quote
 
 SCHEMAS = ("raw", "analytics", "predictions", "monitoring", "marts")
 
-# How long a writer waits for another process to release the DuckDB file.
+# How long a writer waits for another process to release a DuckDB file.
 LOCK_WAIT_SECONDS = 60.0
 
 
-def open_warehouse(url: str) -> DuckDBWarehouse:
-    """Return the adapter for a warehouse URL (`duckdb:///path/to/file.duckdb`)."""
+def open_warehouse(url: str) -> Warehouse:
+    """The adapter for a warehouse URL: `duckdb:///path/file.duckdb` or `postgresql://user@host:5432/db`."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "duckdb":
+    backend = parsed.get_backend_name()
+    if backend == "duckdb":
         if not parsed.database or parsed.database == ":memory:":
-            raise BatchpredError(f"the DuckDB warehouse URL must name a file, e.g. duckdb:///path/warehouse.duckdb; got {url!r}")
+            raise BatchpredError(
+                f"BATCHPRED_WAREHOUSE_URL must name a DuckDB file, e.g. duckdb:///path/warehouse.duckdb; got {safe_url(url)!r}"
+            )
         return DuckDBWarehouse(Path(parsed.database))
+    if backend == "postgresql":
+        return PostgresWarehouse(url)
     raise BatchpredError(
-        f"unsupported warehouse URL scheme {parsed.drivername!r} in BATCHPRED_WAREHOUSE_URL; use duckdb:///path/warehouse.duckdb"
+        f"unsupported scheme {parsed.drivername!r} in BATCHPRED_WAREHOUSE_URL; "
+        "use duckdb:///path/warehouse.duckdb or postgresql://user@host:5432/database"
     )
 
 
-class DuckDBWarehouse:
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("://", 1)[0] + "://***"
+
+
+_SQL_TYPES = {
+    pa.int64(): "bigint",
+    pa.int32(): "integer",
+    pa.float64(): "double precision",
+    pa.float32(): "real",
+    pa.string(): "text",
+    pa.large_string(): "text",
+    pa.bool_(): "boolean",
+    pa.date32(): "date",
+}
+
+
+def _column_type(field: pa.Field) -> str:
+    if pa.types.is_timestamp(field.type):
+        return "timestamp with time zone" if field.type.tz else "timestamp"
+    try:
+        return _SQL_TYPES[field.type]
+    except KeyError:
+        raise BatchpredError(
+            f"column {field.name!r} has Arrow type {field.type}, which the warehouse adapter does not map"
+        ) from None
+
+
+def create_table_sql(schema: str, table: str, arrow_schema: pa.Schema) -> str:
+    columns = ", ".join(f"{quote(f.name)} {_column_type(f)}{'' if f.nullable else ' not null'}" for f in arrow_schema)
+    return f"create table if not exists {qualified(schema, table)} ({columns})"
+
+
+class Warehouse:
+    """What every warehouse offers. Subclasses supply connections, streaming and bulk load."""
+
+    kind: str
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def _execute(self, con: Any, sql: str, params: list[Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def _load(self, con: Any, schema: str, table: str, batches: Iterable[pa.RecordBatch]) -> int:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run a small read and return it whole. For reports, logs and tests, not partitions."""
+        raise NotImplementedError
+
+    @contextmanager
+    def read_partition(
+        self, schema: str, table: str, as_of_date: dt.date, columns: Iterable[str], batch_size: int, where: str = ""
+    ) -> Iterator[Iterator[pa.RecordBatch]]:
+        """Stream one as-of date's rows as Arrow record batches of at most `batch_size` rows.
+
+        `where` is an extra predicate built by this module (see `shard_predicate`).
+        Memory is bounded by the batch size: neither database materialises the result.
+        """
+        raise NotImplementedError
+
+    def shard_predicate(self, column: str, shards: int, shard: int) -> str:
+        """SQL that is true for the rows of `shard` when rows are split by a hash of `column`."""
+        raise NotImplementedError
+
+    # -- shared SQL ----------------------------------------------------------
+
+    def table_columns(self, schema: str, table: str) -> dict[str, str] | None:
+        """Column name -> SQL type, or None when the table does not exist."""
+        rows = self.query(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = $1 and table_name = $2 order by ordinal_position",
+            [schema, table],
+        ).to_pylist()
+        return {r["column_name"]: r["data_type"] for r in rows} or None
+
+    def ensure_schemas(self) -> None:
+        with self.transaction() as con:
+            for schema in SCHEMAS:
+                self._execute(con, f"create schema if not exists {quote(schema)}")
+
+    def replace_tables(self, schema: str, tables: dict[str, pa.Table]) -> None:
+        """Replace whole tables in one transaction (used to load `raw`)."""
+        with self.transaction() as con:
+            self._execute(con, f"create schema if not exists {quote(schema)}")
+            for name, data in tables.items():
+                if not isinstance(data, pa.Table):
+                    raise TypeError(f"table {name!r} must be a pyarrow.Table")
+                existing = self._columns(con, schema, name)
+                if existing == [f.name for f in data.schema]:
+                    # Same shape: empty it rather than drop it, so views built on it survive.
+                    self._execute(con, f"delete from {qualified(schema, name)}")
+                else:
+                    self._execute(con, f"drop table if exists {qualified(schema, name)}")
+                    self._execute(con, create_table_sql(schema, name, data.schema))
+                self._load(con, schema, name, data.to_batches())
+
+    def replace_partition(
+        self,
+        schema: str,
+        table: str,
+        as_of_date: dt.date,
+        arrow_schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        key: dict[str, Any] | None = None,
+    ) -> int:
+        """Replace exactly the rows of `as_of_date` (narrowed by the `key` columns) with `batches`.
+
+        One transaction, serialised per table and date: on any error, including one
+        raised while producing the batches, the previous rows stay. Returns the number
+        of rows written. The table is created from `arrow_schema` on first use.
+        """
+        target = qualified(schema, table)
+        where, params = self._key_filter(as_of_date, key)
+        self._ensure_table(schema, table, arrow_schema)
+        with self.transaction() as con:
+            self._lock(con, f"{schema}.{table}/{as_of_date.isoformat()}")
+            self._execute(con, f"delete from {target} where {where}", params)
+            return self._load(con, schema, table, batches)
+
+    def move_partition(
+        self,
+        source: tuple[str, str],
+        target: tuple[str, str],
+        as_of_date: dt.date,
+        arrow_schema: pa.Schema,
+        key: dict[str, Any],
+    ) -> None:
+        """Publish staged rows: in one transaction, replace `as_of_date` in `target` with the
+        `arrow_schema` columns of the `source` rows matching `key`, then delete those staged rows."""
+        names = ", ".join(quote(f.name) for f in arrow_schema)
+        where, params = self._key_filter(as_of_date, key)
+        self._ensure_table(*target, arrow_schema)
+        with self.transaction() as con:
+            self._lock(con, f"{target[0]}.{target[1]}/{as_of_date.isoformat()}")
+            self._execute(con, f"delete from {qualified(*target)} where as_of_date = $1", [as_of_date])
+            self._execute(
+                con, f"insert into {qualified(*target)} ({names}) select {names} from {qualified(*source)} where {where}", params
+            )
+            self._execute(con, f"delete from {qualified(*source)} where {where}", params)
+
+    def append(self, schema: str, table: str, rows: pa.Table) -> None:
+        """Append rows to a log table, creating it on first use."""
+        self._ensure_table(schema, table, rows.schema)
+        with self.transaction() as con:
+            self._load(con, schema, table, rows.to_batches())
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        """Run one statement in its own transaction (DDL, fixes by hand, tests)."""
+        with self.transaction() as con:
+            self._execute(con, sql, params)
+
+    def setup_read_only_role(self, role: str, password: str) -> None:
+        """Create (or update) a login role for dashboards that can only read marts and predictions."""
+        raise BatchpredError(
+            "read-only roles need a PostgreSQL warehouse; with DuckDB, dashboards open the file read-only instead"
+        )
+
+    def _ensure_table(self, schema: str, table: str, arrow_schema: pa.Schema) -> None:
+        with self.transaction() as con:
+            self._execute(con, f"create schema if not exists {quote(schema)}")
+            self._execute(con, create_table_sql(schema, table, arrow_schema))
+
+    def _lock(self, con: Any, name: str) -> None:
+        """Serialise writers of one partition (a no-op where the database has one writer)."""
+
+    @staticmethod
+    def _key_filter(as_of_date: dt.date, key: dict[str, Any] | None) -> tuple[str, list[Any]]:
+        clauses, params = ["as_of_date = $1"], [as_of_date]
+        for i, (column, value) in enumerate((key or {}).items(), 2):
+            clauses.append(f"{quote(check_identifier(column, 'column'))} = ${i}")
+            params.append(value)
+        return " and ".join(clauses), params
+
+    @staticmethod
+    def _rebatch(batches: Iterable[pa.RecordBatch], batch_size: int) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for offset in range(0, batch.num_rows, batch_size):
+                yield batch.slice(offset, batch_size)
+
+
+class DuckDBWarehouse(Warehouse):
     """A DuckDB file. One process may write at a time; writers wait for the file lock."""
 
     kind = "duckdb"
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.url = f"duckdb:///{self.path}"
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({str(self.path)!r})"
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self):
         """A short-lived connection. Waits up to LOCK_WAIT_SECONDS for another process's lock."""
+        import duckdb
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = 0.1
@@ -77,129 +272,190 @@ class DuckDBWarehouse:
         finally:
             con.close()
 
-    # -- reads -------------------------------------------------------------
-
-    def table_columns(self, schema: str, table: str) -> dict[str, str] | None:
-        """Column name -> SQL type, or None when the table does not exist."""
+    @contextmanager
+    def transaction(self):
         with self.connect() as con:
-            rows = con.execute(
-                "select column_name, data_type from information_schema.columns "
-                "where table_schema = ? and table_name = ? order by ordinal_position",
-                [schema, table],
-            ).fetchall()
-        return dict(rows) or None
+            con.execute("begin")
+            try:
+                yield con
+            except BaseException:
+                con.execute("rollback")
+                raise
+            con.execute("commit")
 
-    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
-        """Run a small read and return it whole. For reports and tests, not partitions."""
+    def _execute(self, con, sql, params=None):
+        con.execute(sql, params or [])
+
+    def _columns(self, con, schema, table):
+        rows = con.execute(
+            "select column_name from information_schema.columns where table_schema = $1 and table_name = $2 "
+            "order by ordinal_position",
+            [schema, table],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def _load(self, con, schema, table, batches):
+        written = 0
+        names: str | None = None
+        for batch in batches:
+            if names is None:
+                names = ", ".join(quote(f.name) for f in batch.schema)
+            con.register("_batch", batch)
+            con.execute(f"insert into {qualified(schema, table)} ({names}) select {names} from _batch")
+            con.unregister("_batch")
+            written += batch.num_rows
+        return written
+
+    def query(self, sql, params=None):
         with self.connect() as con:
             return con.sql(sql, params=params or None).to_arrow_table()
 
     @contextmanager
-    def read_partition(
-        self,
-        schema: str,
-        table: str,
-        as_of_date: dt.date,
-        columns: Iterable[str],
-        batch_size: int,
-    ) -> Iterator[pa.RecordBatchReader]:
-        """Stream the rows of one as-of date as Arrow record batches of at most `batch_size`.
-
-        Memory is bounded by the batch size: DuckDB's streaming reader does not
-        materialise the result.
-        """
+    def read_partition(self, schema, table, as_of_date, columns, batch_size, where=""):
         select = ", ".join(quote(c) for c in columns)
-        sql = f"select {select} from {qualified(schema, table)} where as_of_date = $as_of_date"
+        sql = f"select {select} from {qualified(schema, table)} where as_of_date = $1" + (f" and {where}" if where else "")
         with self.connect() as con:
-            relation = con.sql(sql, params={"as_of_date": as_of_date})
-            reader = relation.to_arrow_reader(batch_size)
+            # sql(...).to_arrow_reader streams; execute(...) would materialise the result first.
+            reader = con.sql(sql, params=[as_of_date]).to_arrow_reader(batch_size)
             try:
-                yield reader
+                yield iter(reader)
             finally:
                 reader.close()
 
-    # -- writes ------------------------------------------------------------
+    def shard_predicate(self, column, shards, shard):
+        return f"hash({quote(column)}) % {int(shards)} = {int(shard)}"
 
-    def ensure_schemas(self) -> None:
-        with self.connect() as con:
-            for schema in SCHEMAS:
-                con.execute(f"create schema if not exists {quote(schema)}")
 
-    def replace_tables(self, schema: str, tables: dict[str, pa.Table]) -> None:
-        """Replace whole tables in one transaction (used to load `raw`)."""
-        with self.connect() as con:
-            con.execute("begin")
+class PostgresWarehouse(Warehouse):
+    """A PostgreSQL database, through ADBC: streaming Arrow reads and binary COPY loads."""
+
+    kind = "postgres"
+
+    def __init__(self, url: str):
+        parsed = make_url(url)
+        # ADBC takes a libpq URI: the SQLAlchemy driver suffix (+psycopg, ...) is not part of it.
+        self.url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def __repr__(self) -> str:
+        return f"PostgresWarehouse({safe_url(self.url)!r})"
+
+    @contextmanager
+    def connect(self):
+        import adbc_driver_manager
+        import adbc_driver_postgresql.dbapi as adbc
+
+        try:
+            con = adbc.connect(self.url)
+        except adbc_driver_manager.Error as exc:
+            raise WarehouseBusy(f"cannot connect to the warehouse at {safe_url(self.url)}: {exc}") from None
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self):
+        with self.connect() as con:  # ADBC's DB-API connections start with autocommit off
             try:
-                con.execute(f"create schema if not exists {quote(schema)}")
-                for name, data in tables.items():
-                    con.register("_incoming", data)
-                    con.execute(f"create or replace table {qualified(schema, name)} as select * from _incoming")
-                    con.unregister("_incoming")
-                con.execute("commit")
+                yield con
             except BaseException:
-                con.execute("rollback")
+                con.rollback()
                 raise
+            con.commit()
 
-    def replace_partition(
-        self,
-        schema: str,
-        table: str,
-        as_of_date: dt.date,
-        arrow_schema: pa.Schema,
-        batches: Iterable[pa.RecordBatch],
-        partition_filter: dict[str, Any] | None = None,
-    ) -> int:
-        """Replace exactly the rows of `as_of_date` (and `partition_filter`) with `batches`.
+    def _execute(self, con, sql, params=None):
+        with con.cursor() as cur:
+            cur.execute(sql, parameters=tuple(params) if params else None)
 
-        One transaction: on any error, including one raised while producing the
-        batches, the previous rows stay. Returns the number of rows written.
-        The table is created from `arrow_schema` the first time.
-        """
-        target = qualified(schema, table)
-        names = ", ".join(quote(f.name) for f in arrow_schema)
-        where = ["as_of_date = ?"]
-        params: list[Any] = [as_of_date]
-        for column, value in (partition_filter or {}).items():
-            where.append(f"{quote(column)} = ?")
-            params.append(value)
-        written = 0
-        with self.connect() as con:
-            con.execute(f"create schema if not exists {quote(schema)}")
-            con.register("_empty", pa.Table.from_batches([], schema=arrow_schema))
-            con.execute(f"create table if not exists {target} as select * from _empty")
-            con.unregister("_empty")
-            con.execute("begin")
-            try:
-                con.execute(f"delete from {target} where {' and '.join(where)}", params)
-                for batch in batches:
-                    con.register("_batch", batch)
-                    con.execute(f"insert into {target} ({names}) select {names} from _batch")
-                    con.unregister("_batch")
-                    written += batch.num_rows
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
-        return written
-
-    def append(self, schema: str, table: str, rows: pa.Table) -> None:
-        """Append rows to a log table, creating it on first use."""
-        target = qualified(schema, table)
-        names = ", ".join(quote(f.name) for f in rows.schema)
-        with self.connect() as con:
-            con.execute(f"create schema if not exists {quote(schema)}")
-            con.register("_rows", rows)
-            con.execute(f"create table if not exists {target} as select * from _rows limit 0")
-            con.execute(f"insert into {target} ({names}) select {names} from _rows")
-            con.unregister("_rows")
-
-    def update_where(self, schema: str, table: str, key: dict[str, Any], values: dict[str, Any]) -> int:
-        """UPDATE table SET values WHERE key; returns rows changed."""
-        sets = ", ".join(f"{quote(check_identifier(c, 'column'))} = ?" for c in values)
-        where = " and ".join(f"{quote(check_identifier(c, 'column'))} = ?" for c in key)
-        with self.connect() as con:
-            cursor = con.execute(
-                f"update {qualified(schema, table)} set {sets} where {where}",
-                [*values.values(), *key.values()],
+    def _columns(self, con, schema, table):
+        with con.cursor() as cur:
+            cur.execute(
+                "select column_name from information_schema.columns where table_schema = $1 and table_name = $2 "
+                "order by ordinal_position",
+                parameters=(schema, table),
             )
-            return cursor.fetchone()[0]
+            return [r[0] for r in cur.fetchall()]
+
+    def _load(self, con, schema, table, batches):
+        batches = iter(batches)
+        first = next(batches, None)
+        if first is None:
+            return 0
+        counted = [first.num_rows]
+
+        def counting():
+            yield first
+            for batch in batches:
+                counted.append(batch.num_rows)
+                yield batch
+
+        reader = pa.RecordBatchReader.from_batches(first.schema, counting())
+        with con.cursor() as cur:
+            cur.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
+        return sum(counted)
+
+    def query(self, sql, params=None):
+        with self.connect() as con, con.cursor() as cur:
+            cur.execute(sql, parameters=tuple(params) if params else None)
+            table = cur.fetch_arrow_table()
+            con.commit()
+            return table
+
+    @contextmanager
+    def read_partition(self, schema, table, as_of_date, columns, batch_size, where=""):
+        select = ", ".join(quote(c) for c in columns)
+        sql = f"select {select} from {qualified(schema, table)} where as_of_date = $1" + (f" and {where}" if where else "")
+        with self.connect() as con, con.cursor() as cur:
+            cur.execute(sql, parameters=(as_of_date,))
+            reader = cur.fetch_record_batch()
+            try:
+                yield self._rebatch(reader, batch_size)
+            finally:
+                reader.close()
+                con.rollback()
+
+    def shard_predicate(self, column, shards, shard):
+        return f"(hashtextextended({quote(column)}::text, 0) & 9223372036854775807) % {int(shards)} = {int(shard)}"
+
+    def _lock(self, con, name):
+        self._execute(con, "select pg_advisory_xact_lock(hashtextextended($1, 0))", [name])
+
+    def setup_read_only_role(self, role: str, password: str) -> None:
+        """Create (or update) `role`: it may log in and SELECT every table and view in
+        `marts` and `predictions`, including those created later by this pipeline's
+        role, and nothing else: no writes, no DDL, no temporary tables, nothing in
+        `raw` or `analytics`. Running it again is harmless.
+
+        Temporary tables are refused by revoking TEMPORARY on this database from
+        PUBLIC (granting it back to the pipeline's own role), so use a database
+        dedicated to the warehouse.
+        """
+        check_identifier(role, "read-only role name")
+        if not password:
+            raise BatchpredError("the read-only role needs a password (set BATCHPRED_BI_PASSWORD)")
+        self.ensure_schemas()
+        with self.transaction() as con:
+            with con.cursor() as cur:
+                cur.execute("select count(*) from pg_roles where rolname = $1", parameters=(role,))
+                exists = cur.fetchone()[0] > 0
+                # Utility statements take no bind parameters: the server quotes the password (%L).
+                verb = "alter" if exists else "create"
+                cur.execute(f"select format('{verb} role %I login password %L', $1::text, $2::text)", parameters=(role, password))
+                statement = cur.fetchone()[0]
+            self._execute(con, statement)
+            r = quote(role)
+            self._execute(con, f"alter role {r} set default_transaction_read_only = on")
+            with con.cursor() as cur:
+                cur.execute("select current_database(), current_user")
+                database, owner = cur.fetchone()
+            self._execute(con, f"grant connect on database {quote(database)} to {r}")
+            self._execute(con, f"revoke temporary on database {quote(database)} from public")
+            self._execute(con, f"grant temporary on database {quote(database)} to {quote(owner)}")
+            for schema in SCHEMAS:
+                self._execute(con, f"revoke all on schema {quote(schema)} from {r}")
+            self._execute(con, f"revoke create on schema public from {r}")
+            for schema in ("marts", "predictions"):
+                s = quote(schema)
+                self._execute(con, f"grant usage on schema {s} to {r}")
+                self._execute(con, f"grant select on all tables in schema {s} to {r}")
+                self._execute(con, f"alter default privileges in schema {s} grant select on tables to {r}")

@@ -1,9 +1,14 @@
 """Shared fixtures: real parts on small data.
 
-One session-wide "base" home is built once: a DuckDB warehouse with a small demo
-business, features for AS_OF, and a model trained into a real MLflow SQLite store.
-Tests that write get their own copy of the warehouse file, so they never see each
-other's changes.
+One session-wide "base" is built once per backend: a warehouse with a small demo
+business and features for AS_OF (a DuckDB file; a PostgreSQL template database),
+plus a model trained into a real MLflow SQLite store. Tests that take `settings`
+run on both backends, each with its own copy of the warehouse (a copied file; a
+database cloned from the template), so they never see each other's changes.
+
+PostgreSQL is a throwaway cluster started for the session (tests/services.py), or
+the server at BATCHPRED_TEST_POSTGRES_URL. It is never skipped: if it cannot start,
+the tests fail.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -62,11 +69,59 @@ def base_home(tmp_path_factory):
     return {"home": home, "settings": settings, "trained": trained}
 
 
+PG_TEMPLATE = "batchpred_base"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """The URL of a PostgreSQL server the tests may create databases on."""
+    from tests.services import PostgresCluster
+
+    if os.environ.get("BATCHPRED_TEST_POSTGRES_URL"):
+        yield os.environ["BATCHPRED_TEST_POSTGRES_URL"]
+        return
+    cluster = PostgresCluster().start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_base(postgres, base_home, tmp_path_factory):
+    """A template database holding the same raw data and features as the DuckDB base."""
+    from pipelines import steps
+    from pipelines.demo import load_demo_data
+    from pipelines.demo_data import DemoConfig
+    from pipelines.spec import load_spec
+    from tests.services import create_database
+
+    settings = replace(
+        settings_for(tmp_path_factory.mktemp("pg-base"), base_home["settings"].mlflow_tracking_uri),
+        warehouse_url=create_database(postgres, PG_TEMPLATE),
+    )
+    load_demo_data(settings, DemoConfig(**DEMO))
+    steps.build_features(settings, load_spec("churn"), AS_OF)
+    return settings
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def backend(request):
+    return request.param
+
+
 @pytest.fixture
-def settings(base_home, tmp_path):
+def settings(request, backend, base_home, tmp_path):
     """Settings with a private copy of the base warehouse and the shared MLflow store."""
-    shutil.copy(base_home["home"] / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
-    return settings_for(tmp_path, base_home["settings"].mlflow_tracking_uri)
+    own = settings_for(tmp_path, base_home["settings"].mlflow_tracking_uri)
+    if backend == "duckdb":
+        shutil.copy(base_home["home"] / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+        return own
+    from tests.services import create_database
+
+    request.getfixturevalue("pg_base")
+    url = create_database(request.getfixturevalue("postgres"), f"test_{uuid.uuid4().hex[:12]}", template=PG_TEMPLATE)
+    return replace(own, warehouse_url=url)
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ def test_an_unknown_alias_is_refused_and_nothing_is_scored(settings, warehouse):
         "nope",
         home=settings.home,
         MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
+        BATCHPRED_WAREHOUSE_URL=settings.warehouse_url,
     )
     assert result.returncode == 1
     assert "no alias 'nope'" in result.stderr

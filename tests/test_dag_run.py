@@ -16,14 +16,14 @@ def dag(airflow_db, settings, monkeypatch):
     # Tasks read their configuration from the environment, as on a worker.
     monkeypatch.setenv("BATCHPRED_HOME", str(settings.home))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
-    monkeypatch.delenv("BATCHPRED_WAREHOUSE_URL", raising=False)
+    monkeypatch.setenv("BATCHPRED_WAREHOUSE_URL", settings.warehouse_url)
     return DagBag(dag_folder=str(DAGS_DIR)).dags["churn_score"]
 
 
 def scores(warehouse, day):
     return warehouse.query(
         "select count(*) as n, count(distinct customer_id) as k, min(airflow_run_id) as run_id, "
-        "min(model_version) as version from predictions.churn_scores where as_of_date = ?",
+        "min(model_version) as version from predictions.churn_scores where as_of_date = $1",
         [day],
     ).to_pylist()[0]
 
@@ -31,12 +31,12 @@ def scores(warehouse, day):
 def test_the_scheduled_run_scores_its_date_end_to_end(dag, warehouse):
     run = dag.test(logical_date=dt.datetime(2026, 1, 31, tzinfo=dt.UTC))
     assert run.state == "success"
-    n = warehouse.query("select count(*) as n from analytics.churn_features where as_of_date = ?", [AS_OF]).to_pylist()[0]["n"]
+    n = warehouse.query("select count(*) as n from analytics.churn_features where as_of_date = $1", [AS_OF]).to_pylist()[0]["n"]
     got = scores(warehouse, AS_OF)
     assert got["n"] == got["k"] == n > 0
     assert got["run_id"] == run.run_id
     summary = warehouse.query(
-        "select sum(customers) as n from marts.churn_daily_summary where as_of_date = ?", [AS_OF]
+        "select sum(customers) as n from marts.churn_daily_summary where as_of_date = $1", [AS_OF]
     ).to_pylist()
     assert summary[0]["n"] == n
     runs = warehouse.query("select status, airflow_run_id from monitoring.scoring_runs").to_pylist()

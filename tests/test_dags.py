@@ -29,10 +29,17 @@ def test_dagbag_imports_without_errors(dagbag):
 def test_score_dag_wiring_and_settings(dagbag):
     dag = dagbag.dags["churn_score"]
     order = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
-    assert order == {"build_features": ["validate"], "validate": ["score"], "score": ["build_marts"], "build_marts": []}
+    assert order == {
+        "build_features": ["validate"],
+        "validate": ["publish", "score_shard"],
+        "resolve_model": ["publish", "score_shard"],
+        "score_shard": ["publish"],
+        "publish": ["build_marts"],
+        "build_marts": [],
+    }
     assert dag.max_active_runs == 1
     assert dag.catchup is False
-    score = dag.get_task("score")
+    score = dag.get_task("score_shard")
     assert score.retries >= 1 and score.execution_timeout is not None
     assert score.pool == "batchpred_warehouse"
     params = dag.params.dump()

@@ -17,7 +17,7 @@ def test_scoring_a_date_twice_replaces_it(settings, spec, warehouse):
     first = steps.score(settings, spec, AS_OF, validation["validation_id"], airflow_run_id="manual__1")
     second = steps.score(settings, spec, AS_OF, validation["validation_id"], airflow_run_id="manual__2")
 
-    n_features = warehouse.query("select count(*) as n from analytics.churn_features where as_of_date = ?", [AS_OF]).to_pylist()[
+    n_features = warehouse.query("select count(*) as n from analytics.churn_features where as_of_date = $1", [AS_OF]).to_pylist()[
         0
     ]["n"]
     assert first["rows_scored"] == second["rows_scored"] == n_features
@@ -59,16 +59,14 @@ def test_an_unknown_alias_fails_and_leaves_predictions(settings, spec, warehouse
 
 
 def test_a_missing_feature_column_is_named(settings, spec, warehouse):
-    with warehouse.connect() as con:
-        con.execute("alter table analytics.churn_features rename column sessions_7d to sessions_week")
+    warehouse.execute("alter table analytics.churn_features rename column sessions_7d to sessions_week")
     model = registry.resolve(settings, "churn", "champion")
     with pytest.raises(FeatureSchemaError, match="sessions_7d"):
         score_partition(settings, spec, AS_OF, model, "x")
 
 
 def test_a_feature_of_the_wrong_type_is_named(settings, spec, warehouse):
-    with warehouse.connect() as con:
-        con.execute("alter table analytics.churn_features alter tenure_days type varchar")
+    warehouse.execute("alter table analytics.churn_features alter column tenure_days type varchar")
     model = registry.resolve(settings, "churn", "champion")
     with pytest.raises(FeatureSchemaError, match="tenure_days.*needs a number"):
         score_partition(settings, spec, AS_OF, model, "x")
@@ -84,8 +82,43 @@ def test_an_empty_partition_is_refused_and_keeps_old_rows(settings, spec, wareho
     model = registry.resolve(settings, "churn", "champion")
     score_partition(settings, spec, AS_OF, model, "first")
     before = predictions(warehouse)
-    with warehouse.connect() as con:
-        con.execute("delete from analytics.churn_features where as_of_date = ?", [AS_OF])
+    warehouse.execute("delete from analytics.churn_features where as_of_date = $1", [AS_OF])
     with pytest.raises(EmptyPartition, match="no rows for as_of_date 2026-01-31"):
         score_partition(settings, spec, AS_OF, model, "second")
+    assert predictions(warehouse) == before
+
+
+def test_shards_are_published_all_at_once(settings, spec, warehouse):
+    from dataclasses import replace
+
+    sharded = replace(spec, shards=3)
+    validation = steps.validate(settings, sharded, AS_OF)
+    steps.score(settings, spec, AS_OF, validation["validation_id"])
+    single = {(r["customer_id"], r["score"]) for r in predictions(warehouse)}
+
+    model = steps.resolve_model(settings, sharded, AS_OF)
+    results = [steps.score_shard(settings, sharded, AS_OF, validation["validation_id"], model, k) for k in range(3)]
+    assert all(r["rows_scored"] > 0 for r in results)
+    # Staged but not published: readers still see the previous run's rows.
+    assert {r["scoring_run_id"] for r in predictions(warehouse)} != {model["scoring_run_id"]}
+    steps.publish(settings, sharded, AS_OF, validation["validation_id"], model, results)
+    rows = predictions(warehouse)
+    assert {(r["customer_id"], r["score"]) for r in rows} == single
+    assert {r["scoring_run_id"] for r in rows} == {model["scoring_run_id"]}
+    assert warehouse.query("select count(*) as n from analytics.churn_scores_staging").to_pylist() == [{"n": 0}]
+
+
+def test_a_missing_shard_publishes_nothing(settings, spec, warehouse):
+    from dataclasses import replace
+
+    from pipelines.errors import BatchpredError
+
+    sharded = replace(spec, shards=2)
+    validation = steps.validate(settings, sharded, AS_OF)
+    steps.score(settings, spec, AS_OF, validation["validation_id"])
+    before = predictions(warehouse)
+    model = steps.resolve_model(settings, sharded, AS_OF)
+    first = steps.score_shard(settings, sharded, AS_OF, validation["validation_id"], model, 0)
+    with pytest.raises(BatchpredError, match=r"shard\(s\) \[2\] of 2 did not finish"):
+        steps.publish(settings, sharded, AS_OF, validation["validation_id"], model, [first])
     assert predictions(warehouse) == before

@@ -2,13 +2,14 @@
 
 import datetime as dt
 import json
+from dataclasses import replace
 
 import pytest
 
 from pipelines import registry, steps
 from pipelines.errors import ModelNotFound
 from pipelines.train import snapshot_dates
-from tests.conftest import AS_OF, settings_for
+from tests.conftest import AS_OF
 
 
 def test_snapshot_dates_leave_room_for_the_label(spec):
@@ -46,7 +47,7 @@ def test_reference_distribution_is_logged_for_drift_checks(base_home, spec):
 
 
 def test_the_alias_moves_only_to_a_better_model(settings, spec, tmp_path):
-    own = settings_for(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    own = replace(settings, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     first = steps.train(own, spec, AS_OF)
     assert first["promoted"] and first["champion_metrics"] is None
     second = steps.train(own, spec, AS_OF)  # same data, same seed: not better, so not promoted

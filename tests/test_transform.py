@@ -11,7 +11,7 @@ from tests.conftest import AS_OF
 
 
 def features(warehouse, day):
-    return warehouse.query("select * from analytics.churn_features where as_of_date = ? order by customer_id", [day]).to_pylist()
+    return warehouse.query("select * from analytics.churn_features where as_of_date = $1 order by customer_id", [day]).to_pylist()
 
 
 def test_rebuilding_one_date_leaves_the_others(settings, spec, warehouse):
@@ -32,26 +32,23 @@ def test_features_are_point_in_time_correct(settings, spec, warehouse):
     before = features(warehouse, AS_OF)
     later = AS_OF + dt.timedelta(days=1)
     customer = before[0]["customer_id"]
-    with warehouse.connect() as con:
-        con.execute("insert into raw.usage_daily values (?, ?, 500, 999.0)", [customer, later])
-        con.execute("insert into raw.support_tickets values (999999, ?, ?, 'billing', 'high')", [customer, later])
-        con.execute("insert into raw.cancellations values (?, ?, 'price')", [before[1]["customer_id"], later])
+    warehouse.execute("insert into raw.usage_daily values ($1, $2, 500, 999.0)", [customer, later])
+    warehouse.execute("insert into raw.support_tickets values (999999, $1, $2, 'billing', 'high')", [customer, later])
+    warehouse.execute("insert into raw.cancellations values ($1, $2, 'price')", [before[1]["customer_id"], later])
     transform.build_features(settings, spec, AS_OF)
     assert features(warehouse, AS_OF) == before
 
 
 def test_an_active_customer_disappears_from_features_once_cancelled(settings, spec, warehouse):
     customer = features(warehouse, AS_OF)[0]["customer_id"]
-    with warehouse.connect() as con:
-        con.execute("delete from raw.cancellations where customer_id = ?", [customer])
-        con.execute("insert into raw.cancellations values (?, ?, 'price')", [customer, AS_OF])
+    warehouse.execute("delete from raw.cancellations where customer_id = $1", [customer])
+    warehouse.execute("insert into raw.cancellations values ($1, $2, 'price')", [customer, AS_OF])
     transform.build_features(settings, spec, AS_OF)
     assert customer not in {row["customer_id"] for row in features(warehouse, AS_OF)}
 
 
 def test_dbt_tests_fail_the_build_on_a_duplicated_key(settings, spec, warehouse):
-    with warehouse.connect() as con:
-        con.execute("insert into raw.customers select * from raw.customers limit 1")
+    warehouse.execute("insert into raw.customers select * from raw.customers limit 1")
     with pytest.raises(DbtError, match="unique"):
         transform.build_features(settings, spec, AS_OF)
 

@@ -16,23 +16,24 @@ ROWS = 300_000
 
 def make_big_partition(warehouse, last_row_sql: str):
     """ROWS valid feature rows for BIG, the last of which is then broken by `last_row_sql`."""
-    with warehouse.connect() as con:
-        con.execute(
-            """
-            insert into analytics.churn_features by name
-            select i as customer_id, date '2026-03-01' as as_of_date,
-                   ['basic', 'standard', 'premium'][1 + i % 3] as plan,
-                   ['north', 'south', 'east', 'west'][1 + i % 4] as region,
-                   ['organic', 'paid_search', 'referral', 'partner'][1 + i % 4] as channel,
-                   i % 900 as tenure_days, i % 20 as sessions_7d, i % 80 as sessions_30d,
-                   (i % 80) * 3.5 as minutes_30d, i % 30 as active_days_30d, 1.0 as sessions_trend,
-                   i % 10 as days_since_last_use, 3 as invoices_90d, 0 as failed_payments_30d,
-                   0 as failed_payments_90d, 0 as tickets_30d, 0 as tickets_90d, 0 as billing_tickets_90d
-            from range(1, ?) t(i)
-            """,
-            [ROWS + 1],
-        )
-        con.execute(last_row_sql, [ROWS])
+    warehouse.execute(
+        """
+        insert into analytics.churn_features (customer_id, as_of_date, plan, region, channel, tenure_days,
+            sessions_7d, sessions_30d, minutes_30d, active_days_30d, sessions_trend, days_since_last_use,
+            invoices_90d, failed_payments_30d, failed_payments_90d, tickets_30d, tickets_90d, billing_tickets_90d)
+        select i as customer_id, date '2026-03-01' as as_of_date,
+               (array['basic', 'standard', 'premium'])[1 + i % 3] as plan,
+               (array['north', 'south', 'east', 'west'])[1 + i % 4] as region,
+               (array['organic', 'paid_search', 'referral', 'partner'])[1 + i % 4] as channel,
+               i % 900 as tenure_days, i % 20 as sessions_7d, i % 80 as sessions_30d,
+               (i % 80) * 3.5 as minutes_30d, i % 30 as active_days_30d, 1.0 as sessions_trend,
+               i % 10 as days_since_last_use, 3 as invoices_90d, 0 as failed_payments_30d,
+               0 as failed_payments_90d, 0 as tickets_30d, 0 as tickets_90d, 0 as billing_tickets_90d
+        from generate_series(1, $1) as t(i)
+        """,
+        [ROWS],
+    )
+    warehouse.execute(last_row_sql, [ROWS])
 
 
 def test_the_real_partition_passes_and_results_are_kept(settings, spec, warehouse):
@@ -40,17 +41,19 @@ def test_the_real_partition_passes_and_results_are_kept(settings, spec, warehous
     assert report.success, report.describe_failures()
     assert (
         report.rows
-        == warehouse.query("select count(*) as n from analytics.churn_features where as_of_date = ?", [AS_OF]).to_pylist()[0]["n"]
+        == warehouse.query("select count(*) as n from analytics.churn_features where as_of_date = $1", [AS_OF]).to_pylist()[0][
+            "n"
+        ]
     )
     stored = warehouse.query(
-        "select count(*) as n, bool_and(success) as ok from monitoring.validation_results where validation_id = ?",
+        "select count(*) as n, bool_and(success) as ok from monitoring.validation_results where validation_id = $1",
         [report.validation_id],
     ).to_pylist()[0]
     assert stored == {"n": len(load_suite(spec.suite_path).expectations), "ok": True}
 
 
 def test_a_bad_value_in_the_very_last_row_is_caught(settings, spec, warehouse):
-    make_big_partition(warehouse, "update analytics.churn_features set tenure_days = -5 where customer_id = ?")
+    make_big_partition(warehouse, "update analytics.churn_features set tenure_days = -5 where customer_id = $1")
     report = validate_partition(settings, spec, BIG)
     assert not report.success
     [failure] = report.failures
@@ -63,7 +66,7 @@ def test_a_bad_value_in_the_very_last_row_is_caught(settings, spec, warehouse):
 
 def test_a_null_and_an_unknown_category_in_the_last_row_are_caught(settings, spec, warehouse):
     make_big_partition(
-        warehouse, "update analytics.churn_features set plan = 'platinum', customer_id = null where customer_id = ?"
+        warehouse, "update analytics.churn_features set plan = 'platinum', customer_id = null where customer_id = $1"
     )
     report = validate_partition(settings, spec, BIG)
     failed = {(f.expectation_type, f.column) for f in report.failures}
@@ -74,7 +77,7 @@ def test_a_null_and_an_unknown_category_in_the_last_row_are_caught(settings, spe
 
 
 def test_only_the_requested_date_is_checked(settings, spec, warehouse):
-    make_big_partition(warehouse, "update analytics.churn_features set tenure_days = -5 where customer_id = ?")
+    make_big_partition(warehouse, "update analytics.churn_features set tenure_days = -5 where customer_id = $1")
     assert validate_partition(settings, spec, AS_OF).success
 
 
@@ -83,12 +86,11 @@ def test_a_failed_validation_scores_nothing_and_logs_the_attempt(settings, spec,
     steps.score(settings, spec, AS_OF, validation["validation_id"])
     before = warehouse.query("select * from predictions.churn_scores order by customer_id").to_pylist()
 
-    with warehouse.connect() as con:
-        con.execute(
-            "update analytics.churn_features set active_days_30d = 31 where as_of_date = ? and customer_id = "
-            "(select max(customer_id) from analytics.churn_features where as_of_date = ?)",
-            [AS_OF, AS_OF],
-        )
+    warehouse.execute(
+        "update analytics.churn_features set active_days_30d = 31 where as_of_date = $1 and customer_id = "
+        "(select max(customer_id) from analytics.churn_features where as_of_date = $2)",
+        [AS_OF, AS_OF],
+    )
     with pytest.raises(ValidationFailed) as excinfo:
         steps.validate(settings, spec, AS_OF)
     message = str(excinfo.value)

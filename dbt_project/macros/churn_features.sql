@@ -93,7 +93,8 @@ final as (
         cast(active.as_of_date - active.signup_date as integer) as tenure_days,
         cast(coalesce(usage.sessions_7d, 0) as integer) as sessions_7d,
         cast(coalesce(usage.sessions_30d, 0) as integer) as sessions_30d,
-        cast(coalesce(usage.minutes_30d, 0) as double precision) as minutes_30d,
+        -- Rounded so the result does not depend on the order the database adds floats in.
+        cast(round(cast(coalesce(usage.minutes_30d, 0) as numeric), 2) as double precision) as minutes_30d,
         cast(coalesce(usage.active_days_30d, 0) as integer) as active_days_30d,
         -- Recent week against the 30-day rate; null when there was no usage to compare.
         cast(usage.sessions_7d as double precision) * 30.0 / 7.0
