@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export BATCHPRED_HOME ?= $(CURDIR)/.batchpred
 
-.PHONY: install demo test lint bench clean
+.PHONY: install services demo test lint bench clean
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --user uv
@@ -17,7 +17,15 @@ install: $(UV)
 demo: install
 	$(UV) run --locked batchpred demo
 
-test: install
+# The integration tests start their own PostgreSQL cluster and Redis server from these
+# binaries (as the `postgres` user when run as root); install them if they are missing.
+services:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+		echo "installing PostgreSQL server binaries"; apt-get update -qq && apt-get install -y -qq postgresql; fi
+	@if ! command -v redis-server >/dev/null; then \
+		echo "installing redis-server"; apt-get update -qq && apt-get install -y -qq redis-server; fi
+
+test: install services
 	$(UV) run --locked ruff check .
 	$(UV) run --locked pytest
 

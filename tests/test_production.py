@@ -1,0 +1,232 @@
+"""The production topology, run natively on loopback: PostgreSQL (warehouse, Airflow
+metadata, MLflow backend), Redis, an MLflow tracking server, and Airflow's
+api-server, scheduler and dag-processor with two Celery workers. This is what
+docker-compose.yml starts; Docker itself cannot run on these machines.
+
+`churn_score` is triggered through the REST API with a date in the run parameters,
+as the UI's Trigger button does, and must fan its shards out over both workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipelines.settings import DAGS_DIR, REPO_ROOT
+from pipelines.warehouse import open_warehouse
+from tests.conftest import AS_OF, DEMO, settings_for
+from tests.services import Redis, create_database, free_port, wait_for_port
+
+BIN = Path(sys.executable).parent
+ADMIN_PASSWORD = secrets.token_urlsafe(16)
+
+
+class Stack:
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.root, self.env, self.processes = root, env, []
+
+    def start(self, name: str, *command: str, **extra_env: str) -> subprocess.Popen:
+        log = (self.root / f"{name}.log").open("w")
+        process = subprocess.Popen(
+            command, env={**self.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.processes.append((name, process))
+        return process
+
+    def run(self, *command: str) -> str:
+        result = subprocess.run(command, env=self.env, capture_output=True, text=True)
+        assert result.returncode == 0, f"{command} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        return result.stdout
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.root.glob("*.log")))
+
+    def stop(self) -> None:
+        for _, process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for _, process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_until(check, timeout: float, what: str, stack: Stack):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}\n{stack.logs()}")
+
+
+@pytest.fixture(scope="module")
+def stack(postgres, base_home, tmp_path_factory):
+    from pipelines import steps
+    from pipelines.demo import load_demo_data
+    from pipelines.demo_data import DemoConfig
+    from pipelines.spec import load_spec
+
+    root = tmp_path_factory.mktemp("production")
+    warehouse_url = create_database(postgres, "prod_warehouse")
+    airflow_db = create_database(postgres, "prod_airflow").replace("postgresql://", "postgresql+psycopg2://")
+    mlflow_db = create_database(postgres, "prod_mlflow").replace("postgresql://", "postgresql+psycopg://")
+    redis = Redis()
+    mlflow_port, api_port = free_port(), free_port()
+    tracking_uri = f"http://127.0.0.1:{mlflow_port}"
+    passwords = root / "passwords.json"
+    passwords.write_text(json.dumps({"admin": ADMIN_PASSWORD}))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "BATCHPRED_", "MLFLOW_"))},
+        "PYTHONPATH": str(REPO_ROOT),
+        "AIRFLOW_HOME": str(root / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.worker_identity.hostname",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
+        "AIRFLOW__CELERY__BROKER_URL": redis.url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + airflow_db.replace("+psycopg2", ""),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "BATCHPRED_HOME": str(root / "batchpred"),
+        "BATCHPRED_WAREHOUSE_URL": warehouse_url,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PYTHONWARNINGS": "ignore",
+    }
+    stack = Stack(root, env)
+    try:
+        mlflow = stack.start(
+            "mlflow",
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            mlflow_db,
+            "--artifacts-destination",
+            str(root / "mlartifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(mlflow_port),
+        )
+        stack.run(str(BIN / "airflow"), "db", "migrate")
+        stack.run(str(BIN / "airflow"), "pools", "set", "batchpred_warehouse", "4", "warehouse writers")
+        stack.start("api-server", str(BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(api_port))
+        stack.start("scheduler", str(BIN / "airflow"), "scheduler")
+        stack.start("dag-processor", str(BIN / "airflow"), "dag-processor")
+        for name in ("worker-1", "worker-2"):
+            stack.start(
+                name,
+                str(BIN / "airflow"),
+                "celery",
+                "worker",
+                "--concurrency",
+                "1",
+                "--celery-hostname",
+                f"{name}@%h",
+                BATCHPRED_TEST_WORKER_NAME=name,
+                AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+            )
+
+        # Meanwhile: the warehouse gets its demo data, the MLflow server a champion.
+        wait_for_port(mlflow_port, timeout=120, process=mlflow)
+        settings = replace(settings_for(root / "batchpred", tracking_uri), warehouse_url=warehouse_url)
+        load_demo_data(settings, DemoConfig(**DEMO))
+        trained = steps.train(settings, load_spec("churn"), AS_OF)
+        wait_for_port(api_port, timeout=120)
+        yield {"stack": stack, "api": f"http://127.0.0.1:{api_port}", "settings": settings, "trained": trained}
+    finally:
+        stack.stop()
+        redis.stop()
+
+
+@pytest.fixture(scope="module")
+def api(stack):
+    token = httpx.post(f"{stack['api']}/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}, timeout=30)
+    assert token.status_code in (200, 201), token.text
+    client = httpx.Client(
+        base_url=f"{stack['api']}/api/v2", headers={"Authorization": f"Bearer {token.json()['access_token']}"}, timeout=30
+    )
+    wait_until(lambda: client.get("/dags/churn_score").status_code == 200, 180, "churn_score to be parsed", stack["stack"])
+    yield client
+    client.close()
+
+
+def test_the_api_requires_a_login(stack):
+    assert httpx.get(f"{stack['api']}/api/v2/dags", timeout=30).status_code in (401, 403)
+    wrong = httpx.post(f"{stack['api']}/auth/token", json={"username": "admin", "password": "admin"}, timeout=30)
+    assert wrong.status_code in (401, 403)
+
+
+def test_a_bad_run_parameter_is_refused_by_the_api(api):
+    response = api.post("/dags/churn_score/dagRuns", json={"logical_date": None, "conf": {"as_of_date": "2026-13-45"}})
+    assert response.status_code == 400
+    assert "as_of_date" in response.text
+
+
+def test_a_triggered_run_fans_out_over_both_workers_and_lands_in_postgres(stack, api):
+    ping = wait_until(
+        lambda: (out := _ping_workers(stack["stack"])).count("pong") >= 2 and out, 120, "two Celery workers", stack["stack"]
+    )
+    assert "worker-1@" in ping and "worker-2@" in ping
+
+    response = api.post("/dags/churn_score/dagRuns", json={"logical_date": None, "conf": {"as_of_date": AS_OF.isoformat()}})
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+
+    def finished():
+        state = api.get(f"/dags/churn_score/dagRuns/{run_id}").json()["state"]
+        return state if state in ("success", "failed") else None
+
+    assert wait_until(finished, 600, f"run {run_id} to finish", stack["stack"]) == "success", stack["stack"].logs()
+
+    instances = api.get(f"/dags/churn_score/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+    shards = [ti for ti in instances if ti["task_id"] == "score_shard"]
+    assert len(shards) == 2
+    assert {ti["hostname"] for ti in shards} == {"worker-1", "worker-2"}
+
+    settings, trained = stack["settings"], stack["trained"]
+    warehouse = open_warehouse(settings.warehouse_url)
+    features = warehouse.query("select count(*) as n from analytics.churn_features where as_of_date = $1", [AS_OF]).to_pylist()[
+        0
+    ]["n"]
+    lineage = warehouse.query(
+        "select count(*) as n, count(distinct customer_id) as k, min(airflow_run_id) as run_id, max(airflow_run_id) as run_id2, "
+        "min(model_version) as version, min(mlflow_run_id) as mlflow_run_id from predictions.churn_scores where as_of_date = $1",
+        [AS_OF],
+    ).to_pylist()[0]
+    assert lineage["n"] == lineage["k"] == features > 0
+    assert lineage["run_id"] == lineage["run_id2"] == run_id
+    assert (lineage["version"], lineage["mlflow_run_id"]) == (trained["model_version"], trained["mlflow_run_id"])
+
+
+def _ping_workers(stack: Stack) -> str:
+    result = subprocess.run(
+        [str(BIN / "celery"), "--app", "airflow.providers.celery.executors.celery_executor.app", "inspect", "ping"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.stdout
