@@ -23,7 +23,7 @@ from pipelines.errors import BatchpredError
 from pipelines.identifiers import qualified
 from pipelines.settings import DAGS_DIR, Settings
 from pipelines.spec import load_spec
-from pipelines.warehouse import open_warehouse
+from pipelines.warehouse import open_warehouse, safe_url
 
 WAREHOUSE_POOL = "batchpred_warehouse"
 
@@ -94,10 +94,12 @@ def run_demo(settings: Settings, customers: int, end: dt.date, model: str = "chu
     click.echo(f"    DAG run succeeded in {time.perf_counter() - started:.0f}s (log: {settings.home / 'logs'})")
 
     show_dashboard(settings, spec.name, end)
+    embedded_mlflow = settings.mlflow_tracking_uri.startswith("sqlite:")
+    artifacts = f"  (artifacts: {settings.mlflow_artifact_root})" if embedded_mlflow else ""
     click.secho(f"\nDone in {time.perf_counter() - began:.0f}s. Where everything lives:", bold=True)
     for label, where in (
-        ("warehouse", settings.warehouse_url),
-        ("MLflow", f"{settings.mlflow_tracking_uri}  (artifacts: {settings.mlflow_artifact_root})"),
+        ("warehouse", safe_url(settings.warehouse_url)),
+        ("MLflow", safe_url(settings.mlflow_tracking_uri) + artifacts),
         ("Airflow", f"{settings.home / 'airflow'}  (AIRFLOW_HOME; DAGs from {DAGS_DIR})"),
         ("logs", str(settings.home / "logs")),
     ):
@@ -108,11 +110,11 @@ def show_dashboard(settings: Settings, model: str, as_of_date: dt.date) -> None:
     """Print the rows a dashboard would read from the marts."""
     warehouse = open_warehouse(settings.warehouse_url)
     top = warehouse.query(
-        "select customer_id, as_of_date, round(score, 4) as score, risk_band, plan, region, model_version "
+        "select customer_id, as_of_date, score, risk_band, plan, region, model_version "
         f"from {qualified('marts', f'{model}_latest_scores')} order by score desc, customer_id limit 5"
     )
     summary = warehouse.query(
-        f"select as_of_date, plan, customers, round(mean_score, 4) as mean_score, round(p90_score, 4) as p90_score, "
+        "select as_of_date, plan, customers, mean_score, p90_score, "
         f"high_risk_customers from {qualified('marts', f'{model}_daily_summary')} where as_of_date = $1 order by plan",
         [as_of_date],
     )
@@ -123,7 +125,7 @@ def show_dashboard(settings: Settings, model: str, as_of_date: dt.date) -> None:
 
 
 def _table(table) -> str:
-    rows = [[str(v) for v in row.values()] for row in table.to_pylist()]
+    rows = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()] for row in table.to_pylist()]
     header = table.column_names
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]

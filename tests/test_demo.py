@@ -43,3 +43,25 @@ def test_demo_twice_gives_the_same_tables(tmp_path):
     assert snapshot(warehouse) == before
     runs = warehouse.query("select count(*) as n, count(distinct airflow_run_id) as k from monitoring.scoring_runs").to_pylist()
     assert runs == [{"n": 2, "k": 2}]
+
+
+def test_demo_on_postgres_with_a_url_as_users_write_it(tmp_path, postgres):
+    """BATCHPRED_WAREHOUSE_URL=postgresql://user:password@host:port/db works as given,
+    and the password never reaches the output."""
+    from sqlalchemy.engine import make_url
+
+    from tests.services import create_database
+
+    url = make_url(create_database(postgres, "demo_warehouse")).set(password="not-printed-anywhere")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_", "BATCHPRED_"))}
+    env |= {"BATCHPRED_HOME": str(tmp_path), "BATCHPRED_WAREHOUSE_URL": url.render_as_string(hide_password=False)}
+    result = subprocess.run(
+        [BATCHPRED, "demo", "--customers", "1500", "--end", "2026-01-31"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "not-printed-anywhere" not in result.stdout + result.stderr
+    logs = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*.log"))
+    assert "not-printed-anywhere" not in logs
+    warehouse = open_warehouse(url.render_as_string(hide_password=False))
+    rows = snapshot(warehouse)["predictions"]
+    assert len(rows) == len({r["customer_id"] for r in rows}) > 0
