@@ -104,26 +104,79 @@ def score(model: str, as_of_date: dt.date, alias: str | None) -> None:
 @click.argument("model")
 @click.option("--start", type=DATE, required=True, help="First as-of date.")
 @click.option("--end", type=DATE, required=True, help="Last as-of date (inclusive).")
-@click.option("--alias", default=None, help="Registry alias to score with [default: the spec's].")
-def backfill(model: str, start: dt.date, end: dt.date, alias: str | None) -> None:
-    """Score every as-of date from --start to --end; a failed date does not stop the others."""
+@click.option("--alias", default=None, help="Registry alias to score with [default: the spec's]. Resolved once for the range.")
+@click.option(
+    "--only",
+    type=click.Choice(["missing", "failed", "stale"]),
+    default=None,
+    help="Only dates with no predictions, whose last attempt failed, or scored by another version than the alias's.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan and exit.")
+def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: str | None, dry_run: bool) -> None:
+    """Score every as-of date from --start to --end with one model version.
+
+    A date that fails does not stop the others; the exit code is 1 if any failed,
+    and the summary says which and why. Rerun with --only failed to fix just those.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from pipelines import backfill as backfills
     from pipelines import steps
 
-    if end < start:
-        raise click.BadParameter(f"--end {end} is before --start {start}", param_hint="--end")
     settings, spec = Settings.from_env(), _spec(model)
-    failed: dict[dt.date, str] = {}
-    day = start
-    while day <= end:
-        try:
-            result = steps.run_date(settings, spec, day, alias)
-            click.echo(f"{day}  ok      {result['rows_scored']:>9,} rows  version {result['model_version']}")
-        except BatchpredError as exc:
-            failed[day] = str(exc)
-            click.echo(f"{day}  FAILED  {exc}", err=True)
-        day += dt.timedelta(days=1)
+    backfills.date_range(start, end)  # refuses --end before --start before any work
+    pinned = steps.resolve_model(settings, spec, start, alias)
+    dates = backfills.plan(settings, spec, start, end, only, pinned["model_version"])
+    console = Console(stderr=True)
+    what = f"models:/{spec.name}@{pinned['alias']} = version {pinned['model_version']}"
+    if dry_run or not dates:
+        click.echo(f"plan: {len(dates)} date(s) of {start}..{end}{f' ({only})' if only else ''} with {what}")
+        for day in dates:
+            click.echo(f"  {day}")
+        return
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]:>10,} rows  {task.fields[rate]:>9,.0f} rows/s"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        bar = progress.add_task(f"{spec.name} {dates[0]}", total=len(dates), rows=0, rate=0.0)
+        totals = {"rows": 0, "seconds": 0.0}
+
+        def advance(outcome) -> None:
+            totals["rows"] += outcome.rows
+            totals["seconds"] += outcome.seconds
+            rate = totals["rows"] / totals["seconds"] if totals["seconds"] else 0.0
+            following = outcome.as_of_date + dt.timedelta(days=1)
+            progress.update(bar, advance=1, description=f"{spec.name} {following}", rows=totals["rows"], rate=rate)
+
+        outcomes = backfills.run(settings, spec, dates, pinned, advance)
+
+    table = Table(title=f"backfill {spec.name} {start}..{end} with {what}")
+    for column in ("as_of_date", "status", "rows", "seconds", "error"):
+        table.add_column(column)
+    for o in outcomes:
+        table.add_row(
+            str(o.as_of_date),
+            "ok" if o.ok else "FAILED",
+            f"{o.rows:,}",
+            f"{o.seconds:.1f}",
+            (o.error or "").splitlines()[0] if o.error else "",
+        )
+    Console().print(table)
+    failed = [o for o in outcomes if not o.ok]
     if failed:
-        raise click.ClickException(f"{len(failed)} date(s) failed: {', '.join(str(d) for d in failed)}")
+        details = "\n".join(f"  {o.as_of_date}: {o.error}" for o in failed)
+        raise click.ClickException(
+            f"{len(failed)} of {len(outcomes)} date(s) failed:\n{details}\n"
+            f"fix the cause, then rerun: batchpred backfill {spec.name} --start {start} --end {end} --only failed"
+        )
 
 
 @cli.command("setup-warehouse")

@@ -69,21 +69,36 @@ def resolve(settings: Settings, model_name: str, alias: str) -> ResolvedModel:
     return ResolvedModel(name=model_name, version=str(version.version), run_id=version.run_id, alias=alias)
 
 
+# A registered version never changes, so what was loaded for it can be kept for the
+# life of the process: a backfill loads the model once, not once per date.
+_loaded: dict[tuple[str, str], Any] = {}
+
+
 def load_booster(settings: Settings, model: ResolvedModel) -> xgb.Booster:
     """Load the pinned version with the XGBoost flavour (faster than pyfunc)."""
-    import mlflow.xgboost
-    from mlflow.exceptions import MlflowException
+    key = (settings.mlflow_tracking_uri, model.uri)
+    if key not in _loaded:
+        import mlflow.xgboost
+        from mlflow.exceptions import MlflowException
 
-    connect(settings)
-    try:
-        booster = mlflow.xgboost.load_model(model.uri)
-    except MlflowException as exc:
-        raise ModelNotFound(f"cannot load {model.uri}: {exc.message}") from None
-    return booster.get_booster() if hasattr(booster, "get_booster") else booster
+        connect(settings)
+        try:
+            booster = mlflow.xgboost.load_model(model.uri)
+        except MlflowException as exc:
+            raise ModelNotFound(f"cannot load {model.uri}: {exc.message}") from None
+        _loaded[key] = booster.get_booster() if hasattr(booster, "get_booster") else booster
+    return _loaded[key]
 
 
 def input_columns(settings: Settings, model: ResolvedModel) -> list[str]:
     """The column names in the version's signature, in order; [] if it has none."""
+    key = (settings.mlflow_tracking_uri, model.uri + "#signature")
+    if key not in _loaded:
+        _loaded[key] = _signature_columns(settings, model)
+    return _loaded[key]
+
+
+def _signature_columns(settings: Settings, model: ResolvedModel) -> list[str]:
     from mlflow.models import get_model_info
 
     connect(settings)

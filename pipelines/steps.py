@@ -207,17 +207,23 @@ def score(
     validation_id: str,
     alias: str | None = None,
     airflow_run_id: str | None = None,
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Resolve the model once, score every shard in turn, then publish: what the DAG's
-    scoring tasks do, in one process."""
+    """Resolve the model (unless a pinned `model` is given), score every shard in turn,
+    then publish: what the DAG's scoring tasks do, in one process."""
     from pipelines.validate import check_passed
 
     check_passed(open_warehouse(settings.warehouse_url), spec, as_of_date, validation_id)
-    model = resolve_model(settings, spec, as_of_date, alias, airflow_run_id)
+    model = new_attempt(model) if model else resolve_model(settings, spec, as_of_date, alias, airflow_run_id)
     results = [
         score_shard(settings, spec, as_of_date, validation_id, model, shard, airflow_run_id) for shard in range(spec.shards)
     ]
     return publish(settings, spec, as_of_date, validation_id, model, results, airflow_run_id)
+
+
+def new_attempt(model: dict[str, Any]) -> dict[str, Any]:
+    """The same pinned model version under a new scoring run id (one per date in a backfill)."""
+    return model | {"scoring_run_id": str(uuid.uuid4()), "started_at": dt.datetime.now(dt.UTC).isoformat()}
 
 
 def build_marts(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> dict[str, Any]:
@@ -232,11 +238,13 @@ def run_date(
     as_of_date: dt.date,
     alias: str | None = None,
     airflow_run_id: str | None = None,
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every step for one date, in DAG order: features, validate, score, marts."""
+    """Every step for one date, in DAG order: features, validate, score, marts.
+    A pinned `model` (from `resolve_model`) overrides `alias`."""
     build_features(settings, spec, as_of_date)
     validation = validate(settings, spec, as_of_date, airflow_run_id)
-    scored = score(settings, spec, as_of_date, validation["validation_id"], alias, airflow_run_id)
+    scored = score(settings, spec, as_of_date, validation["validation_id"], alias, airflow_run_id, model)
     build_marts(settings, spec, as_of_date)
     return scored
 

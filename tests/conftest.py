@@ -147,3 +147,11 @@ def airflow_db():
     airflow = Path(sys.executable).with_name("airflow")
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     return _AIRFLOW_HOME
+
+
+def pytest_unconfigure(config):
+    """duckdb 2.0's bindings print a "nanobind: leaked ..." report to stderr as the
+    interpreter exits (harmless, and not something Python can turn off). Silence
+    stderr once pytest has printed its summary, so the summary stays the last line."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)

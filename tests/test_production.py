@@ -230,3 +230,37 @@ def _ping_workers(stack: Stack) -> str:
         timeout=60,
     )
     return result.stdout
+
+
+def test_an_airflow_backfill_produces_exactly_its_dates(stack, api):
+    """Airflow's own backfill of A..B (both ends included) scores exactly the dates A..B."""
+    first, last = "2026-01-29", "2026-01-30"
+    response = api.post(
+        "/backfills",
+        json={
+            "dag_id": "churn_score",
+            "from_date": f"{first}T00:00:00Z",
+            "to_date": f"{last}T00:00:00Z",
+            "max_active_runs": 1,
+            "reprocess_behavior": "completed",
+        },
+    )
+    assert response.status_code == 200, response.text
+    backfill_id = response.json()["id"]
+
+    def runs_done():
+        runs = api.get("/dags/churn_score/dagRuns", params={"run_type": "backfill"}).json()["dag_runs"]
+        mine = [r for r in runs if str(r.get("backfill_id")) == str(backfill_id)] or runs
+        return mine if len(mine) == 2 and all(r["state"] in ("success", "failed") for r in mine) else None
+
+    runs = wait_until(runs_done, 600, "the backfill's runs to finish", stack["stack"])
+    assert {r["state"] for r in runs} == {"success"}, stack["stack"].logs()
+    warehouse = open_warehouse(stack["settings"].warehouse_url)
+    by_date = warehouse.query(
+        "select cast(as_of_date as text) as d, min(airflow_run_id) as run_id, count(*) as n, count(distinct customer_id) as k "
+        "from predictions.churn_scores where as_of_date between $1 and $2 group by 1 order by 1",
+        [AS_OF.replace(day=28), AS_OF.replace(day=30)],
+    ).to_pylist()
+    assert [r["d"] for r in by_date] == [first, last]
+    assert all(r["n"] == r["k"] > 0 for r in by_date)
+    assert {r["run_id"] for r in by_date} == {r["dag_run_id"] for r in runs}

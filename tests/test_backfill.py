@@ -1,0 +1,99 @@
+"""Backfills over a few real dates: plans, one model version, failures that stay local."""
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from pipelines import backfill, registry, steps
+from pipelines.errors import InputError
+from tests.conftest import AS_OF
+
+START = AS_OF - dt.timedelta(days=2)
+BATCHPRED = str(Path(sys.executable).with_name("batchpred"))
+
+
+@pytest.fixture
+def own(settings, base_home, tmp_path):
+    """`settings` with a private copy of the MLflow store, so aliases can move."""
+    source = base_home["settings"].mlflow_tracking_uri.removeprefix("sqlite:///")
+    shutil.copy(source, tmp_path / "own-mlflow.db")
+    return replace(settings, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'own-mlflow.db'}")
+
+
+def scored_dates(warehouse):
+    if warehouse.table_columns("predictions", "churn_scores") is None:
+        return {}
+    rows = warehouse.query(
+        "select as_of_date, count(*) as n, count(distinct customer_id) as k, min(model_version) as v, max(model_version) as w "
+        "from predictions.churn_scores group by 1 order by 1"
+    ).to_pylist()
+    assert all(r["n"] == r["k"] and r["v"] == r["w"] for r in rows), rows
+    return {r["as_of_date"]: r["v"] for r in rows}
+
+
+def test_a_backfill_scores_exactly_the_range_with_one_version(own, spec, warehouse):
+    model = steps.resolve_model(own, spec, START)
+    client = registry.connect(own)
+    current = client.get_model_version("churn", model["model_version"])
+
+    def move_alias_after_the_first_date(outcome):
+        if outcome.as_of_date == START:
+            newer = client.create_model_version("churn", source=current.source, run_id=current.run_id)
+            client.set_registered_model_alias("churn", "champion", newer.version)
+
+    outcomes = backfill.run(own, spec, backfill.date_range(START, AS_OF), model, move_alias_after_the_first_date)
+    assert [o.ok for o in outcomes] == [True, True, True]
+    assert registry.resolve(own, "churn", "champion").version != model["model_version"]
+    assert scored_dates(warehouse) == {d: model["model_version"] for d in backfill.date_range(START, AS_OF)}
+    runs = warehouse.query("select count(distinct scoring_run_id) as n from monitoring.scoring_runs").to_pylist()
+    assert runs == [{"n": 3}]
+
+
+def test_plans_select_missing_failed_and_stale_dates(own, spec, warehouse):
+    model = steps.resolve_model(own, spec, START)
+    backfill.run(own, spec, [START], model)
+    version = model["model_version"]
+    assert backfill.plan(own, spec, START, AS_OF, None, version) == backfill.date_range(START, AS_OF)
+    assert backfill.plan(own, spec, START, AS_OF, "missing", version) == [START + dt.timedelta(days=1), AS_OF]
+    assert backfill.plan(own, spec, START, AS_OF, "stale", version) == []
+    assert backfill.plan(own, spec, START, AS_OF, "stale", "another") == [START]
+    assert backfill.plan(own, spec, START, AS_OF, "failed", version) == []
+    with pytest.raises(InputError, match="before --start"):
+        backfill.plan(own, spec, AS_OF, START, None, version)
+
+
+def test_a_bad_date_fails_alone_and_only_failed_reruns_it(own, spec, warehouse):
+    customer = warehouse.query(
+        "select min(customer_id) as c from analytics.churn_features where as_of_date = $1", [AS_OF]
+    ).to_pylist()[0]["c"]
+    # Impossible usage on the last day: only that date's features break the suite.
+    warehouse.execute("insert into raw.usage_daily values ($1, $2, 50000, 1.0)", [customer, AS_OF])
+    warehouse.execute(
+        "delete from raw.usage_daily where customer_id = $1 and usage_date = $2 and sessions < 50000", [customer, AS_OF]
+    )
+    env = {
+        **os.environ,
+        "BATCHPRED_HOME": str(own.home),
+        "BATCHPRED_WAREHOUSE_URL": own.warehouse_url,
+        "MLFLOW_TRACKING_URI": own.mlflow_tracking_uri,
+    }
+    command = [BATCHPRED, "backfill", "churn", "--start", START.isoformat(), "--end", AS_OF.isoformat()]
+    first = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "1 of 3 date(s) failed" in first.stderr
+    assert f"{AS_OF}: validation" in first.stderr and "sessions_7d" in first.stderr
+    assert set(scored_dates(warehouse)) == {START, START + dt.timedelta(days=1)}
+
+    dry = subprocess.run([*command, "--only", "failed", "--dry-run"], capture_output=True, text=True, env=env)
+    assert dry.returncode == 0 and "plan: 1 date(s)" in dry.stdout and str(AS_OF) in dry.stdout
+
+    warehouse.execute("delete from raw.usage_daily where sessions = 50000")
+    again = subprocess.run([*command, "--only", "failed"], capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert set(scored_dates(warehouse)) == set(backfill.date_range(START, AS_OF))
