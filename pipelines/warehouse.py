@@ -12,6 +12,7 @@ travel as bound parameters ($1, $2, ... in both databases), never pasted into SQ
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,12 @@ SCHEMAS = ("raw", "analytics", "predictions", "monitoring", "marts")
 
 # How long a writer waits for another process to release a DuckDB file.
 LOCK_WAIT_SECONDS = 60.0
+# How long a connection keeps retrying a PostgreSQL server that does not answer.
+CONNECT_WAIT_SECONDS = 60.0
+# libpq messages that no amount of waiting will fix.
+_PERMANENT = ("password authentication failed", "does not exist", "no pg_hba.conf entry")
+
+log = logging.getLogger(__name__)
 
 
 def open_warehouse(url: str) -> Warehouse:
@@ -341,13 +348,28 @@ class PostgresWarehouse(Warehouse):
 
     @contextmanager
     def connect(self):
+        """A connection. A server that does not answer is retried with backoff for up to
+        CONNECT_WAIT_SECONDS; a refused login or a missing database fails at once."""
         import adbc_driver_manager
         import adbc_driver_postgresql.dbapi as adbc
 
-        try:
-            con = adbc.connect(self.url)
-        except adbc_driver_manager.Error as exc:
-            raise WarehouseBusy(f"cannot connect to the warehouse at {safe_url(self.url)}: {exc}") from None
+        deadline = time.monotonic() + CONNECT_WAIT_SECONDS
+        delay = 0.2
+        while True:
+            try:
+                con = adbc.connect(self.url)
+                break
+            except adbc_driver_manager.Error as exc:
+                reason = str(exc).replace(make_url(self.url).password or "\0", "***").splitlines()[0]
+                if any(marker in reason for marker in _PERMANENT):
+                    raise BatchpredError(f"the warehouse at {safe_url(self.url)} refused the connection: {reason}") from None
+                if time.monotonic() > deadline:
+                    raise WarehouseBusy(
+                        f"cannot reach the warehouse at {safe_url(self.url)} after {CONNECT_WAIT_SECONDS:.0f}s: {reason}"
+                    ) from None
+                log.warning("warehouse %s unreachable (%s); retrying in %.1fs", safe_url(self.url), reason, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
         try:
             yield con
         finally:

@@ -153,5 +153,7 @@ def pytest_unconfigure(config):
     """duckdb 2.0's bindings print a "nanobind: leaked ..." report to stderr as the
     interpreter exits (harmless, and not something Python can turn off). Silence
     stderr once pytest has printed its summary, so the summary stays the last line."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
+    import atexit
+
+    # atexit: pytest restores its own capture of fd 2 after this hook returns.
+    atexit.register(lambda: os.dup2(os.open(os.devnull, os.O_WRONLY), 2))
