@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from pipelines.spec import ALIAS_PATTERN, ModelSpec, list_models, load_spec
 
@@ -38,6 +38,12 @@ def _fail_fast(step):
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
     return wrapper
+
+
+def _unless_dry_run() -> None:
+    """Stop a task that would write predictions when the run is a dry run."""
+    if get_current_context()["params"].get("dry_run"):
+        raise AirflowSkipException("dry run: features built and validated, model resolved; nothing scored or published")
 
 
 def _run_inputs():
@@ -89,6 +95,12 @@ Each rerun replaces exactly that date's rows in `predictions.{spec.predictions_t
                 title="Model alias",
                 description=f"MLflow registry alias to score with: models:/{spec.name}@<alias>.",
             ),
+            "dry_run": Param(
+                False,
+                type="boolean",
+                title="Dry run",
+                description="Build and validate the features and resolve the model, but score and publish nothing.",
+            ),
         },
     ) as dag:
 
@@ -122,6 +134,7 @@ Each rerun replaces exactly that date's rows in `predictions.{spec.predictions_t
         def score_shard(shard: int, validation: dict, model: dict) -> dict:
             from pipelines import steps
 
+            _unless_dry_run()
             settings, as_of_date, run_id = _run_inputs()
             return steps.score_shard(
                 settings, load_spec(spec.name), as_of_date, validation["validation_id"], model, shard, run_id

@@ -263,7 +263,7 @@ def train(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> dict[str,
     }
 
 
-RUN_PARAMETERS = ("as_of_date", "model_alias")
+RUN_PARAMETERS = ("as_of_date", "model_alias", "dry_run")
 
 
 def as_of_date_for_run(

@@ -60,3 +60,12 @@ def test_a_malformed_parameter_is_refused_before_any_task_runs(dag, warehouse):
     with pytest.raises(ParamValidationError, match="model_alias"):
         dag.test(logical_date=dt.datetime(2026, 1, 31, tzinfo=dt.UTC), run_conf={"model_alias": "champion'; --"})
     assert warehouse.table_columns("predictions", "churn_scores") is None
+
+
+def test_a_dry_run_validates_but_publishes_nothing(dag, warehouse):
+    run = dag.test(logical_date=dt.datetime(2026, 1, 31, tzinfo=dt.UTC), run_conf={"dry_run": True})
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["validate"] == "success" and states["resolve_model"] == "success"
+    assert {states["score_shard"], states["publish"], states["build_marts"]} == {"skipped"}
+    assert warehouse.table_columns("predictions", "churn_scores") is None

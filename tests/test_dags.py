@@ -43,7 +43,7 @@ def test_score_dag_wiring_and_settings(dagbag):
     assert score.retries >= 1 and score.execution_timeout is not None
     assert score.pool == "batchpred_warehouse"
     params = dag.params.dump()
-    assert set(params) == {"as_of_date", "model_alias"}
+    assert set(params) == {"as_of_date", "model_alias", "dry_run"}
     assert dag.params.get_param("as_of_date").schema["format"] == "date"
     assert params["model_alias"] == "champion"
 
