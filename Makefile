@@ -29,6 +29,10 @@ test: install services
 	$(UV) run --locked ruff check .
 	$(UV) run --locked pytest
 
+# Benchmarks print figures; they are not tests (see bench/__main__.py).
+bench: install services
+	$(UV) run --locked python -m bench --rows 1000000 5000000
+
 lint: install
 	$(UV) run --locked ruff check .
 
