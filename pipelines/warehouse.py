@@ -138,6 +138,7 @@ class Warehouse:
 
     def ensure_schemas(self) -> None:
         with self.transaction() as con:
+            self._lock(con, "batchpred:ddl")
             for schema in SCHEMAS:
                 self._execute(con, f"create schema if not exists {quote(schema)}")
 
@@ -220,6 +221,8 @@ class Warehouse:
 
     def _ensure_table(self, schema: str, table: str, arrow_schema: pa.Schema) -> None:
         with self.transaction() as con:
+            # "if not exists" is not safe against a concurrent creator in PostgreSQL.
+            self._lock(con, "batchpred:ddl")
             self._execute(con, f"create schema if not exists {quote(schema)}")
             self._execute(con, create_table_sql(schema, table, arrow_schema))
 
