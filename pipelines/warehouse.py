@@ -11,6 +11,7 @@ travel as bound parameters ($1, $2, ... in both databases), never pasted into SQ
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import logging
 import time
@@ -91,25 +92,27 @@ def create_table_sql(schema: str, table: str, arrow_schema: pa.Schema) -> str:
     return f"create table if not exists {qualified(schema, table)} ({columns})"
 
 
-class Warehouse:
+class Warehouse(abc.ABC):
     """What every warehouse offers. Subclasses supply connections, streaming and bulk load."""
 
     kind: str
 
+    @abc.abstractmethod
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        raise NotImplementedError
+    def transaction(self) -> Iterator[Any]: ...
 
-    def _execute(self, con: Any, sql: str, params: list[Any] | None = None) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _execute(self, con: Any, sql: str, params: list[Any] | None = None) -> None: ...
 
-    def _load(self, con: Any, schema: str, table: str, batches: Iterable[pa.RecordBatch]) -> int:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _load(self, con: Any, schema: str, table: str, batches: Iterable[pa.RecordBatch]) -> int: ...
 
+    @abc.abstractmethod
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run a small read and return it whole. For reports, logs and tests, not partitions."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     @contextmanager
     def read_partition(
         self, schema: str, table: str, as_of_date: dt.date, columns: Iterable[str], batch_size: int, where: str = ""
@@ -119,13 +122,19 @@ class Warehouse:
         `where` is an extra predicate built by this module (see `shard_predicate`).
         Memory is bounded by the batch size: neither database materialises the result.
         """
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def shard_predicate(self, column: str, shards: int, shard: int) -> str:
         """SQL that is true for the rows of `shard` when rows are split by a hash of `column`."""
-        raise NotImplementedError
+        ...
 
     # -- shared SQL ----------------------------------------------------------
+
+    @staticmethod
+    def _partition_sql(schema: str, table: str, columns: Iterable[str], where: str) -> str:
+        select = ", ".join(quote(c) for c in columns)
+        return f"select {select} from {qualified(schema, table)} where as_of_date = $1" + (f" and {where}" if where else "")
 
     def table_columns(self, schema: str, table: str) -> dict[str, str] | None:
         """Column name -> SQL type, or None when the table does not exist."""
@@ -226,7 +235,7 @@ class Warehouse:
             self._execute(con, f"create schema if not exists {quote(schema)}")
             self._execute(con, create_table_sql(schema, table, arrow_schema))
 
-    def _lock(self, con: Any, name: str) -> None:
+    def _lock(self, con: Any, name: str) -> None:  # noqa: B027 - a deliberate default, not abstract
         """Serialise writers of one partition (a no-op where the database has one writer)."""
 
     @staticmethod
@@ -322,8 +331,7 @@ class DuckDBWarehouse(Warehouse):
 
     @contextmanager
     def read_partition(self, schema, table, as_of_date, columns, batch_size, where=""):
-        select = ", ".join(quote(c) for c in columns)
-        sql = f"select {select} from {qualified(schema, table)} where as_of_date = $1" + (f" and {where}" if where else "")
+        sql = self._partition_sql(schema, table, columns, where)
         with self.connect() as con:
             # sql(...).to_arrow_reader streams; execute(...) would materialise the result first.
             reader = con.sql(sql, params=[as_of_date]).to_arrow_reader(batch_size)
@@ -428,8 +436,7 @@ class PostgresWarehouse(Warehouse):
 
     @contextmanager
     def read_partition(self, schema, table, as_of_date, columns, batch_size, where=""):
-        select = ", ".join(quote(c) for c in columns)
-        sql = f"select {select} from {qualified(schema, table)} where as_of_date = $1" + (f" and {where}" if where else "")
+        sql = self._partition_sql(schema, table, columns, where)
         with self.connect() as con, con.cursor() as cur:
             cur.execute(sql, parameters=(as_of_date,))
             reader = cur.fetch_record_batch()
