@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from pipelines import registry
+from pipelines import quarantine, registry
 from pipelines.errors import BatchpredError, EmptyPartition, FeatureSchemaError
 from pipelines.identifiers import qualified
 from pipelines.matrix import check_feature_columns, feature_matrix
@@ -134,9 +134,13 @@ def score_partition(
             # Raised inside the write transaction, so the date's old predictions stay.
             raise EmptyPartition(f"{where} has no rows for as_of_date {as_of_date}; build the features for that date first")
 
-    predicate = warehouse.shard_predicate(spec.entity_key, shards, shard) if staged else ""
+    # Quarantined rows (see pipelines.quarantine) are not scored.
+    quarantined, params = quarantine.condition(quarantine.rules(spec.suite_path), first_param=2)
+    predicate = f"not ({quarantined})"
+    if staged:
+        predicate += f" and {warehouse.shard_predicate(spec.entity_key, shards, shard)}"
     with warehouse.read_partition(
-        "analytics", spec.features_model, as_of_date, [spec.entity_key, *spec.feature_names], spec.batch_size, predicate
+        "analytics", spec.features_model, as_of_date, [spec.entity_key, *spec.feature_names], spec.batch_size, predicate, params
     ) as batches:
         if staged:
             key = {"scoring_run_id": scoring_run_id, "shard": shard}

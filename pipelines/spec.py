@@ -53,6 +53,7 @@ class ModelSpec:
     shards: int = 1  # scoring fans out to this many parallel tasks, split by a hash of the entity key
     training: Training = field(default_factory=Training)
     source_dir: Path | None = None
+    suites_dir: Path = EXPECTATIONS_DIR  # where <suite>.json lives
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -73,7 +74,7 @@ class ModelSpec:
 
     @property
     def suite_path(self) -> Path:
-        return EXPECTATIONS_DIR / f"{self.suite}.json"
+        return self.suites_dir / f"{self.suite}.json"
 
 
 def list_models(models_dir: Path = MODELS_DIR) -> list[str]:

@@ -13,7 +13,7 @@ import re
 import uuid
 from typing import Any
 
-from pipelines import registry, runlog, transform
+from pipelines import quarantine, registry, runlog, transform
 from pipelines.errors import BatchpredError, InputError, ValidationFailed
 from pipelines.settings import Settings
 from pipelines.spec import ALIAS_PATTERN, ModelSpec
@@ -52,7 +52,9 @@ def build_features(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> 
 def validate(settings: Settings, spec: ModelSpec, as_of_date: dt.date, airflow_run_id: str | None = None) -> dict[str, Any]:
     """Run the model's expectation suite on the `as_of_date` partition, in the database.
 
-    Results go to monitoring.validation_results. On failure a failed attempt is
+    Results go to monitoring.validation_results. Rows that break an expectation the
+    suite tolerates (`mostly`) replace the date's rows in monitoring.<model>_quarantine
+    and are not scored (see `pipelines.quarantine`). On failure a failed attempt is
     logged in monitoring.scoring_runs and ValidationFailed lists every failed
     expectation with its column and observed value; nothing is scored.
     """
@@ -75,7 +77,13 @@ def validate(settings: Settings, spec: ModelSpec, as_of_date: dt.date, airflow_r
             ended_at=dt.datetime.now(dt.UTC),
         )
         raise ValidationFailed(report.describe_failures())
-    return {"validation_id": report.validation_id, "rows": report.rows}
+    quarantined = quarantine.replace(open_warehouse(settings.warehouse_url), spec, as_of_date, report.validation_id)
+    if quarantined:
+        log.warning(
+            "%d of %d rows of %s for %s break a tolerated expectation; they are in monitoring.%s and will not be scored",
+            quarantined, report.rows, spec.features_model, as_of_date, quarantine.table_name(spec),
+        )  # fmt: skip
+    return {"validation_id": report.validation_id, "rows": report.rows, "quarantined": quarantined}
 
 
 def resolve_model(
@@ -176,17 +184,18 @@ def publish(
     missing = sorted(set(range(spec.shards)) - {r["shard"] for r in shard_results})
     if missing:
         raise BatchpredError(f"shard(s) {[m + 1 for m in missing]} of {spec.shards} did not finish; nothing was published")
-    rows_read = sum(r["rows_read"] for r in shard_results)
     rows_scored = sum(r["rows_scored"] for r in shard_results)
     publish_predictions(settings, spec, as_of_date, model["scoring_run_id"], spec.shards, rows_scored)
+    warehouse = open_warehouse(settings.warehouse_url)
+    rejected = quarantine.count(warehouse, spec, as_of_date, validation_id)
     runlog.record(
-        open_warehouse(settings.warehouse_url),
+        warehouse,
         _attempt(spec, as_of_date, model, airflow_run_id),
         model_version=model["model_version"],
         mlflow_run_id=model["mlflow_run_id"],
-        rows_read=rows_read,
+        rows_read=sum(r["rows_read"] for r in shard_results) + rejected,
         rows_scored=rows_scored,
-        rows_rejected=0,
+        rows_rejected=rejected,
         validation_outcome="passed",
         validation_id=validation_id,
         status="succeeded",
@@ -195,6 +204,7 @@ def publish(
     return {
         "scoring_run_id": model["scoring_run_id"],
         "rows_scored": rows_scored,
+        "rows_quarantined": rejected,
         "model_version": model["model_version"],
         "table": f"predictions.{spec.predictions_table}",
     }

@@ -105,6 +105,11 @@ class Warehouse(abc.ABC):
     def _execute(self, con: Any, sql: str, params: list[Any] | None = None) -> None: ...
 
     @abc.abstractmethod
+    def _value(self, con: Any, sql: str, params: list[Any] | None = None) -> Any:
+        """The first column of the first row of a query run inside a transaction."""
+        ...
+
+    @abc.abstractmethod
     def _load(self, con: Any, schema: str, table: str, batches: Iterable[pa.RecordBatch]) -> int: ...
 
     @abc.abstractmethod
@@ -115,11 +120,19 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     @contextmanager
     def read_partition(
-        self, schema: str, table: str, as_of_date: dt.date, columns: Iterable[str], batch_size: int, where: str = ""
+        self,
+        schema: str,
+        table: str,
+        as_of_date: dt.date,
+        columns: Iterable[str],
+        batch_size: int,
+        where: str = "",
+        params: Iterable[Any] = (),
     ) -> Iterator[Iterator[pa.RecordBatch]]:
         """Stream one as-of date's rows as Arrow record batches of at most `batch_size` rows.
 
-        `where` is an extra predicate built by this module (see `shard_predicate`).
+        `where` is an extra predicate built from checked identifiers (see `shard_predicate`
+        and `pipelines.quarantine`); its values are `params`, numbered from $2.
         Memory is bounded by the batch size: neither database materialises the result.
         """
         ...
@@ -189,6 +202,23 @@ class Warehouse(abc.ABC):
             self._lock(con, f"{schema}.{table}/{as_of_date.isoformat()}")
             self._execute(con, f"delete from {target} where {where}", params)
             return self._load(con, schema, table, batches)
+
+    def replace_partition_select(
+        self, schema: str, table: str, as_of_date: dt.date, arrow_schema: pa.Schema, select: str, params: list[Any]
+    ) -> int:
+        """Replace the rows of `as_of_date` with the rows of `select`, a query built from
+        checked identifiers whose values are the bound `params` ($1 is the date).
+        One transaction, serialised like `replace_partition`. Returns the row count."""
+        target = qualified(schema, table)
+        if params[:1] != [as_of_date]:
+            raise ValueError("the select's first parameter must be the as-of date")
+        names = ", ".join(quote(f.name) for f in arrow_schema)
+        self._ensure_table(schema, table, arrow_schema)
+        with self.transaction() as con:
+            self._lock(con, f"{schema}.{table}/{as_of_date.isoformat()}")
+            self._execute(con, f"delete from {target} where as_of_date = $1", [as_of_date])
+            self._execute(con, f"insert into {target} ({names}) {select}", params)
+            return int(self._value(con, f"select count(*) from {target} where as_of_date = $1", [as_of_date]))
 
     def move_partition(
         self,
@@ -305,6 +335,9 @@ class DuckDBWarehouse(Warehouse):
     def _execute(self, con, sql, params=None):
         con.execute(sql, params or [])
 
+    def _value(self, con, sql, params=None):
+        return con.execute(sql, params or []).fetchone()[0]
+
     def _columns(self, con, schema, table):
         rows = con.execute(
             "select column_name from information_schema.columns where table_schema = $1 and table_name = $2 "
@@ -330,11 +363,11 @@ class DuckDBWarehouse(Warehouse):
             return con.sql(sql, params=params or None).to_arrow_table()
 
     @contextmanager
-    def read_partition(self, schema, table, as_of_date, columns, batch_size, where=""):
+    def read_partition(self, schema, table, as_of_date, columns, batch_size, where="", params=()):
         sql = self._partition_sql(schema, table, columns, where)
         with self.connect() as con:
             # sql(...).to_arrow_reader streams; execute(...) would materialise the result first.
-            reader = con.sql(sql, params=[as_of_date]).to_arrow_reader(batch_size)
+            reader = con.sql(sql, params=[as_of_date, *params]).to_arrow_reader(batch_size)
             try:
                 yield iter(reader)
             finally:
@@ -400,6 +433,11 @@ class PostgresWarehouse(Warehouse):
         with con.cursor() as cur:
             cur.execute(sql, parameters=tuple(params) if params else None)
 
+    def _value(self, con, sql, params=None):
+        with con.cursor() as cur:
+            cur.execute(sql, parameters=tuple(params) if params else None)
+            return cur.fetchone()[0]
+
     def _columns(self, con, schema, table):
         with con.cursor() as cur:
             cur.execute(
@@ -435,10 +473,10 @@ class PostgresWarehouse(Warehouse):
             return table
 
     @contextmanager
-    def read_partition(self, schema, table, as_of_date, columns, batch_size, where=""):
+    def read_partition(self, schema, table, as_of_date, columns, batch_size, where="", params=()):
         sql = self._partition_sql(schema, table, columns, where)
         with self.connect() as con, con.cursor() as cur:
-            cur.execute(sql, parameters=(as_of_date,))
+            cur.execute(sql, parameters=(as_of_date, *params))
             reader = cur.fetch_record_batch()
             try:
                 yield self._rebatch(reader, batch_size)
