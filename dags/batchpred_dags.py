@@ -112,7 +112,7 @@ Each rerun replaces exactly that date's rows in `predictions.{spec.predictions_t
             settings, as_of_date, _ = _run_inputs()
             return steps.build_features(settings, load_spec(spec.name), as_of_date)
 
-        @task
+        @task(pool=WAREHOUSE_POOL)  # it writes validation results and the quarantine
         @_fail_fast
         def validate() -> dict:
             from pipelines import steps

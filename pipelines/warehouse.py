@@ -14,8 +14,10 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import logging
+import signal
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ LOCK_WAIT_SECONDS = 60.0
 CONNECT_WAIT_SECONDS = 60.0
 # libpq messages that no amount of waiting will fix.
 _PERMANENT = ("password authentication failed", "does not exist", "no pg_hba.conf entry")
+# How long after a process alarm (a task timeout) a statement still running is cancelled.
+CANCEL_GRACE_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,29 @@ def safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return url.split("://", 1)[0] + "://***"
+
+
+@contextmanager
+def cancel_at_alarm(cancel: Callable[[], None]) -> Iterator[None]:
+    """Cancel the database call in flight if the process's alarm passes.
+
+    Airflow enforces a task's execution_timeout with SIGALRM, and Python runs a signal
+    handler only between bytecodes, so a statement blocked inside a database driver
+    (waiting on a lock, say) would never see it and the task would hang. While an
+    alarm is set, a watchdog calls `cancel` shortly after it was due: the blocked call
+    returns, the timeout is raised, and the transaction rolls back.
+    """
+    remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+    if not remaining:
+        yield
+        return
+    watchdog = threading.Timer(remaining + CANCEL_GRACE_SECONDS, cancel)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
 
 
 _SQL_TYPES = {
@@ -317,7 +344,8 @@ class DuckDBWarehouse(Warehouse):
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
         try:
-            yield con
+            with cancel_at_alarm(con.interrupt):
+                yield con
         finally:
             con.close()
 
@@ -415,7 +443,8 @@ class PostgresWarehouse(Warehouse):
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         try:
-            yield con
+            with cancel_at_alarm(con.adbc_cancel):
+                yield con
         finally:
             con.close()
 
