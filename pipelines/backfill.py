@@ -28,9 +28,10 @@ SELECTIONS = ("missing", "failed", "stale")
 class Outcome:
     as_of_date: dt.date
     ok: bool
-    rows: int = 0
+    rows: int = 0  # scored
     seconds: float = 0.0
     error: str | None = None
+    quarantined: int = 0
 
 
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -88,7 +89,9 @@ def run(
         started = time.perf_counter()
         try:
             result = steps.run_date(settings, spec, day, model=model)
-            outcome = Outcome(day, True, result["rows_scored"], time.perf_counter() - started)
+            outcome = Outcome(
+                day, True, result["rows_scored"], time.perf_counter() - started, quarantined=result["rows_quarantined"]
+            )
         except BatchpredError as exc:
             outcome = Outcome(day, False, 0, time.perf_counter() - started, str(exc))
         outcomes.append(outcome)

@@ -159,13 +159,14 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
         outcomes = backfills.run(settings, spec, dates, pinned, advance)
 
     table = Table(title=f"backfill {spec.name} {start}..{end} with {what}")
-    for column in ("as_of_date", "status", "rows", "seconds", "error"):
+    for column in ("as_of_date", "status", "rows", "quarantined", "seconds", "error"):
         table.add_column(column)
     for o in outcomes:
         table.add_row(
             str(o.as_of_date),
             "ok" if o.ok else "FAILED",
             f"{o.rows:,}",
+            f"{o.quarantined:,}",
             f"{o.seconds:.1f}",
             (o.error or "").splitlines()[0] if o.error else "",
         )

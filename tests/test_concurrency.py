@@ -1,6 +1,8 @@
-"""Writers that collide, and a warehouse that is briefly unreachable (PostgreSQL)."""
+"""Writers that collide, and a warehouse that is briefly unreachable or locked."""
 
 import datetime as dt
+import subprocess
+import sys
 import threading
 import time
 
@@ -79,3 +81,39 @@ def test_a_warehouse_that_stays_unreachable_fails_with_its_address(monkeypatch):
         open_warehouse(url).query("select 1")
     message = str(excinfo.value)
     assert "127.0.0.1" in message and "secret-password" not in message
+
+
+HOLD_FILE = (
+    "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(float(sys.argv[2]))"
+)
+
+
+def hold(path, seconds):
+    """Another process (a task, a person's duckdb shell) opens the DuckDB file for `seconds`."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_FILE, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_duckdb_writer_waits_for_the_file_then_gives_up_naming_it(tmp_path, monkeypatch):
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = open_warehouse(f"duckdb:///{path}")
+    warehouse.replace_partition("predictions", "scores", DAY, SCHEMA, slow_rows(50, 0.1, 0))
+
+    holder = hold(path, 2)
+    try:  # DuckDB refuses a second process at once; the writer waits for the holder instead
+        assert warehouse.replace_partition("predictions", "scores", DAY, SCHEMA, slow_rows(100, 0.5, 0)) == 100
+    finally:
+        holder.wait()
+    assert warehouse.query("select count(*) as n, min(score) as s from predictions.scores").to_pylist() == [{"n": 100, "s": 0.5}]
+
+    monkeypatch.setattr(warehouse_module, "LOCK_WAIT_SECONDS", 1.0)
+    holder = hold(path, 60)
+    try:
+        with pytest.raises(WarehouseBusy, match=str(path)) as excinfo:
+            warehouse.replace_partition("predictions", "scores", DAY, SCHEMA, slow_rows(10, 0.9, 0))
+        assert excinfo.value.retryable  # Airflow retries it; it is the only error it retries
+    finally:
+        holder.kill()
+        holder.wait()
+    assert warehouse.query("select count(*) as n, min(score) as s from predictions.scores").to_pylist() == [{"n": 100, "s": 0.5}]

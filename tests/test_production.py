@@ -9,6 +9,7 @@ as the UI's Trigger button does, and must fan its shards out over both workers.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipelines import registry
 from pipelines.settings import DAGS_DIR, REPO_ROOT
 from pipelines.warehouse import open_warehouse
 from tests.conftest import AS_OF, DEMO, settings_for
@@ -264,3 +266,109 @@ def test_an_airflow_backfill_produces_exactly_its_dates(stack, api):
     assert [r["d"] for r in by_date] == [first, last]
     assert all(r["n"] == r["k"] > 0 for r in by_date)
     assert {r["run_id"] for r in by_date} == {r["dag_run_id"] for r in runs}
+
+
+def trigger(api, stack, logical_date: str | None, conf: dict, expect: str = "success") -> str:
+    """Trigger churn_score as the UI's Trigger button does; wait for the run to end in `expect`."""
+    response = api.post("/dags/churn_score/dagRuns", json={"logical_date": logical_date, "conf": conf})
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    assert wait_for_run(api, stack, run_id) == expect, stack["stack"].logs()
+    return run_id
+
+
+def wait_for_run(api, stack, run_id: str) -> str:
+    def finished():
+        state = api.get(f"/dags/churn_score/dagRuns/{run_id}").json()["state"]
+        return state if state in ("success", "failed") else None
+
+    return wait_until(finished, 600, f"run {run_id} to finish", stack["stack"])
+
+
+def checksum(stack, day) -> dict:
+    """What a rerun must not change (the scores per key), and the lineage it must change."""
+    return (
+        open_warehouse(stack["settings"].warehouse_url)
+        .query(
+            "select count(*) as n, count(distinct customer_id) as k, "
+            "md5(string_agg(customer_id::text || '=' || score::text, ',' order by customer_id)) as digest, "
+            "min(airflow_run_id) as airflow_run_id, count(distinct scoring_run_id) as runs, "
+            "min(scoring_run_id) as scoring_run_id "
+            "from predictions.churn_scores where as_of_date = $1",
+            [day],
+        )
+        .to_pylist()[0]
+    )
+
+
+def test_clearing_or_retriggering_a_date_replaces_it_with_the_same_checksum(stack, api):
+    day = AS_OF.isoformat()
+    first_run = trigger(api, stack, None, {"as_of_date": day})
+    first = checksum(stack, AS_OF)
+    assert first["n"] == first["k"] > 0 and first["runs"] == 1 and first["airflow_run_id"] == first_run
+
+    # "Clear" in the UI: every task of the run runs again, in the same Airflow run.
+    cleared = api.post(
+        "/dags/churn_score/clearTaskInstances",
+        json={"dry_run": False, "dag_run_id": first_run, "only_failed": False, "reset_dag_runs": True},
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert wait_for_run(api, stack, first_run) == "success", stack["stack"].logs()
+    again = checksum(stack, AS_OF)
+    assert again["scoring_run_id"] != first["scoring_run_id"]  # rewritten, not left alone
+    assert {k: again[k] for k in ("n", "k", "digest", "runs", "airflow_run_id")} == {
+        k: first[k] for k in ("n", "k", "digest", "runs", "airflow_run_id")
+    }
+
+    # "Trigger" again with the same date: a new Airflow run replaces the date.
+    second_run = trigger(api, stack, None, {"as_of_date": day})
+    third = checksum(stack, AS_OF)
+    assert (third["n"], third["k"], third["digest"], third["runs"]) == (first["n"], first["k"], first["digest"], 1)
+    assert third["airflow_run_id"] == second_run != first_run
+
+
+def test_airflow_backfill_reprocess_behaviours_pick_the_right_dates(stack, api):
+    """25th: scored; 26th: its run failed (an alias that did not exist yet); 27th: never run.
+    Each reprocess behaviour plans its own dates, and a "failed" backfill reruns the 26th
+    and fills the 27th."""
+    dates = ["2026-01-25", "2026-01-26", "2026-01-27"]
+    scored_run = trigger(api, stack, f"{dates[0]}T00:00:00Z", {})
+    trigger(api, stack, f"{dates[1]}T00:00:00Z", {"model_alias": "retired"}, expect="failed")
+    # The cause is fixed: the alias that run asked for now exists. A rerun keeps the run's parameters.
+    settings = stack["settings"]
+    registry.set_alias(settings, registry.resolve(settings, "churn", "champion"), "retired")
+
+    window = {"dag_id": "churn_score", "from_date": f"{dates[0]}T00:00:00Z", "to_date": f"{dates[2]}T00:00:00Z"}
+
+    def planned(behaviour):
+        response = api.post("/backfills/dry_run", json={**window, "reprocess_behavior": behaviour})
+        assert response.status_code == 200, response.text
+        return sorted(b["logical_date"][:10] for b in response.json()["backfills"])
+
+    assert planned("none") == dates[2:]
+    assert planned("failed") == dates[1:]
+    assert planned("completed") == dates
+
+    response = api.post("/backfills", json={**window, "reprocess_behavior": "failed", "max_active_runs": 1})
+    assert response.status_code == 200, response.text
+    backfill_id = response.json()["id"]
+    wait_until(lambda: api.get(f"/backfills/{backfill_id}").json()["completed_at"], 600, "the backfill", stack["stack"])
+    # A failed date's run is cleared and run again under the backfill; a missing date gets a new run.
+    runs = api.get("/dags/churn_score/dagRuns", params={"logical_date_gte": f"{dates[0]}T00:00:00Z"}).json()["dag_runs"]
+    latest = {}
+    for run in sorted(runs, key=lambda r: r["queued_at"] or ""):
+        latest[run["logical_date"][:10]] = run
+    assert [latest[d]["state"] for d in dates] == ["success"] * 3, stack["stack"].logs()
+    by_date = (
+        open_warehouse(stack["settings"].warehouse_url)
+        .query(
+            "select cast(as_of_date as text) as d, min(airflow_run_id) as run_id, count(*) as n, "
+            "count(distinct customer_id) as k from predictions.churn_scores where as_of_date between $1 and $2 "
+            "group by 1 order by 1",
+            [dt.date.fromisoformat(dates[0]), dt.date.fromisoformat(dates[2])],
+        )
+        .to_pylist()
+    )
+    assert [r["d"] for r in by_date] == dates
+    assert all(r["n"] == r["k"] > 0 for r in by_date)
+    assert by_date[0]["run_id"] == scored_run  # "failed" left the scored date alone
