@@ -28,6 +28,11 @@ from pipelines.warehouse import Warehouse, open_warehouse
 
 RESULTS_TABLE = "validation_results"
 
+# GX result formats: the first run counts bad rows; only expectations that found some
+# are run again for up to 20 example values.
+COUNTS_ONLY = {"result_format": "BASIC", "partial_unexpected_count": 0}
+WITH_EXAMPLES = {"result_format": "BASIC", "partial_unexpected_count": 20}
+
 RESULTS_SCHEMA = pa.schema(
     [
         ("validation_id", pa.string()),
@@ -148,6 +153,25 @@ def _sql_datasource_class():
     return SQLDatasource
 
 
+def _read_query_columns_without_rows(engine, query: str) -> None:
+    """Make GX's column lookup for the query asset read no rows.
+
+    GX learns a query asset's columns by executing the query itself and reading only
+    the column names of the result. psycopg fetches the whole result first: every row
+    of the date crosses the wire for nothing (about 2.5 s per 1M rows). On this engine
+    only, that exact statement runs as `select * from (query) limit 0`, which has the
+    same columns. The checks themselves wrap the query in their own SELECTs and are
+    left alone.
+    """
+    from sqlalchemy import event
+
+    zero_rows = f"select * from ({query}) as columns_only limit 0"
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _no_rows(connection, cursor, statement, parameters, context, executemany):
+        return (zero_rows if statement.strip() == query else statement), parameters
+
+
 def _outcome(result) -> Outcome:
     config = result.expectation_config
     details = result.result or {}
@@ -189,6 +213,7 @@ def validate_partition(settings: Settings, spec: ModelSpec, as_of_date: dt.date)
         raise TypeError("as_of_date must be a datetime.date")
     suite = load_suite(spec.suite_path)
     import great_expectations as gx
+    from great_expectations.core import ExpectationSuite
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     _sql_datasource_class()
@@ -205,14 +230,27 @@ def validate_partition(settings: Settings, spec: ModelSpec, as_of_date: dt.date)
         datasource = context.data_sources.add_sql(name="warehouse", connection_string=sqlalchemy_url(settings.warehouse_url))
     asset = datasource.add_query_asset(name=f"{spec.features_model}_{as_of_date:%Y%m%d}", query=query)
     batch = asset.add_batch_definition_whole_table("partition").get_batch()
+    engine = datasource.get_execution_engine().engine
+    _read_query_columns_without_rows(engine, query)
     try:
-        result = batch.validate(suite, result_format="SUMMARY")
+        # Counts only: with examples asked for, GX runs one more query per row-level
+        # expectation, which reads the whole date when nothing is wrong (LIMIT 20 stops
+        # early only when there are 20 bad rows to find).
+        results = list(batch.validate(suite, result_format=COUNTS_ONLY).results)
+        failed = [i for i, r in enumerate(results) if not r.success and (r.result or {}).get("unexpected_count")]
+        if failed:
+            # Then examples, for the expectations that found bad rows and for nothing else.
+            configs = [results[i].expectation_config for i in failed]
+            again = ExpectationSuite(name=f"{suite.name} examples", expectations=[c.to_domain_obj() for c in configs])
+            for example in batch.validate(again, result_format=WITH_EXAMPLES).results:
+                i = failed[configs.index(example.expectation_config)]
+                results[i].result["partial_unexpected_list"] = (example.result or {}).get("partial_unexpected_list", [])
     finally:
         # Release the DuckDB file: the datasource and its execution engine each hold an engine.
-        datasource.get_execution_engine().engine.dispose()
+        engine.dispose()
         datasource.get_engine().dispose()
 
-    outcomes = [_outcome(r) for r in result.results]
+    outcomes = [_outcome(r) for r in results]
     rows = next(
         (int(o.observed_value) for o in outcomes if o.expectation_type == "expect_table_row_count_to_be_between"),
         next((o.element_count for o in outcomes if o.element_count is not None), 0),
