@@ -70,3 +70,16 @@ def test_table_columns(wh):
 def test_unsupported_urls_are_refused_with_the_variable_named(url):
     with pytest.raises(BatchpredError, match="BATCHPRED_WAREHOUSE_URL|must name a file"):
         open_warehouse(url)
+
+
+def test_postgres_tables_find_a_date_through_an_index(postgres):
+    from tests.services import create_database
+
+    pg = open_warehouse(create_database(postgres, "date_index"))
+    pg.replace_partition("predictions", "t", D1, SCHEMA, [batch(list(range(5000)), D1, 1.0)])
+    pg.replace_partition("predictions", "t", D2, SCHEMA, [batch([1], D2, 1.0)])
+    pg.execute("analyze predictions.t")
+    plan = "\n".join(
+        r["QUERY PLAN"] for r in pg.query("explain select * from predictions.t where as_of_date = $1", [D2]).to_pylist()
+    )
+    assert "t_as_of_date" in plan, plan
