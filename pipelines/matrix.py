@@ -34,20 +34,23 @@ def check_feature_columns(spec: ModelSpec, columns: dict[str, str], where: str) 
 
 
 def feature_matrix(rows: pa.RecordBatch | pa.Table, spec: ModelSpec) -> np.ndarray:
-    """A (rows x features) float32 matrix in `spec.feature_names` order.
+    """A (rows x features) float32 matrix in `spec.feature_names` order (column-major).
 
     Nulls become NaN (XGBoost's missing value). A categorical value becomes its
     position in the spec's list; a value not in the list becomes NaN.
     """
-    out = np.empty((rows.num_rows, len(spec.feature_names)), dtype=np.float32)
+    # Filled one feature at a time into a (features x rows) buffer, so every write is a
+    # contiguous run, and returned transposed: a column-major (Fortran-order) view of
+    # (rows x features) with no further copy. XGBoost reads it as fast as row-major.
+    out = np.empty((len(spec.feature_names), rows.num_rows), dtype=np.float32)
     # Arrow turns nulls into NaN when it converts a floating-point column to numpy.
     for i, column in enumerate(spec.numeric_features):
-        out[:, i] = _to_numpy(rows.column(column).cast(pa.float32()))
+        out[i] = _to_numpy(rows.column(column).cast(pa.float32()))
     offset = len(spec.numeric_features)
     for j, (column, allowed) in enumerate(spec.categorical_features.items()):
         codes = pc.index_in(rows.column(column), value_set=pa.array(allowed, pa.string()))
-        out[:, offset + j] = _to_numpy(codes.cast(pa.float32()))
-    return out
+        out[offset + j] = _to_numpy(codes.cast(pa.float32()))
+    return out.T
 
 
 def _to_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
