@@ -19,6 +19,7 @@ from pipelines import quarantine, registry
 from pipelines.errors import BatchpredError, EmptyPartition, FeatureSchemaError
 from pipelines.identifiers import qualified
 from pipelines.matrix import check_feature_columns, feature_matrix
+from pipelines.prefetch import Prefetch
 from pipelines.settings import Settings
 from pipelines.spec import ModelSpec
 from pipelines.warehouse import open_warehouse
@@ -108,12 +109,10 @@ def score_partition(
     scored_at = pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", tz="UTC"))
     read = 0
 
-    def predictions(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        nonlocal read
+    def scored(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            read += batch.num_rows
             scores = booster.inplace_predict(feature_matrix(batch, spec))
             n = batch.num_rows
             columns = [
@@ -129,7 +128,14 @@ def score_partition(
             ]
             if staged:
                 columns.append(pa.repeat(pa.scalar(shard, pa.int32()), n))
+            del batch
             yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    def counted(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        nonlocal read
+        for batch in batches:
+            read += batch.num_rows
+            yield batch
         if read == 0 and not staged:
             # Raised inside the write transaction, so the date's old predictions stay.
             raise EmptyPartition(f"{where} has no rows for as_of_date {as_of_date}; build the features for that date first")
@@ -139,14 +145,32 @@ def score_partition(
     predicate = f"not ({quarantined})"
     if staged:
         predicate += f" and {warehouse.shard_predicate(spec.entity_key, shards, shard)}"
-    with warehouse.read_partition(
-        "analytics", spec.features_model, as_of_date, [spec.entity_key, *spec.feature_names], spec.batch_size, predicate, params
-    ) as batches:
+    # Three stages overlap: a thread reads the next batch and another scores one while
+    # this thread writes the last (pipelines.prefetch). Each hands over at most one
+    # batch at a time, so memory stays bounded by the batch size. An error in any stage
+    # reaches the write below as itself, and the write transaction rolls back.
+    with (
+        warehouse.read_partition(
+            "analytics",
+            spec.features_model,
+            as_of_date,
+            [spec.entity_key, *spec.feature_names],
+            spec.batch_size,
+            predicate,
+            params,
+        ) as batches,
+        Prefetch(batches, depth=1, name="batchpred-read") as read_ahead,
+        Prefetch(scored(iter(read_ahead)), depth=1, name="batchpred-score") as predictions,
+    ):
         if staged:
             key = {"scoring_run_id": scoring_run_id, "shard": shard}
-            written = warehouse.replace_partition("analytics", staging_table(spec), as_of_date, schema, predictions(batches), key)
+            written = warehouse.replace_partition(
+                "analytics", staging_table(spec), as_of_date, schema, counted(iter(predictions)), key
+            )
         else:
-            written = warehouse.replace_partition("predictions", spec.predictions_table, as_of_date, schema, predictions(batches))
+            written = warehouse.replace_partition(
+                "predictions", spec.predictions_table, as_of_date, schema, counted(iter(predictions))
+            )
     log.info("scored %d rows of %s for %s (shard %d of %d) with %s", written, where, as_of_date, shard + 1, shards, model.uri)
     return ScoreResult(rows_read=read, rows_scored=written, model=model)
 
