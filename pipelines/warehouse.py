@@ -507,16 +507,30 @@ class PostgresWarehouse(Warehouse):
         if first is None:
             return 0
         counted = [first.num_rows]
+        failed: list[BaseException] = []
 
         def counting():
             yield first
-            for batch in batches:
-                counted.append(batch.num_rows)
-                yield batch
+            try:
+                for batch in batches:
+                    counted.append(batch.num_rows)
+                    yield batch
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                failed.append(exc)
+                raise
 
         reader = pa.RecordBatchReader.from_batches(first.schema, counting())
         with con.cursor() as cur:
-            cur.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
+            try:
+                cur.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
+            except BaseException:
+                if failed:
+                    # The driver reports a failing batch source as its own I/O error;
+                    # raise what actually went wrong, with its type and message.
+                    raise failed[0] from None
+                raise
         return sum(counted)
 
     def query(self, sql, params=None):
