@@ -122,3 +122,51 @@ def test_a_missing_shard_publishes_nothing(settings, spec, warehouse):
     with pytest.raises(BatchpredError, match=r"shard\(s\) \[2\] of 2 did not finish"):
         steps.publish(settings, sharded, AS_OF, validation["validation_id"], model, [first])
     assert predictions(warehouse) == before
+
+
+class _Broken(Exception):
+    pass
+
+
+@pytest.mark.parametrize("stage", ["score", "read"])
+def test_a_failure_in_a_later_batch_propagates_as_itself_and_keeps_old_rows(settings, spec, warehouse, monkeypatch, stage):
+    """Reading and scoring run in their own threads; their errors still reach the caller
+    unchanged (not as a driver's I/O error) and the write transaction rolls back."""
+    from contextlib import contextmanager
+    from dataclasses import replace
+
+    from pipelines import score
+
+    model = registry.resolve(settings, "churn", "champion")
+    score_partition(settings, spec, AS_OF, model, "first")
+    before = predictions(warehouse)
+    calls = []
+    if stage == "score":
+        real_matrix = score.feature_matrix
+
+        def failing_matrix(batch, spec):
+            calls.append(1)
+            if len(calls) == 3:
+                raise _Broken("third batch")
+            return real_matrix(batch, spec)
+
+        monkeypatch.setattr(score, "feature_matrix", failing_matrix)
+    else:
+        real_read = type(warehouse).read_partition
+
+        @contextmanager
+        def failing_read(self, *args, **kwargs):
+            with real_read(self, *args, **kwargs) as batches:
+
+                def broken():
+                    for i, batch in enumerate(batches):
+                        if i == 2:
+                            raise _Broken("third batch")
+                        yield batch
+
+                yield broken()
+
+        monkeypatch.setattr(type(warehouse), "read_partition", failing_read)
+    with pytest.raises(_Broken, match="third batch"):
+        score_partition(settings, replace(spec, batch_size=100), AS_OF, model, "second")
+    assert predictions(warehouse) == before
