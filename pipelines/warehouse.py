@@ -370,6 +370,12 @@ class DuckDBWarehouse(Warehouse):
             try:
                 con = duckdb.connect(str(self.path))
                 break
+            except duckdb.ResourceInUseException:
+                # Another thread of this process is closing its last connection to the
+                # file just now, and DuckDB has not let go of it yet: a moment's wait.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise
