@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipelines import steps
+from pipelines import steps, transform
 from pipelines.errors import BatchpredError, InputError
 from pipelines.identifiers import qualified
 from pipelines.runlog import TABLE as RUNS_TABLE
@@ -83,12 +83,17 @@ def run(
     model: dict,
     on_date: Callable[[Outcome], None] = lambda outcome: None,
 ) -> list[Outcome]:
-    """Run every step for each date with the pinned `model` (see `steps.resolve_model`)."""
+    """Run every step for each date with the pinned `model` (see `steps.resolve_model`).
+
+    The staging models the features read are rebuilt and tested once, first; if that
+    fails, no date is attempted."""
+    if dates:
+        transform.build_upstream(settings, spec)
     outcomes = []
     for day in dates:
         started = time.perf_counter()
         try:
-            result = steps.run_date(settings, spec, day, model=model)
+            result = steps.run_date(settings, spec, day, model=model, upstream=False)
             outcome = Outcome(
                 day, True, result["rows_scored"], time.perf_counter() - started, quarantined=result["rows_quarantined"]
             )

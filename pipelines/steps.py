@@ -43,9 +43,10 @@ def check_alias(alias: object) -> str:
     return alias
 
 
-def build_features(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> dict[str, Any]:
-    """Rebuild the feature partition for `as_of_date` with dbt (and run its dbt tests)."""
-    transform.build_features(settings, spec, as_of_date)
+def build_features(settings: Settings, spec: ModelSpec, as_of_date: dt.date, upstream: bool = True) -> dict[str, Any]:
+    """Rebuild the feature partition for `as_of_date` with dbt (and run its dbt tests).
+    `upstream=False` skips rebuilding the staging models it reads (already built)."""
+    transform.build_features(settings, spec, as_of_date, upstream)
     return {"model": spec.name, "as_of_date": as_of_date.isoformat()}
 
 
@@ -249,10 +250,12 @@ def run_date(
     alias: str | None = None,
     airflow_run_id: str | None = None,
     model: dict[str, Any] | None = None,
+    upstream: bool = True,
 ) -> dict[str, Any]:
     """Every step for one date, in DAG order: features, validate, score, marts.
-    A pinned `model` (from `resolve_model`) overrides `alias`."""
-    build_features(settings, spec, as_of_date)
+    A pinned `model` (from `resolve_model`) overrides `alias`; `upstream=False` skips
+    rebuilding the staging models the features read (a backfill builds them once)."""
+    build_features(settings, spec, as_of_date, upstream)
     validation = validate(settings, spec, as_of_date, airflow_run_id)
     scored = score(settings, spec, as_of_date, validation["validation_id"], alias, airflow_run_id, model)
     build_marts(settings, spec, as_of_date)

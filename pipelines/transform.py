@@ -58,8 +58,10 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def run_dbt(settings: Settings, command: str, select: str, variables: dict[str, object] | None = None) -> None:
-    """Run `dbt <command> --select <select>` and raise DbtError naming each failed node."""
+def run_dbt(
+    settings: Settings, command: str, select: str, variables: dict[str, object] | None = None, exclude: str | None = None
+) -> None:
+    """Run `dbt <command> --select <select> [--exclude <exclude>]` and raise DbtError naming each failed node."""
     from dbt.cli.main import dbtRunner  # dbt is slow to import: only when a step needs it
 
     target_dir = settings.dbt_target_dir
@@ -84,6 +86,7 @@ def run_dbt(settings: Settings, command: str, select: str, variables: dict[str, 
         "--log-level-file",
         "info",
         "--no-version-check",
+        *(["--exclude", exclude] if exclude else []),
     ]
     env = dbt_env(settings.warehouse_url) | {
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -123,9 +126,19 @@ def _release_duckdb() -> None:
     DuckDBConnectionManager.close_all_connections()
 
 
-def build_features(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> None:
-    """(Re)build exactly the as-of date's partition of the spec's feature model, then test it."""
-    run_dbt(settings, "build", f"+{spec.features_model}", {"as_of_date": as_of_date.isoformat()})
+def build_features(settings: Settings, spec: ModelSpec, as_of_date: dt.date, upstream: bool = True) -> None:
+    """(Re)build exactly the as-of date's partition of the spec's feature model, then test it.
+
+    With `upstream` (the default) the models it reads from (staging) are rebuilt and
+    tested first; a backfill does that once for the whole range (`build_upstream`).
+    """
+    select = f"+{spec.features_model}" if upstream else spec.features_model
+    run_dbt(settings, "build", select, {"as_of_date": as_of_date.isoformat()})
+
+
+def build_upstream(settings: Settings, spec: ModelSpec) -> None:
+    """Rebuild and test the models the feature model reads from, but not the feature model."""
+    run_dbt(settings, "build", f"+{spec.features_model}", exclude=spec.features_model)
 
 
 def build_training_set(settings: Settings, spec: ModelSpec, dates: list[dt.date]) -> None:
