@@ -1,0 +1,114 @@
+"""The fresh processes the harness times, one per figure:
+
+    python -m bench.tasks score        score_partition for the bench date, model loaded first:
+                                       the data path's seconds and the process's peak RSS
+    python -m bench.tasks whole [TABLE] everything a scoring task does for one date, in order:
+                                       imports, resolve, load, validate, score, write, run log
+                                       (on analytics.TABLE instead of bench_features if given)
+    python -m bench.tasks naive TABLE  the tutorial pipeline: pandas.read_sql -> pyfunc predict
+                                       -> DataFrame.to_sql, reading analytics.TABLE for the bench date
+
+Each prints one JSON line: time.time() stamps of its phases and its peak RSS.
+Settings come from the environment (BATCHPRED_HOME, BATCHPRED_WAREHOUSE_URL, MLFLOW_TRACKING_URI).
+"""
+
+import time
+
+STARTED = time.time()
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that over
+    from the parent the child was forked from, so a big harness inflates every child."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def score() -> dict:
+    from bench.common import DAY, bench_spec
+    from pipelines import registry
+    from pipelines.score import score_partition
+    from pipelines.settings import Settings
+
+    settings = Settings.from_env()
+    model = registry.resolve(settings, "bench", "champion")
+    registry.input_columns(settings, model)
+    registry.load_booster(settings, model)
+    started = time.perf_counter()
+    result = score_partition(settings, bench_spec(), DAY, model, "bench")
+    return {"seconds": time.perf_counter() - started, "rows": result.rows_scored, "peak_rss_bytes": peak_rss_bytes()}
+
+
+def whole(table: str | None = None) -> dict:
+    stamps = {"started": STARTED}
+    import mlflow.xgboost  # noqa: F401
+    import xgboost  # noqa: F401
+
+    from bench.common import DAY, bench_spec
+    from pipelines import registry, steps
+    from pipelines.score import score_partition  # noqa: F401 - imported by the score step; counted here
+    from pipelines.settings import Settings
+
+    stamps["imported"] = time.time()
+    import great_expectations  # noqa: F401 - the validate step's import, counted with the fixed part
+
+    from pipelines.validate import validate_partition  # noqa: F401
+
+    stamps["imported_gx"] = time.time()
+    settings, spec = Settings.from_env(), bench_spec()
+    if table:
+        spec = dataclasses.replace(spec, features_model=table)
+    model = steps.resolve_model(settings, spec, DAY)
+    stamps["resolved"] = time.time()
+    pinned = registry.ResolvedModel(spec.name, model["model_version"], model["mlflow_run_id"], model["alias"])
+    registry.input_columns(settings, pinned)
+    registry.load_booster(settings, pinned)
+    stamps["loaded"] = time.time()
+    validation = steps.validate(settings, spec, DAY)
+    stamps["validated"] = time.time()
+    result = steps.score(settings, spec, DAY, validation["validation_id"], model=model)
+    stamps["scored"] = time.time()
+    return {"stamps": stamps, "rows": result["rows_scored"], "peak_rss_bytes": peak_rss_bytes()}
+
+
+def naive(table: str) -> dict:
+    stamps = {"started": STARTED}
+    import mlflow.pyfunc
+    import pandas as pd
+    import sqlalchemy
+
+    from bench.common import DAY
+    from pipelines.settings import Settings
+    from pipelines.validate import sqlalchemy_url
+
+    stamps["imported"] = time.time()
+    settings = Settings.from_env()
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/bench@champion")
+    version = mlflow.MlflowClient().get_model_version_by_alias("bench", "champion").version
+    stamps["loaded"] = time.time()
+    engine = sqlalchemy.create_engine(sqlalchemy_url(settings.warehouse_url))
+    frame = pd.read_sql(f"select * from analytics.{table} where as_of_date = '{DAY.isoformat()}'", engine)
+    stamps["read"] = time.time()
+    features = [f"f{i:02d}" for i in range(40)]
+    frame["score"] = model.predict(frame[features].astype("float32"))  # the signature says float32
+    stamps["predicted"] = time.time()
+    out = frame[["entity_id", "as_of_date", "score"]].assign(
+        model_name="bench", model_version=version, scored_at=pd.Timestamp.now("UTC")
+    )
+    out.to_sql(f"{table}_scores", engine, schema="predictions", if_exists="replace", index=False)
+    stamps["written"] = time.time()
+    engine.dispose()
+    return {"stamps": stamps, "rows": len(frame), "peak_rss_bytes": peak_rss_bytes()}
+
+
+if __name__ == "__main__":
+    task, *args = sys.argv[1:]
+    result = {"score": score, "whole": whole, "naive": naive}[task](*args)
+    print(json.dumps(result))
