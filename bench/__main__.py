@@ -33,6 +33,7 @@ import functools
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -305,6 +306,7 @@ def main() -> None:
     finally:
         if cluster:
             cluster.stop()
+        shutil.rmtree(home, ignore_errors=True)  # the partitions run to gigabytes
 
     save(figures, args, began, stamp, errors)
     print_table(figures)
@@ -313,10 +315,22 @@ def main() -> None:
         sys.exit("\n".join(["failed:", *errors]))
 
 
+def machine() -> dict:
+    """What the figures were measured on."""
+    info = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    for path, key, field in (("/proc/cpuinfo", "cpu", "model name"), ("/proc/meminfo", "memory", "MemTotal")):
+        try:
+            line = next(line for line in open(path) if line.startswith(field))
+            info[key] = line.split(":", 1)[1].strip()
+        except (OSError, StopIteration):
+            pass
+    return info
+
+
 def save(figures: list[Figure], args: argparse.Namespace, began: float, stamp: str, errors: list[str] = ()) -> None:
     report = {
         "created_at": stamp,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine(),
         "arguments": vars(args),
         "elapsed_s": time.perf_counter() - began,
         "measurements": [f.as_dict() for f in figures],
