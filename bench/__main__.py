@@ -192,12 +192,15 @@ def naive(settings: Settings, name: str, rows: int, cap: int, ours: float | None
         Figure("naive_peak_rss", name, n, [r["peak_rss_bytes"] / 1e9 for _ in (0,)], "GB", note=f"{capped}same process"),
     ]  # fmt: skip
     if ours is not None:
+        # On the same rows both run launch to exit. A capped naive would pay its fixed cost on
+        # fewer rows, which flatters us, so then it is compared without its imports and model load.
+        naive_rate = wall_rate if n == rows else work_rate
         what = (
-            f"whole_task rows/s at {rows:,} rows / naive rows/s at {n:,} rows, both fresh processes launch to exit "
-            f"({wall_rate:,.0f}); against the naive without its imports and model load ({work_rate:,.0f} rows/s) "
-            f"the ratio is {ours / work_rate:.1f}x. Target >= 8x at 1M on PostgreSQL"
+            f"whole_task rows/s at {rows:,} rows ({ours:,.0f}) / naive rows/s at {n:,} rows ({naive_rate:,.0f}, "
+            + ("both fresh processes launch to exit" if n == rows else "without its imports and model load, as it is capped")
+            + f"); the naive without imports and load: {work_rate:,.0f} rows/s. Target >= 8x at 1M on PostgreSQL"
         )
-        figures.append(Figure("whole_task_vs_naive", name, rows, [ours / wall_rate], "x faster", note=what))
+        figures.append(Figure("whole_task_vs_naive", name, rows, [ours / naive_rate], "x faster", note=what))
     if n < rows:
         same = run_child("bench.tasks", settings, "whole", NAIVE_TABLE)
         assert same["rows"] == n, same
