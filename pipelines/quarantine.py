@@ -112,12 +112,16 @@ def _rule(kind: str, column: str, kwargs: dict[str, Any], mostly: float) -> Rule
     return Rule(f"{column} in {values} {tolerated}", f"{col} in ({placeholders})", tuple(values))
 
 
+def _sql(rule: Rule, first_param: int) -> str:
+    """The rule's condition (never null), its values numbered from `$first_param`."""
+    return f"coalesce({rule.condition.format(*(f'${first_param + i}' for i in range(len(rule.params))))}, false)"
+
+
 def condition(found: list[Rule], first_param: int) -> tuple[str, list[Any]]:
     """SQL true for the rows that break any rule, numbering parameters from `$first_param`."""
     parts, params = [], []
     for rule in found:
-        numbers = [f"${first_param + len(params) + i}" for i in range(len(rule.params))]
-        parts.append(f"coalesce({rule.condition.format(*numbers)}, false)")
+        parts.append(_sql(rule, first_param + len(params)))
         params.extend(rule.params)
     return (" or ".join(parts) or "false"), params
 
@@ -136,10 +140,9 @@ def replace(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, validati
     params: list[Any] = [as_of_date, validation_id]
     reasons = []
     for rule in found:
-        numbers = [f"${len(params) + i + 1}" for i in range(len(rule.params))]
-        params.extend(rule.params)
-        params.append(rule.reason)
-        reasons.append(f"case when coalesce({rule.condition.format(*numbers)}, false) then cast(${len(params)} as text) end")
+        test = _sql(rule, len(params) + 1)
+        params.extend([*rule.params, rule.reason])
+        reasons.append(f"case when {test} then cast(${len(params)} as text) end")
     key = quote(spec.entity_key)
     select = (
         f"select {key}, as_of_date, reasons, cast($2 as text), current_timestamp from ("

@@ -162,15 +162,9 @@ def score_partition(
         Prefetch(batches, depth=1, name="batchpred-read") as read_ahead,
         Prefetch(scored(iter(read_ahead)), depth=1, name="batchpred-score") as predictions,
     ):
-        if staged:
-            key = {"scoring_run_id": scoring_run_id, "shard": shard}
-            written = warehouse.replace_partition(
-                "analytics", staging_table(spec), as_of_date, schema, counted(iter(predictions)), key
-            )
-        else:
-            written = warehouse.replace_partition(
-                "predictions", spec.predictions_table, as_of_date, schema, counted(iter(predictions))
-            )
+        target = ("analytics", staging_table(spec)) if staged else ("predictions", spec.predictions_table)
+        key = {"scoring_run_id": scoring_run_id, "shard": shard} if staged else None
+        written = warehouse.replace_partition(*target, as_of_date, schema, counted(iter(predictions)), key)
     log.info("scored %d rows of %s for %s (shard %d of %d) with %s", written, where, as_of_date, shard + 1, shards, model.uri)
     return ScoreResult(rows_read=read, rows_scored=written, model=model)
 

@@ -225,12 +225,7 @@ class Warehouse(abc.ABC):
         raised while producing the batches, the previous rows stay. Returns the number
         of rows written. The table is created from `arrow_schema` on first use.
         """
-        target = qualified(schema, table)
-        where, params = self._key_filter(as_of_date, key)
-        self._ensure_table(schema, table, arrow_schema)
-        with self.transaction() as con:
-            self._lock(con, f"{schema}.{table}/{as_of_date.isoformat()}")
-            self._execute(con, f"delete from {target} where {where}", params)
+        with self._replacing(schema, table, as_of_date, arrow_schema, key) as con:
             return self._load(con, schema, table, batches)
 
     def replace_partition_select(
@@ -239,14 +234,11 @@ class Warehouse(abc.ABC):
         """Replace the rows of `as_of_date` with the rows of `select`, a query built from
         checked identifiers whose values are the bound `params` ($1 is the date).
         One transaction, serialised like `replace_partition`. Returns the row count."""
-        target = qualified(schema, table)
         if params[:1] != [as_of_date]:
             raise ValueError("the select's first parameter must be the as-of date")
+        target = qualified(schema, table)
         names = ", ".join(quote(f.name) for f in arrow_schema)
-        self._ensure_table(schema, table, arrow_schema)
-        with self.transaction() as con:
-            self._lock(con, f"{schema}.{table}/{as_of_date.isoformat()}")
-            self._execute(con, f"delete from {target} where as_of_date = $1", [as_of_date])
+        with self._replacing(schema, table, as_of_date, arrow_schema) as con:
             self._execute(con, f"insert into {target} ({names}) {select}", params)
             return int(self._value(con, f"select count(*) from {target} where as_of_date = $1", [as_of_date]))
 
@@ -262,14 +254,24 @@ class Warehouse(abc.ABC):
         `arrow_schema` columns of the `source` rows matching `key`, then delete those staged rows."""
         names = ", ".join(quote(f.name) for f in arrow_schema)
         where, params = self._key_filter(as_of_date, key)
-        self._ensure_table(*target, arrow_schema)
-        with self.transaction() as con:
-            self._lock(con, f"{target[0]}.{target[1]}/{as_of_date.isoformat()}")
-            self._execute(con, f"delete from {qualified(*target)} where as_of_date = $1", [as_of_date])
+        with self._replacing(*target, as_of_date, arrow_schema) as con:
             self._execute(
                 con, f"insert into {qualified(*target)} ({names}) select {names} from {qualified(*source)} where {where}", params
             )
             self._execute(con, f"delete from {qualified(*source)} where {where}", params)
+
+    @contextmanager
+    def _replacing(
+        self, schema: str, table: str, as_of_date: dt.date, arrow_schema: pa.Schema, key: dict[str, Any] | None = None
+    ) -> Iterator[Any]:
+        """A transaction that holds the table's date (narrowed by `key`) and has already
+        deleted its rows; whatever the caller writes replaces them, or nothing does."""
+        where, params = self._key_filter(as_of_date, key)
+        self._ensure_table(schema, table, arrow_schema)
+        with self.transaction() as con:
+            self._lock(con, f"{schema}.{table}/{as_of_date.isoformat()}")
+            self._execute(con, f"delete from {qualified(schema, table)} where {where}", params)
+            yield con
 
     def append(self, schema: str, table: str, rows: pa.Table) -> None:
         """Append rows to a log table, creating it on first use."""
