@@ -11,8 +11,11 @@ export BATCHPRED_HOME ?= $(CURDIR)/.batchpred
 $(UV):
 	$(PYTHON) -m pip install --quiet --user uv
 
+# --compile-bytecode: every task is a fresh process, and without .pyc files each one
+# compiles mlflow, xgboost, GX... from source (seconds), wherever the venv is read-only
+# or PYTHONDONTWRITEBYTECODE is set. Already-compiled files are skipped.
 install: $(UV)
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
 
 demo: install
 	$(UV) run --locked batchpred demo

@@ -2,8 +2,9 @@
 
 The alias is resolved once for the whole range, so a backfill never mixes versions
 even if the alias moves while it runs. The model is loaded once (the registry
-adapter caches a pinned version), and each date is the same sequence of steps the
-DAG runs. A date that fails is reported with its reason and the others carry on.
+adapter caches a pinned version), and each date goes through the steps the DAG runs,
+with the dbt ones batched for the whole range (see `run`). A date that fails is
+reported with its reason and the others carry on.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipelines import steps, transform
 from pipelines.errors import BatchpredError, InputError
@@ -83,17 +84,26 @@ def run(
     model: dict,
     on_date: Callable[[Outcome], None] = lambda outcome: None,
 ) -> list[Outcome]:
-    """Run every step for each date with the pinned `model` (see `steps.resolve_model`).
+    """Validate, score and publish each date with the pinned `model` (see `steps.resolve_model`).
 
-    The staging models the features read are rebuilt and tested once, first; if that
-    fails, no date is attempted."""
-    if dates:
-        transform.build_upstream(settings, spec)
+    dbt runs three times for the whole range rather than twice per date, because each
+    dbt run parses the project again: the staging models (if they fail, no date is
+    attempted), then every date's features in one run, and at the end the marts of the
+    dates that were scored. If the features of the range fail their build or dbt tests,
+    each date is built again on its own, so the failure stays with its date.
+    """
+    if not dates:
+        return []
+    transform.build_upstream(settings, spec)
+    unbuilt = _build_features(settings, spec, dates)
     outcomes = []
     for day in dates:
         started = time.perf_counter()
         try:
-            result = steps.run_date(settings, spec, day, model=model, upstream=False)
+            if day in unbuilt:
+                raise unbuilt[day]
+            validation = steps.validate(settings, spec, day)
+            result = steps.score(settings, spec, day, validation["validation_id"], model=model)
             outcome = Outcome(
                 day, True, result["rows_scored"], time.perf_counter() - started, quarantined=result["rows_quarantined"]
             )
@@ -101,4 +111,28 @@ def run(
             outcome = Outcome(day, False, 0, time.perf_counter() - started, str(exc))
         outcomes.append(outcome)
         on_date(outcome)
+    scored = [o.as_of_date for o in outcomes if o.ok]
+    if scored:
+        try:
+            transform.build_marts(settings, spec, scored)
+        except BatchpredError as exc:
+            error = f"scored and published, but the marts were not rebuilt: {exc}"
+            outcomes = [o if not o.ok else replace(o, ok=False, error=error) for o in outcomes]
     return outcomes
+
+
+def _build_features(settings: Settings, spec: ModelSpec, dates: list[dt.date]) -> dict[dt.date, BatchpredError]:
+    """Build the features of `dates` (staging already built); return the dates that failed, with why."""
+    try:
+        transform.build_features(settings, spec, dates, upstream=False)
+        return {}
+    except BatchpredError as exc:
+        if len(dates) == 1:
+            return {dates[0]: exc}
+    unbuilt = {}
+    for day in dates:
+        try:
+            transform.build_features(settings, spec, [day], upstream=False)
+        except BatchpredError as exc:
+            unbuilt[day] = exc
+    return unbuilt

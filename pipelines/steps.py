@@ -43,10 +43,10 @@ def check_alias(alias: object) -> str:
     return alias
 
 
-def build_features(settings: Settings, spec: ModelSpec, as_of_date: dt.date, upstream: bool = True) -> dict[str, Any]:
-    """Rebuild the feature partition for `as_of_date` with dbt (and run its dbt tests).
-    `upstream=False` skips rebuilding the staging models it reads (already built)."""
-    transform.build_features(settings, spec, as_of_date, upstream)
+def build_features(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> dict[str, Any]:
+    """Rebuild the feature partition for `as_of_date` and the staging models it reads
+    with dbt (and run their dbt tests)."""
+    transform.build_features(settings, spec, [as_of_date])
     return {"model": spec.name, "as_of_date": as_of_date.isoformat()}
 
 
@@ -239,7 +239,7 @@ def new_attempt(model: dict[str, Any]) -> dict[str, Any]:
 
 def build_marts(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> dict[str, Any]:
     """Rebuild the dashboards' marts for `as_of_date`."""
-    transform.build_marts(settings, spec, as_of_date)
+    transform.build_marts(settings, spec, [as_of_date])
     return {"model": spec.name, "as_of_date": as_of_date.isoformat()}
 
 
@@ -250,12 +250,10 @@ def run_date(
     alias: str | None = None,
     airflow_run_id: str | None = None,
     model: dict[str, Any] | None = None,
-    upstream: bool = True,
 ) -> dict[str, Any]:
     """Every step for one date, in DAG order: features, validate, score, marts.
-    A pinned `model` (from `resolve_model`) overrides `alias`; `upstream=False` skips
-    rebuilding the staging models the features read (a backfill builds them once)."""
-    build_features(settings, spec, as_of_date, upstream)
+    A pinned `model` (from `resolve_model`) overrides `alias`."""
+    build_features(settings, spec, as_of_date)
     validation = validate(settings, spec, as_of_date, airflow_run_id)
     scored = score(settings, spec, as_of_date, validation["validation_id"], alias, airflow_run_id, model)
     build_marts(settings, spec, as_of_date)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy.engine import make_url
@@ -126,14 +126,24 @@ def _release_duckdb() -> None:
     DuckDBConnectionManager.close_all_connections()
 
 
-def build_features(settings: Settings, spec: ModelSpec, as_of_date: dt.date, upstream: bool = True) -> None:
-    """(Re)build exactly the as-of date's partition of the spec's feature model, then test it.
+def _dates(as_of_dates: Sequence[dt.date]) -> dict[str, object]:
+    """The dbt vars naming the as-of dates a run builds: one run for all of them."""
+    if not as_of_dates:
+        raise ValueError("no as-of dates to build")
+    if len(as_of_dates) == 1:
+        return {"as_of_date": as_of_dates[0].isoformat()}
+    return {"as_of_dates": [d.isoformat() for d in as_of_dates]}
+
+
+def build_features(settings: Settings, spec: ModelSpec, as_of_dates: Sequence[dt.date], upstream: bool = True) -> None:
+    """(Re)build exactly the given dates' partitions of the spec's feature model in one
+    dbt run, then test it.
 
     With `upstream` (the default) the models it reads from (staging) are rebuilt and
     tested first; a backfill does that once for the whole range (`build_upstream`).
     """
     select = f"+{spec.features_model}" if upstream else spec.features_model
-    run_dbt(settings, "build", select, {"as_of_date": as_of_date.isoformat()})
+    run_dbt(settings, "build", select, _dates(as_of_dates))
 
 
 def build_upstream(settings: Settings, spec: ModelSpec) -> None:
@@ -154,6 +164,6 @@ def build_training_set(settings: Settings, spec: ModelSpec, dates: list[dt.date]
     )
 
 
-def build_marts(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> None:
-    """Rebuild the spec's marts (dbt models tagged `mart` and the model name) for one date."""
-    run_dbt(settings, "build", f"tag:mart,tag:{spec.name}", {"as_of_date": as_of_date.isoformat()})
+def build_marts(settings: Settings, spec: ModelSpec, as_of_dates: Sequence[dt.date]) -> None:
+    """Rebuild the spec's marts (dbt models tagged `mart` and the model name) for the given dates."""
+    run_dbt(settings, "build", f"tag:mart,tag:{spec.name}", _dates(as_of_dates))

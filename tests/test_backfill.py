@@ -97,3 +97,15 @@ def test_a_bad_date_fails_alone_and_only_failed_reruns_it(own, spec, warehouse):
     again = subprocess.run([*command, "--only", "failed"], capture_output=True, text=True, env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert set(scored_dates(warehouse)) == set(backfill.date_range(START, AS_OF))
+
+
+def test_features_that_fail_their_dbt_tests_fail_only_their_date(own, spec, warehouse):
+    # A customer with no plan who signs up on the last day: only that date's features
+    # break the not_null test on plan. The range is built in one dbt run first; when
+    # that fails, each date is built and tested on its own.
+    warehouse.execute("insert into raw.customers values (999999, $1, null, 'north', 'web')", [AS_OF])
+    model = steps.resolve_model(own, spec, START)
+    outcomes = backfill.run(own, spec, backfill.date_range(START, AS_OF), model)
+    assert [o.ok for o in outcomes] == [True, True, False]
+    assert "not_null_churn_features_plan" in outcomes[-1].error
+    assert set(scored_dates(warehouse)) == {START, START + dt.timedelta(days=1)}

@@ -17,8 +17,8 @@ def features(warehouse, day):
 def test_rebuilding_one_date_leaves_the_others(settings, spec, warehouse):
     before = features(warehouse, AS_OF)
     earlier = AS_OF - dt.timedelta(days=1)
-    transform.build_features(settings, spec, earlier)
-    transform.build_features(settings, spec, earlier)  # a rerun replaces, never appends
+    transform.build_features(settings, spec, [earlier])
+    transform.build_features(settings, spec, [earlier])  # a rerun replaces, never appends
     assert features(warehouse, AS_OF) == before
     counts = warehouse.query(
         "select as_of_date, count(*) as n, count(distinct customer_id) as k from analytics.churn_features group by 1 order by 1"
@@ -35,7 +35,7 @@ def test_features_are_point_in_time_correct(settings, spec, warehouse):
     warehouse.execute("insert into raw.usage_daily values ($1, $2, 500, 999.0)", [customer, later])
     warehouse.execute("insert into raw.support_tickets values (999999, $1, $2, 'billing', 'high')", [customer, later])
     warehouse.execute("insert into raw.cancellations values ($1, $2, 'price')", [before[1]["customer_id"], later])
-    transform.build_features(settings, spec, AS_OF)
+    transform.build_features(settings, spec, [AS_OF])
     assert features(warehouse, AS_OF) == before
 
 
@@ -43,14 +43,14 @@ def test_an_active_customer_disappears_from_features_once_cancelled(settings, sp
     customer = features(warehouse, AS_OF)[0]["customer_id"]
     warehouse.execute("delete from raw.cancellations where customer_id = $1", [customer])
     warehouse.execute("insert into raw.cancellations values ($1, $2, 'price')", [customer, AS_OF])
-    transform.build_features(settings, spec, AS_OF)
+    transform.build_features(settings, spec, [AS_OF])
     assert customer not in {row["customer_id"] for row in features(warehouse, AS_OF)}
 
 
 def test_dbt_tests_fail_the_build_on_a_duplicated_key(settings, spec, warehouse):
     warehouse.execute("insert into raw.customers select * from raw.customers limit 1")
     with pytest.raises(DbtError, match="unique"):
-        transform.build_features(settings, spec, AS_OF)
+        transform.build_features(settings, spec, [AS_OF])
 
 
 def test_training_set_has_labels_known_by_the_horizon(settings, spec, warehouse):
@@ -93,7 +93,7 @@ def test_marts_read_the_latest_partition(settings, spec, warehouse):
             schema=schema,
         )
         warehouse.replace_partition("predictions", "churn_scores", day, schema, [rows])
-        transform.build_marts(settings, spec, day)
+        transform.build_marts(settings, spec, [day])
     latest = warehouse.query("select customer_id, as_of_date, risk_band from marts.churn_latest_scores order by 1").to_pylist()
     assert latest == [
         {"customer_id": 1, "as_of_date": AS_OF, "risk_band": "low"},

@@ -1,6 +1,7 @@
 {#-
   Score distribution per as-of date and plan. Incremental: with --vars '{as_of_date: D}'
-  only D is rebuilt; without it every scored date is.
+  only D is rebuilt (with '{as_of_dates: [...]}' only those dates); without either, every
+  scored date is.
 -#}
 {{ config(
     materialized='incremental',
@@ -8,12 +9,12 @@
     unique_key='as_of_date',
     tags=['mart', 'churn'],
 ) }}
-{%- set as_of_date = var('as_of_date') %}
+{%- set dates = requested_dates() %}
 
 with scores as (
     select * from {{ source('predictions', 'churn_scores') }}
-    {%- if as_of_date is not none %}
-    where as_of_date = cast('{{ check_date(as_of_date, "as_of_date") }}' as date)
+    {%- if dates %}
+    where as_of_date in ({{ as_of_spine(dates, 'as_of_date') }})
     {%- endif %}
 ),
 
