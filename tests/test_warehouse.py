@@ -53,6 +53,21 @@ def test_read_partition_streams_bounded_batches(wh):
     assert max(sizes) <= 128
 
 
+def test_duckdb_streams_with_one_thread_and_a_capped_cache_then_restores_them(wh):
+    wh.replace_partition("predictions", "t", D1, SCHEMA, [batch([1, 2, 3], D1, 1.0)])
+
+    def current(con):
+        return con.execute("select current_setting('threads'), current_setting('memory_limit')").fetchone()
+
+    with wh.connect() as con:  # keeps the database open, so its settings outlive the read's connection
+        before = current(con)
+        with wh.read_partition("predictions", "t", D1, ["id"], 2) as batches:
+            during = current(con)
+            assert sum(b.num_rows for b in batches) == 3
+        assert current(con) == before
+    assert during == (1, "244.1 MiB") != before  # 256 MB
+
+
 def test_replace_tables_is_all_or_nothing(wh):
     wh.replace_tables("raw", {"a": pa.table({"x": [1]})})
     with pytest.raises(TypeError, match="pyarrow.Table"):
