@@ -23,6 +23,9 @@ from pipelines.spec import ModelSpec
 from pipelines.warehouse import open_warehouse
 
 SELECTIONS = ("missing", "failed", "stale")
+# A date's error when it was scored and published but the marts' rebuild failed. The
+# run log says it succeeded, so `--only failed` does not pick it up again.
+MARTS_NOT_REBUILT = "scored and published, but the marts were not rebuilt"
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def run(
         try:
             transform.build_marts(settings, spec, scored)
         except BatchpredError as exc:
-            error = f"scored and published, but the marts were not rebuilt: {exc}"
+            error = f"{MARTS_NOT_REBUILT}: {exc}"
             outcomes = [o if not o.ok else replace(o, ok=False, error=error) for o in outcomes]
     return outcomes
 

@@ -174,9 +174,12 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
     failed = [o for o in outcomes if not o.ok]
     if failed:
         details = "\n".join(f"  {o.as_of_date}: {o.error}" for o in failed)
+        # A date whose marts were not rebuilt is logged as scored: `--only failed` would skip it.
+        marts = any(backfills.MARTS_NOT_REBUILT in (o.error or "") for o in failed)
         raise click.ClickException(
             f"{len(failed)} of {len(outcomes)} date(s) failed:\n{details}\n"
-            f"fix the cause, then rerun: batchpred backfill {spec.name} --start {start} --end {end} --only failed"
+            f"fix the cause, then rerun: batchpred backfill {spec.name} --start {start} --end {end}"
+            + ("" if marts else " --only failed")
         )
 
 

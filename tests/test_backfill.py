@@ -109,3 +109,33 @@ def test_features_that_fail_their_dbt_tests_fail_only_their_date(own, spec, ware
     assert [o.ok for o in outcomes] == [True, True, False]
     assert "not_null_churn_features_plan" in outcomes[-1].error
     assert set(scored_dates(warehouse)) == {START, START + dt.timedelta(days=1)}
+
+
+def test_dates_whose_marts_fail_are_reported_and_the_rerun_is_not_only_failed(own, spec, warehouse):
+    import pyarrow as pa
+
+    from pipelines.score import predictions_schema
+
+    # A later date with one customer scored twice: the latest-scores mart reads that date
+    # and fails its unique test, after the range was scored and published.
+    later = AS_OF + dt.timedelta(days=5)
+    schema = predictions_schema(spec)
+    row = {"customer_id": 1, "as_of_date": later, "score": 0.5, "model_name": "churn", "model_version": "1",
+           "mlflow_run_id": "r", "scoring_run_id": "s", "airflow_run_id": None, "scored_at": dt.datetime.now(dt.UTC)}  # fmt: skip
+    warehouse.replace_partition("predictions", "churn_scores", later, schema, [pa.RecordBatch.from_pylist([row, row], schema)])
+    env = {
+        **os.environ,
+        "BATCHPRED_HOME": str(own.home),
+        "BATCHPRED_WAREHOUSE_URL": own.warehouse_url,
+        "MLFLOW_TRACKING_URI": own.mlflow_tracking_uri,
+    }
+    command = [BATCHPRED, "backfill", "churn", "--start", START.isoformat(), "--end", AS_OF.isoformat()]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "3 of 3 date(s) failed" in done.stderr and "marts were not rebuilt" in done.stderr
+    assert "unique_churn_latest_scores_customer_id" in done.stderr
+    assert done.stderr.rstrip().endswith(f"--end {AS_OF}"), done.stderr[-300:]  # not --only failed
+    published = warehouse.query(
+        "select distinct as_of_date from predictions.churn_scores where as_of_date <= $1 order by 1", [AS_OF]
+    ).to_pylist()
+    assert [r["as_of_date"] for r in published] == backfill.date_range(START, AS_OF)
