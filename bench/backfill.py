@@ -3,8 +3,9 @@ as-of dates of ~100k customers each, on the demo business.
 
     uv run python -m bench.backfill [--customers 180000] [--dates 30] [--warehouse-url URL]
 
-Per date the CLI runs what the DAG runs: dbt features (and their dbt tests), the GX
-suite, scoring, the run log and the dbt marts. The champion is registered here directly
+The CLI runs what the DAG runs, with the dbt steps batched for the range: the staging
+models once, the features of every date (and their dbt tests) in one dbt run, then per
+date the GX suite, scoring and the run log, and at the end the dbt marts once. The champion is registered here directly
 (an XGBoost model with churn's features and training parameters, 300 trees) rather than
 by `batchpred train`, which would add minutes of training to `make bench` and nothing
 to the figure: the backfill loads whatever version @champion points at.

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from pipelines import steps, transform
+from pipelines import runlog, steps, transform
 from pipelines.errors import BatchpredError, InputError
 from pipelines.identifiers import qualified
-from pipelines.runlog import TABLE as RUNS_TABLE
 from pipelines.settings import Settings
 from pipelines.spec import ModelSpec
 from pipelines.warehouse import open_warehouse
@@ -70,9 +70,9 @@ def plan(settings: Settings, spec: ModelSpec, start: dt.date, end: dt.date, only
     if only == "stale":
         return [d for d in dates if d in scored and scored[d] != {version}]
     latest: dict[dt.date, str] = {}
-    if warehouse.table_columns("monitoring", RUNS_TABLE) is not None:
+    if warehouse.table_columns("monitoring", runlog.TABLE) is not None:
         for row in warehouse.query(
-            f"select as_of_date, status from {qualified('monitoring', RUNS_TABLE)} "
+            f"select as_of_date, status from {qualified('monitoring', runlog.TABLE)} "
             "where model_name = $1 and as_of_date between $2 and $3 order by started_at, ended_at",
             [spec.name, start, end],
         ).to_pylist():
@@ -89,53 +89,83 @@ def run(
 ) -> list[Outcome]:
     """Validate, score and publish each date with the pinned `model` (see `steps.resolve_model`).
 
-    dbt runs three times for the whole range rather than twice per date, because each
+    dbt runs a few times for the whole range rather than twice per date, because each
     dbt run parses the project again: the staging models (if they fail, no date is
-    attempted), then every date's features in one run, and at the end the marts of the
-    dates that were scored. If the features of the range fail their build or dbt tests,
-    each date is built again on its own, so the failure stays with its date.
+    attempted), then the features of up to FEATURE_DATES_PER_RUN dates per run, and at
+    the end the marts of the dates that were scored (even if an unexpected error ends
+    the range early). If a run's features fail their build or dbt tests, each of its
+    dates is built again on its own, so the failure stays with its date; such a date
+    is logged as a failed attempt, and `--only failed` picks it up.
     """
     if not dates:
         return []
     transform.build_upstream(settings, spec)
     unbuilt = _build_features(settings, spec, dates)
-    outcomes = []
-    for day in dates:
-        started = time.perf_counter()
-        try:
-            if day in unbuilt:
-                raise unbuilt[day]
-            validation = steps.validate(settings, spec, day)
-            result = steps.score(settings, spec, day, validation["validation_id"], model=model)
-            outcome = Outcome(
-                day, True, result["rows_scored"], time.perf_counter() - started, quarantined=result["rows_quarantined"]
-            )
-        except BatchpredError as exc:
-            outcome = Outcome(day, False, 0, time.perf_counter() - started, str(exc))
-        outcomes.append(outcome)
-        on_date(outcome)
-    scored = [o.as_of_date for o in outcomes if o.ok]
-    if scored:
-        try:
-            transform.build_marts(settings, spec, scored)
-        except BatchpredError as exc:
-            error = f"{MARTS_NOT_REBUILT}: {exc}"
-            outcomes = [o if not o.ok else replace(o, ok=False, error=error) for o in outcomes]
+    outcomes: list[Outcome] = []
+    try:
+        for day in dates:
+            started = time.perf_counter()
+            try:
+                if day in unbuilt:
+                    _log_failure(settings, spec, day, model, unbuilt[day])
+                    raise unbuilt[day]
+                validation = steps.validate(settings, spec, day)
+                result = steps.score(settings, spec, day, validation["validation_id"], model=model)
+                outcome = Outcome(
+                    day, True, result["rows_scored"], time.perf_counter() - started, quarantined=result["rows_quarantined"]
+                )
+            except BatchpredError as exc:
+                outcome = Outcome(day, False, 0, time.perf_counter() - started, str(exc))
+            outcomes.append(outcome)
+            on_date(outcome)
+    finally:
+        scored = [o.as_of_date for o in outcomes if o.ok]
+        marts_error = None
+        if scored:
+            try:
+                transform.build_marts(settings, spec, scored)
+            except BatchpredError as exc:
+                marts_error = f"{MARTS_NOT_REBUILT}: {exc}"
+    if marts_error:
+        outcomes = [o if not o.ok else replace(o, ok=False, error=marts_error) for o in outcomes]
     return outcomes
+
+
+# One dbt run builds the features of this many dates at most: the feature query and
+# its delete+insert grow with the dates, and a month is already most of the speed-up.
+FEATURE_DATES_PER_RUN = 31
 
 
 def _build_features(settings: Settings, spec: ModelSpec, dates: list[dt.date]) -> dict[dt.date, BatchpredError]:
     """Build the features of `dates` (staging already built); return the dates that failed, with why."""
-    try:
-        transform.build_features(settings, spec, dates, upstream=False)
-        return {}
-    except BatchpredError as exc:
-        if len(dates) == 1:
-            return {dates[0]: exc}
     unbuilt = {}
-    for day in dates:
+    for first in range(0, len(dates), FEATURE_DATES_PER_RUN):
+        chunk = dates[first : first + FEATURE_DATES_PER_RUN]
         try:
-            transform.build_features(settings, spec, [day], upstream=False)
+            transform.build_features(settings, spec, chunk, upstream=False)
+            continue
         except BatchpredError as exc:
-            unbuilt[day] = exc
+            if len(chunk) == 1:
+                unbuilt[chunk[0]] = exc
+                continue
+        for day in chunk:
+            try:
+                transform.build_features(settings, spec, [day], upstream=False)
+            except BatchpredError as exc:
+                unbuilt[day] = exc
     return unbuilt
+
+
+def _log_failure(settings: Settings, spec: ModelSpec, day: dt.date, model: dict, error: BatchpredError) -> None:
+    """A date whose features could not be built gets a failed attempt in the run log."""
+    now = dt.datetime.now(dt.UTC)
+    attempt = runlog.Attempt(str(uuid.uuid4()), spec.name, model["alias"], day, None, now)
+    runlog.record(
+        open_warehouse(settings.warehouse_url),
+        attempt,
+        model_version=model["model_version"],
+        mlflow_run_id=model["mlflow_run_id"],
+        status="failed",
+        error=f"features: {error}"[:2000],
+        ended_at=now,
+    )

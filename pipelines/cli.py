@@ -116,7 +116,8 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
     """Score every as-of date from --start to --end with one model version.
 
     A date that fails does not stop the others; the exit code is 1 if any failed,
-    and the summary says which and why. Rerun with --only failed to fix just those.
+    and the summary says which, why, and the command that reruns them (usually with
+    --only failed).
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -173,7 +174,10 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
     Console().print(table)
     failed = [o for o in outcomes if not o.ok]
     if failed:
-        details = "\n".join(f"  {o.as_of_date}: {o.error}" for o in failed)
+        by_error: dict[str, list[str]] = {}  # a marts failure is every scored date's error: say it once
+        for o in failed:
+            by_error.setdefault(o.error or "", []).append(str(o.as_of_date))
+        details = "\n".join(f"  {', '.join(days)}: {error}" for error, days in by_error.items())
         # A date whose marts were not rebuilt is logged as scored: `--only failed` would skip it.
         marts = any(backfills.MARTS_NOT_REBUILT in (o.error or "") for o in failed)
         raise click.ClickException(

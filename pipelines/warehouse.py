@@ -456,14 +456,16 @@ class DuckDBWarehouse(Warehouse):
             #   would grow with the row count;
             # - use one thread: the reader of the stream scores every batch with all the
             #   cores, and DuckDB's own threads only take turns with it (3% slower).
-            con.execute(f"set memory_limit = '{STREAM_MEMORY_LIMIT}'")
-            con.execute("set threads = 1")
-            # sql(...).to_arrow_reader streams; execute(...) would materialise the result first.
-            reader = con.sql(sql, params=[as_of_date, *params]).to_arrow_reader(batch_size)
+            reader = None
             try:
+                con.execute(f"set memory_limit = '{STREAM_MEMORY_LIMIT}'")
+                con.execute("set threads = 1")
+                # sql(...).to_arrow_reader streams; execute(...) would materialise the result first.
+                reader = con.sql(sql, params=[as_of_date, *params]).to_arrow_reader(batch_size)
                 yield iter(reader)
             finally:
-                reader.close()
+                if reader is not None:
+                    reader.close()
                 for setting in ("memory_limit", "threads"):
                     try:
                         con.execute(f"reset {setting}")

@@ -109,6 +109,8 @@ def test_features_that_fail_their_dbt_tests_fail_only_their_date(own, spec, ware
     assert [o.ok for o in outcomes] == [True, True, False]
     assert "not_null_churn_features_plan" in outcomes[-1].error
     assert set(scored_dates(warehouse)) == {START, START + dt.timedelta(days=1)}
+    # Logged as a failed attempt, so `--only failed` reruns it.
+    assert backfill.plan(own, spec, START, AS_OF, "failed", model["model_version"]) == [AS_OF]
 
 
 def test_dates_whose_marts_fail_are_reported_and_the_rerun_is_not_only_failed(own, spec, warehouse):

@@ -115,3 +115,25 @@ def test_dbt_env_maps_a_postgres_url_without_leaking_it_elsewhere():
         "warehouse",
     )
     assert env["BATCHPRED_PG_PASSWORD"] == "s3cret"
+
+
+@pytest.mark.parametrize(
+    "variables, message",
+    [
+        ({"as_of_date": "2026-01-31", "as_of_dates": ["2026-01-30"]}, "not both"),
+        ({"as_of_dates": "2026-01-31"}, "'as_of_dates' must be a list"),
+        ({"as_of_dates": ["2026-01-31", "31/01/2026"]}, "'as_of_dates' must be a date"),
+    ],
+)
+def test_malformed_as_of_dates_are_refused_by_dbt_naming_the_var(settings, variables, message):
+    with pytest.raises(DbtError, match=message):
+        transform.run_dbt(settings, "build", "churn_features", variables)
+
+
+def test_several_dates_are_built_and_tested_in_one_run(settings, spec, warehouse):
+    days = [AS_OF - dt.timedelta(days=2), AS_OF - dt.timedelta(days=1)]
+    before = features(warehouse, AS_OF)
+    transform.build_features(settings, spec, days)
+    counts = warehouse.query("select as_of_date, count(*) as n from analytics.churn_features group by 1 order by 1").to_pylist()
+    assert [c["as_of_date"] for c in counts] == [*days, AS_OF] and all(c["n"] > 0 for c in counts)
+    assert features(warehouse, AS_OF) == before
