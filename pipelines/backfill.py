@@ -136,23 +136,21 @@ def run(
 FEATURE_DATES_PER_RUN = 31
 
 
-def _build_features(settings: Settings, spec: ModelSpec, dates: list[dt.date]) -> dict[dt.date, BatchpredError]:
-    """Build the features of `dates` (staging already built); return the dates that failed, with why."""
-    unbuilt = {}
-    for first in range(0, len(dates), FEATURE_DATES_PER_RUN):
-        chunk = dates[first : first + FEATURE_DATES_PER_RUN]
+def _build_features(
+    settings: Settings, spec: ModelSpec, dates: list[dt.date], per_run: int = FEATURE_DATES_PER_RUN
+) -> dict[dt.date, BatchpredError]:
+    """Build the features of `dates` (staging already built), `per_run` dates per dbt run;
+    a run that fails is built again one date at a time. Returns the dates that failed, with why."""
+    unbuilt: dict[dt.date, BatchpredError] = {}
+    for first in range(0, len(dates), per_run):
+        chunk = dates[first : first + per_run]
         try:
             transform.build_features(settings, spec, chunk, upstream=False)
-            continue
         except BatchpredError as exc:
             if len(chunk) == 1:
                 unbuilt[chunk[0]] = exc
-                continue
-        for day in chunk:
-            try:
-                transform.build_features(settings, spec, [day], upstream=False)
-            except BatchpredError as exc:
-                unbuilt[day] = exc
+            else:
+                unbuilt |= _build_features(settings, spec, chunk, per_run=1)
     return unbuilt
 
 

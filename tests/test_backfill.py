@@ -37,6 +37,18 @@ def scored_dates(warehouse):
     return {r["as_of_date"]: r["v"] for r in rows}
 
 
+def backfill_cli(own, *options: str) -> subprocess.CompletedProcess:
+    """`batchpred backfill churn` over START..AS_OF in a subprocess, on `own`'s warehouse and registry."""
+    env = {
+        **os.environ,
+        "BATCHPRED_HOME": str(own.home),
+        "BATCHPRED_WAREHOUSE_URL": own.warehouse_url,
+        "MLFLOW_TRACKING_URI": own.mlflow_tracking_uri,
+    }
+    command = [BATCHPRED, "backfill", "churn", "--start", START.isoformat(), "--end", AS_OF.isoformat(), *options]
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
 def test_a_backfill_scores_exactly_the_range_with_one_version(own, spec, warehouse):
     model = steps.resolve_model(own, spec, START)
     client = registry.connect(own)
@@ -77,24 +89,17 @@ def test_a_bad_date_fails_alone_and_only_failed_reruns_it(own, spec, warehouse):
     warehouse.execute(
         "delete from raw.usage_daily where customer_id = $1 and usage_date = $2 and sessions < 50000", [customer, AS_OF]
     )
-    env = {
-        **os.environ,
-        "BATCHPRED_HOME": str(own.home),
-        "BATCHPRED_WAREHOUSE_URL": own.warehouse_url,
-        "MLFLOW_TRACKING_URI": own.mlflow_tracking_uri,
-    }
-    command = [BATCHPRED, "backfill", "churn", "--start", START.isoformat(), "--end", AS_OF.isoformat()]
-    first = subprocess.run(command, capture_output=True, text=True, env=env)
+    first = backfill_cli(own)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "1 of 3 date(s) failed" in first.stderr
     assert f"{AS_OF}: validation" in first.stderr and "sessions_7d" in first.stderr
     assert set(scored_dates(warehouse)) == {START, START + dt.timedelta(days=1)}
 
-    dry = subprocess.run([*command, "--only", "failed", "--dry-run"], capture_output=True, text=True, env=env)
+    dry = backfill_cli(own, "--only", "failed", "--dry-run")
     assert dry.returncode == 0 and "plan: 1 date(s)" in dry.stdout and str(AS_OF) in dry.stdout
 
     warehouse.execute("delete from raw.usage_daily where sessions = 50000")
-    again = subprocess.run([*command, "--only", "failed"], capture_output=True, text=True, env=env)
+    again = backfill_cli(own, "--only", "failed")
     assert again.returncode == 0, again.stdout + again.stderr
     assert set(scored_dates(warehouse)) == set(backfill.date_range(START, AS_OF))
 
@@ -125,14 +130,7 @@ def test_dates_whose_marts_fail_are_reported_and_the_rerun_is_not_only_failed(ow
     row = {"customer_id": 1, "as_of_date": later, "score": 0.5, "model_name": "churn", "model_version": "1",
            "mlflow_run_id": "r", "scoring_run_id": "s", "airflow_run_id": None, "scored_at": dt.datetime.now(dt.UTC)}  # fmt: skip
     warehouse.replace_partition("predictions", "churn_scores", later, schema, [pa.RecordBatch.from_pylist([row, row], schema)])
-    env = {
-        **os.environ,
-        "BATCHPRED_HOME": str(own.home),
-        "BATCHPRED_WAREHOUSE_URL": own.warehouse_url,
-        "MLFLOW_TRACKING_URI": own.mlflow_tracking_uri,
-    }
-    command = [BATCHPRED, "backfill", "churn", "--start", START.isoformat(), "--end", AS_OF.isoformat()]
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = backfill_cli(own)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "3 of 3 date(s) failed" in done.stderr and "marts were not rebuilt" in done.stderr
     assert "unique_churn_latest_scores_customer_id" in done.stderr
