@@ -193,20 +193,20 @@ def test_a_triggered_run_fans_out_over_both_workers_and_lands_in_postgres(stack,
     )
     assert "worker-1@" in ping and "worker-2@" in ping
 
-    response = api.post("/dags/churn_score/dagRuns", json={"logical_date": None, "conf": {"as_of_date": AS_OF.isoformat()}})
-    assert response.status_code == 200, response.text
-    run_id = response.json()["dag_run_id"]
-
-    def finished():
-        state = api.get(f"/dags/churn_score/dagRuns/{run_id}").json()["state"]
-        return state if state in ("success", "failed") else None
-
-    assert wait_until(finished, 600, f"run {run_id} to finish", stack["stack"]) == "success", stack["stack"].logs()
-
-    instances = api.get(f"/dags/churn_score/dagRuns/{run_id}/taskInstances").json()["task_instances"]
-    shards = [ti for ti in instances if ti["task_id"] == "score_shard"]
-    assert len(shards) == 2
-    assert {ti["hostname"] for ti in shards} == {"worker-1", "worker-2"}
+    # Celery hands each task to whichever worker is free. A worker still winding down
+    # its previous task (under load, on 2 cores) can leave both shards to the other, as
+    # it did once in a fresh-clone run; so up to three runs are given the chance to
+    # show the fan-out, and one of them must.
+    placements = []
+    for _ in range(3):
+        run_id = _run_to_success(stack, api)
+        instances = api.get(f"/dags/churn_score/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+        shards = [ti for ti in instances if ti["task_id"] == "score_shard"]
+        assert len(shards) == 2
+        placements.append([(ti["map_index"], ti["hostname"], ti["try_number"], ti["start_date"]) for ti in shards])
+        if {ti["hostname"] for ti in shards} == {"worker-1", "worker-2"}:
+            break
+    assert {ti["hostname"] for ti in shards} == {"worker-1", "worker-2"}, placements
 
     settings, trained = stack["settings"], stack["trained"]
     warehouse = open_warehouse(settings.warehouse_url)
@@ -221,6 +221,20 @@ def test_a_triggered_run_fans_out_over_both_workers_and_lands_in_postgres(stack,
     assert lineage["n"] == lineage["k"] == features > 0
     assert lineage["run_id"] == lineage["run_id2"] == run_id
     assert (lineage["version"], lineage["mlflow_run_id"]) == (trained["model_version"], trained["mlflow_run_id"])
+
+
+def _run_to_success(stack, api) -> str:
+    """Trigger churn_score for AS_OF as the UI's Trigger button does; wait for success; return the run id."""
+    response = api.post("/dags/churn_score/dagRuns", json={"logical_date": None, "conf": {"as_of_date": AS_OF.isoformat()}})
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+
+    def finished():
+        state = api.get(f"/dags/churn_score/dagRuns/{run_id}").json()["state"]
+        return state if state in ("success", "failed") else None
+
+    assert wait_until(finished, 600, f"run {run_id} to finish", stack["stack"]) == "success", stack["stack"].logs()
+    return run_id
 
 
 def _ping_workers(stack: Stack) -> str:
