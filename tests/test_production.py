@@ -135,8 +135,6 @@ def stack(postgres, base_home, tmp_path_factory):
         stack.run(str(BIN / "airflow"), "db", "migrate")
         stack.run(str(BIN / "airflow"), "pools", "set", "batchpred_warehouse", "4", "warehouse writers")
         stack.start("api-server", str(BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(api_port))
-        stack.start("scheduler", str(BIN / "airflow"), "scheduler")
-        stack.start("dag-processor", str(BIN / "airflow"), "dag-processor")
         for name in ("worker-1", "worker-2"):
             stack.start(
                 name,
@@ -156,6 +154,11 @@ def stack(postgres, base_home, tmp_path_factory):
         settings = replace(settings_for(root / "batchpred", tracking_uri), warehouse_url=warehouse_url)
         load_demo_data(settings, DemoConfig(**DEMO))
         trained = steps.train(settings, load_spec("churn"), AS_OF)
+        # Only now the scheduler: the DAGs are unpaused at creation, and a scheduled run
+        # building the staging views while training builds them too collides in
+        # PostgreSQL ("relation already exists"), as it did once in a fresh-clone run.
+        stack.start("scheduler", str(BIN / "airflow"), "scheduler")
+        stack.start("dag-processor", str(BIN / "airflow"), "dag-processor")
         wait_for_port(api_port, timeout=120)
         yield {"stack": stack, "api": f"http://127.0.0.1:{api_port}", "settings": settings, "trained": trained}
     finally:
