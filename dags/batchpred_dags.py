@@ -1,9 +1,13 @@
 """Airflow DAGs for every model in models/<name>/model.yaml: <name>_score and <name>_train.
 
-This file only wires tasks. Each task reads its run context, calls one step from
-`pipelines.steps`, and returns a small reference for XCom. Heavy packages (pandas,
-xgboost, mlflow, great_expectations, dbt) are imported inside the steps, never
-here, because the scheduler parses this file constantly.
+This file only wires tasks. Each task hands its name, its run's context and its
+inputs to `pipelines.tasks.run`, which calls one step; the schedule, retries,
+timeouts and run parameters come from the model's spec and `pipelines.tasks`.
+Heavy packages (pandas, xgboost, mlflow, great_expectations, dbt) are imported inside
+the steps, never here, because the scheduler parses this file constantly.
+
+A model whose model.yaml does not load gets one DAG, <name>_score, whose only task
+fails with the spec's error: the other models' DAGs are unaffected.
 """
 
 from __future__ import annotations
@@ -14,157 +18,108 @@ import functools
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from pipelines.spec import ALIAS_PATTERN, ModelSpec, list_models, load_spec
+from pipelines import tasks
+from pipelines.errors import BatchpredError
+from pipelines.spec import ModelSpec, list_models, load_spec
 
 # Tasks that write to the warehouse share this pool. `batchpred demo` (and the
 # production init) create it: 1 slot for a DuckDB file, which takes one writer at a time.
 WAREHOUSE_POOL = "batchpred_warehouse"
-START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+SCORE_DOC = """
+Scores **{name}** for one as-of date D, then rebuilds its marts.
+
+**Parameters** (Trigger): `as_of_date` (YYYY-MM-DD) rescores that day; empty scores the
+last complete day in the warehouse (a scheduled run scores its own day).
+`model_alias` scores with another registry alias than `{alias}`. `dry_run` builds and
+validates the features in a scratch schema and resolves the model, writing nothing.
+
+**Rerun a date**: Trigger with `as_of_date`, clear the run's tasks, or
+`batchpred score {name} --date D`. Each replaces exactly that date's rows in
+`predictions.{name}_scores`; the same data and version give the same scores.
+
+**When it fails**: the first line of each task's log names the as-of date and the
+model version. `plan` refuses dates that are not complete (the message names the
+source and its last event), unknown aliases and spec/contract mismatches; `validate`
+lists each failed expectation; `monitoring.scoring_runs` has one row per attempt with
+the failed step and its error. Failures that a person must fix are not retried.
+"""
 
 
-def _fail_fast(step):
-    """Fail a task without retries when the error names something a person must fix
-    (bad data, bad parameter, missing model): retrying would only delay the alert."""
+def _run(step: str, model: str, **inputs):
+    """The body of every task: the run's context and the inputs, to `pipelines.tasks.run`.
 
-    @functools.wraps(step)
-    def wrapper(*args, **kwargs):
-        from pipelines.errors import BatchpredError
-
-        try:
-            return step(*args, **kwargs)
-        except BatchpredError as exc:
-            if exc.retryable:
-                raise
-            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
-
-    return wrapper
-
-
-def _unless_dry_run() -> None:
-    """Stop a task that would write predictions when the run is a dry run."""
-    if get_current_context()["params"].get("dry_run"):
-        raise AirflowSkipException("dry run: features built and validated, model resolved; nothing scored or published")
-
-
-def _run_inputs():
-    """(settings, as-of date, Airflow run id) for the running task."""
-    from pipelines import steps
-    from pipelines.settings import Settings
-
+    An error that names something a person must fix fails the task without retries
+    (retrying would only delay the alert); a dry run's writing tasks are skipped."""
     context = get_current_context()
     dag_run = context["dag_run"]
-    as_of_date = steps.as_of_date_for_run(
-        dag_run.conf, context["params"].get("as_of_date"), context.get("logical_date"), dag_run.run_after
+    run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+    ctx = tasks.RunContext(
+        context["run_id"], str(run_type), context.get("logical_date"), dict(context["params"]), dict(dag_run.conf or {})
     )
-    return Settings.from_env(), as_of_date, context["run_id"]
+    try:
+        return tasks.run(step, model, ctx, inputs)
+    except tasks.DryRun as skip:
+        raise AirflowSkipException(str(skip)) from None
+    except BatchpredError as exc:
+        if exc.retryable:
+            raise
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
 def score_dag(spec: ModelSpec) -> DAG:
+    run = functools.partial(_run, model=spec.name)
     with DAG(
         dag_id=spec.score_dag_id,
         description=f"Nightly scores for {spec.name}: features, validation, scoring, marts",
-        doc_md=f"""
-Scores **{spec.name}** for one as-of date D: the run for the daily interval [D, D+1)
-runs once D is over. Trigger it by hand with `as_of_date` to (re)score a date, and
-`model_alias` to score with another registry alias than `{spec.alias}`.
-Each rerun replaces exactly that date's rows in `predictions.{spec.predictions_table}`.
-""",
-        schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-        start_date=START_DATE,
+        doc_md=SCORE_DOC.format(name=spec.name, alias=spec.alias),
+        schedule=_daily(spec.scoring.schedule),
+        # No start date: Airflow would silently skip every task of a run dated before it.
+        # The spec's scoring.start_date is enforced by `plan`, which says so.
+        start_date=None,
         catchup=False,
         max_active_runs=1,
         tags=["batchpred", "scoring", spec.name],
         default_args={
-            "retries": 2,
+            "retries": spec.scoring.retries,
             "retry_delay": dt.timedelta(minutes=2),
             "retry_exponential_backoff": True,
-            "execution_timeout": dt.timedelta(minutes=30),
+            "execution_timeout": dt.timedelta(minutes=spec.scoring.timeout_minutes),
         },
-        params={
-            "as_of_date": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                title="As-of date",
-                description="YYYY-MM-DD. Empty: the run's own date (the day before it started, for a manual run).",
-            ),
-            "model_alias": Param(
-                spec.alias,
-                type="string",
-                pattern=ALIAS_PATTERN,
-                title="Model alias",
-                description=f"MLflow registry alias to score with: models:/{spec.name}@<alias>.",
-            ),
-            "dry_run": Param(
-                False,
-                type="boolean",
-                title="Dry run",
-                description="Build and validate the features and resolve the model, but score and publish nothing.",
-            ),
-        },
+        params={name: Param(**schema) for name, schema in tasks.score_params(spec.alias).items()},
     ) as dag:
 
-        @task(pool=WAREHOUSE_POOL)
-        @_fail_fast
-        def build_features() -> dict:
-            from pipelines import steps
+        @task
+        def plan() -> dict:
+            return run("plan")
 
-            settings, as_of_date, _ = _run_inputs()
-            return steps.build_features(settings, load_spec(spec.name), as_of_date)
+        @task(pool=WAREHOUSE_POOL)
+        def build_features(attempt: dict) -> dict:
+            return run("build_features", attempt=attempt)
 
         @task(pool=WAREHOUSE_POOL)  # it writes validation results and the quarantine
-        @_fail_fast
-        def validate() -> dict:
-            from pipelines import steps
-
-            settings, as_of_date, run_id = _run_inputs()
-            return steps.validate(settings, load_spec(spec.name), as_of_date, run_id)
-
-        @task
-        @_fail_fast
-        def resolve_model() -> dict:
-            from pipelines import steps
-
-            settings, as_of_date, run_id = _run_inputs()
-            alias = get_current_context()["params"]["model_alias"]
-            return steps.resolve_model(settings, load_spec(spec.name), as_of_date, alias, run_id)
+        def validate(attempt: dict, features: dict) -> dict:
+            return run("validate", attempt=attempt)
 
         @task(pool=WAREHOUSE_POOL)
-        @_fail_fast
-        def score_shard(shard: int, validation: dict, model: dict) -> dict:
-            from pipelines import steps
-
-            _unless_dry_run()
-            settings, as_of_date, run_id = _run_inputs()
-            return steps.score_shard(
-                settings, load_spec(spec.name), as_of_date, validation["validation_id"], model, shard, run_id
-            )
+        def score_shard(shard: int, attempt: dict, validation: dict) -> dict:
+            return run("score_shard", attempt=attempt, validation=validation, shard=shard)
 
         @task(pool=WAREHOUSE_POOL)
-        @_fail_fast
-        def publish(validation: dict, model: dict, shard_results: list[dict]) -> dict:
-            from pipelines import steps
-
-            settings, as_of_date, run_id = _run_inputs()
-            return steps.publish(
-                settings, load_spec(spec.name), as_of_date, validation["validation_id"], model, list(shard_results), run_id
-            )
+        def publish(attempt: dict, validation: dict, shard_results: list[dict]) -> dict:
+            # [:] reads every mapped result; iterating the lazy sequence probes one past
+            # the end and logs a harmless "XCom not found" error.
+            return run("publish", attempt=attempt, validation=validation, shard_results=shard_results[:])
 
         @task(pool=WAREHOUSE_POOL)
-        @_fail_fast
-        def build_marts(published: dict) -> dict:
-            from pipelines import steps
+        def build_marts(attempt: dict, published: dict) -> dict:
+            return run("build_marts", attempt=attempt)
 
-            settings, as_of_date, _ = _run_inputs()
-            return steps.build_marts(settings, load_spec(spec.name), as_of_date)
-
-        features = build_features()
-        validation = validate()
-        model = resolve_model()
-        features >> validation
+        attempt = plan()
+        validation = validate(attempt, build_features(attempt))
         # One mapped task per shard: Celery (or Kubernetes) workers score them in parallel.
-        shards = score_shard.partial(validation=validation, model=model).expand(shard=list(range(spec.shards)))
-        build_marts(publish(validation, model, shards))
+        shards = score_shard.partial(attempt=attempt, validation=validation).expand(shard=list(range(spec.shards)))
+        build_marts(attempt, publish(attempt, validation, shards))
     return dag
 
 
@@ -173,38 +128,53 @@ def train_dag(spec: ModelSpec) -> DAG:
         dag_id=spec.train_dag_id,
         description=f"Retrain {spec.name}; promote to @{spec.alias} only if it beats the current one",
         schedule=spec.training.schedule,
-        start_date=START_DATE,
+        start_date=None,
         catchup=False,
         max_active_runs=1,
         tags=["batchpred", "training", spec.name],
         default_args={"retries": 1, "retry_delay": dt.timedelta(minutes=5), "execution_timeout": dt.timedelta(hours=2)},
-        params={
-            "as_of_date": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                title="Train on data known up to",
-                description="YYYY-MM-DD. Empty: the day before the run started.",
-            ),
-        },
+        params={name: Param(**schema) for name, schema in tasks.TRAIN_PARAMS.items()},
     ) as dag:
 
         @task(pool=WAREHOUSE_POOL)
-        @_fail_fast
         def train() -> dict:
-            from pipelines import steps
-            from pipelines.settings import Settings
-
-            context = get_current_context()
-            dag_run = context["dag_run"]
-            as_of_date = steps.as_of_date_for_run(dag_run.conf, context["params"].get("as_of_date"), None, dag_run.run_after)
-            return steps.train(Settings.from_env(), load_spec(spec.name), as_of_date)
+            return _run("train", spec.name)
 
         train()
     return dag
 
 
+def broken_dag(name: str, error: Exception) -> DAG:
+    """A stand-in for a model whose spec does not load: one task that fails with the error."""
+    message = f"{type(error).__name__}: {error}"
+    with DAG(
+        dag_id=f"{name}_score" if name.replace("_", "").isalnum() else "batchpred_broken_spec",
+        description=f"models/{name}/model.yaml does not load: fix it",
+        doc_md=f"**models/{name}/model.yaml does not load**, so this model is not scored:\n\n```\n{message}\n```",
+        schedule="@daily",
+        start_date=None,
+        catchup=False,
+        tags=["batchpred", "broken-spec", name],
+    ) as dag:
+
+        @task(retries=0)
+        def spec_error() -> None:
+            raise AirflowFailException(message)
+
+        spec_error()
+    return dag
+
+
+def _daily(schedule: str):
+    cron = {"@daily": "0 0 * * *", "@midnight": "0 0 * * *"}.get(schedule.strip(), schedule.strip())
+    return CronDataIntervalTimetable(cron, timezone="UTC")
+
+
 for _name in list_models():
-    _spec = load_spec(_name)
+    try:
+        _spec = load_spec(_name)
+    except Exception as _error:  # noqa: BLE001 - any broken spec must only take down its own model
+        broken_dag(_name, _error)
+        continue
     score_dag(_spec)
     train_dag(_spec)

@@ -1,31 +1,29 @@
-"""Backfills: every date of a range scored exactly once, with one model version.
+"""Backfills: every complete date of a range scored exactly once, with one model version.
 
 The alias is resolved once for the whole range, so a backfill never mixes versions
-even if the alias moves while it runs. The model is loaded once (the registry
-adapter caches a pinned version), and each date goes through the steps the DAG runs,
-with the dbt ones batched for the whole range (see `run`). A date that fails is
-reported with its reason and the others carry on.
+even if the alias moves while it runs. Dates that are not complete (see
+`pipelines.completeness`) are not planned; the plan says which were skipped and why.
+The model is loaded once (the registry adapter caches a pinned version), and each
+date goes through the steps the DAG runs, with the dbt ones batched for the whole
+range (see `run`). A date that fails is reported with its reason and the others
+carry on. Every date attempted gets its one run-log row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 
-from pipelines import runlog, steps, transform
+from pipelines import completeness, registry, runlog, steps, transform
 from pipelines.errors import BatchpredError, InputError
-from pipelines.identifiers import qualified
+from pipelines.records import Attempt, PinnedModel
 from pipelines.settings import Settings
 from pipelines.spec import ModelSpec
-from pipelines.warehouse import open_warehouse
+from pipelines.warehouse import catalog, open_warehouse
 
 SELECTIONS = ("missing", "failed", "stale")
-# A date's error when it was scored and published but the marts' rebuild failed. The
-# run log says it succeeded, so `--only failed` does not pick it up again.
-MARTS_NOT_REBUILT = "scored and published, but the marts were not rebuilt"
 
 
 @dataclass(frozen=True)
@@ -38,96 +36,118 @@ class Outcome:
     quarantined: int = 0
 
 
+@dataclass(frozen=True)
+class Plan:
+    model: PinnedModel
+    dates: list[dt.date]  # to score, in order
+    skipped: dict[dt.date, str] = field(default_factory=dict)  # not complete (or before scoring.start_date): why
+    existing: dict[dt.date, set[int]] = field(default_factory=dict)  # dates of the range that have rows: versions
+
+
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
     if end < start:
         raise InputError(f"--end {end} is before --start {start}")
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def plan(settings: Settings, spec: ModelSpec, start: dt.date, end: dt.date, only: str | None, version: str) -> list[dt.date]:
-    """The dates of start..end to score.
+def plan(
+    settings: Settings,
+    spec: ModelSpec,
+    start: dt.date,
+    end: dt.date,
+    only: str | None,
+    alias: str | None = None,
+    at: dt.datetime | None = None,
+) -> Plan:
+    """Pin the alias once and choose the dates of start..end to score.
 
+    Only complete dates are planned (the others are in `skipped`, with why). Then
     only=None: all of them. "missing": dates with no predictions. "failed": dates whose
-    latest scoring attempt failed. "stale": dates scored by a model version other than
-    `version` (the one the alias points to now).
+    latest attempt failed (or whose marts failed). "stale": dates scored by a model
+    version other than the pinned one. Writes nothing.
     """
     dates = date_range(start, end)
-    if only is None:
-        return dates
-    if only not in SELECTIONS:
+    if only is not None and only not in SELECTIONS:
         raise InputError(f"--only must be one of {', '.join(SELECTIONS)}; got {only!r}")
+    alias = registry.check_alias(alias or spec.alias)
     warehouse = open_warehouse(settings.warehouse_url)
-    scored: dict[dt.date, set[str]] = {}
-    if warehouse.table_columns("predictions", spec.predictions_table) is not None:
-        for row in warehouse.query(
-            f"select distinct as_of_date, model_version from {qualified('predictions', spec.predictions_table)} "
-            "where as_of_date between $1 and $2",
-            [start, end],
-        ).to_pylist():
-            scored.setdefault(row["as_of_date"], set()).add(row["model_version"])
+    cover = completeness.coverage(warehouse, spec, at or steps.now())
+    model = registry.resolve(settings, spec.name, alias)
+    registry.contract(settings, model).check_spec(spec, model.uri)
+    complete, skipped = cover.split(dates)
+    if spec.scoring.start_date:
+        early = {d: f"before scoring.start_date {spec.scoring.start_date}" for d in complete if d < spec.scoring.start_date}
+        skipped |= early
+        complete = [d for d in complete if d not in early]
+    existing = catalog.scored_versions(warehouse, spec, start, end)
     if only == "missing":
-        return [d for d in dates if d not in scored]
-    if only == "stale":
-        return [d for d in dates if d in scored and scored[d] != {version}]
-    latest: dict[dt.date, str] = {}
-    if warehouse.table_columns("monitoring", runlog.TABLE) is not None:
-        for row in warehouse.query(
-            f"select as_of_date, status from {qualified('monitoring', runlog.TABLE)} "
-            "where model_name = $1 and as_of_date between $2 and $3 order by started_at, ended_at",
-            [spec.name, start, end],
-        ).to_pylist():
-            latest[row["as_of_date"]] = row["status"]
-    return [d for d in dates if latest.get(d) == "failed"]
+        complete = [d for d in complete if d not in existing]
+    elif only == "stale":
+        complete = [d for d in complete if d in existing and existing[d] != {model.version}]
+    elif only == "failed":
+        latest = catalog.latest_statuses(warehouse, spec.name, start, end)
+        complete = [d for d in complete if latest.get(d) in runlog.UNFINISHED]
+    return Plan(model, complete, dict(sorted(skipped.items())), existing)
 
 
 def run(
     settings: Settings,
     spec: ModelSpec,
-    dates: list[dt.date],
-    model: dict,
+    planned: Plan,
     on_date: Callable[[Outcome], None] = lambda outcome: None,
+    on_stage: Callable[[str], None] = lambda stage: None,
 ) -> list[Outcome]:
-    """Validate, score and publish each date with the pinned `model` (see `steps.resolve_model`).
+    """Validate, score and publish each planned date with the pinned model.
 
     dbt runs a few times for the whole range rather than twice per date, because each
     dbt run parses the project again: the staging models (if they fail, no date is
     attempted), then the features of up to FEATURE_DATES_PER_RUN dates per run, and at
     the end the marts of the dates that were scored (even if an unexpected error ends
     the range early). If a run's features fail their build or dbt tests, each of its
-    dates is built again on its own, so the failure stays with its date; such a date
-    is logged as a failed attempt, and `--only failed` picks it up.
+    dates is built again on its own, so the failure stays with its date. `on_stage`
+    hears what is happening ("building features", ...), `on_date` each date's outcome.
     """
-    if not dates:
+    if not planned.dates:
         return []
+    on_stage("building the staging models")
     transform.build_upstream(settings, spec)
-    unbuilt = _build_features(settings, spec, dates)
+    on_stage(f"building the features of {len(planned.dates)} date(s)")
+    unbuilt = _build_features(settings, spec, planned.dates)
     outcomes: list[Outcome] = []
+    published: list[Attempt] = []
     try:
-        for day in dates:
+        for day in planned.dates:
+            on_stage(f"scoring {day}")
             started = time.perf_counter()
             try:
+                attempt = steps.plan(settings, spec, day, model=planned.model, date_chosen_by="backfill")
                 if day in unbuilt:
-                    _log_failure(settings, spec, day, model, unbuilt[day])
-                    raise unbuilt[day]
-                validation = steps.validate(settings, spec, day)
-                result = steps.score(settings, spec, day, validation["validation_id"], model=model)
+                    with steps.recorded(settings, attempt, "build_features"):
+                        raise unbuilt[day]
+                validation = steps.validate(settings, spec, attempt)
+                result = steps.score(settings, spec, attempt, validation)
+                published.append(attempt)
                 outcome = Outcome(
-                    day, True, result["rows_scored"], time.perf_counter() - started, quarantined=result["rows_quarantined"]
+                    day, True, result.rows_scored, time.perf_counter() - started, quarantined=result.rows_quarantined
                 )
             except BatchpredError as exc:
                 outcome = Outcome(day, False, 0, time.perf_counter() - started, str(exc))
             outcomes.append(outcome)
             on_date(outcome)
     finally:
-        scored = [o.as_of_date for o in outcomes if o.ok]
         marts_error = None
-        if scored:
+        if published:
+            on_stage(f"rebuilding the marts of {len(published)} date(s)")
             try:
-                transform.build_marts(settings, spec, scored)
+                steps.build_marts(settings, spec, published)
             except BatchpredError as exc:
-                marts_error = f"{MARTS_NOT_REBUILT}: {exc}"
+                marts_error = f"scored and published, but the marts were not rebuilt: {exc}"
     if marts_error:
-        outcomes = [o if not o.ok else replace(o, ok=False, error=marts_error) for o in outcomes]
+        scored = {a.as_of_date for a in published}
+        outcomes = [
+            Outcome(o.as_of_date, False, o.rows, o.seconds, marts_error, o.quarantined) if o.as_of_date in scored else o
+            for o in outcomes
+        ]
     return outcomes
 
 
@@ -152,18 +172,3 @@ def _build_features(
             else:
                 unbuilt |= _build_features(settings, spec, chunk, per_run=1)
     return unbuilt
-
-
-def _log_failure(settings: Settings, spec: ModelSpec, day: dt.date, model: dict, error: BatchpredError) -> None:
-    """A date whose features could not be built gets a failed attempt in the run log."""
-    now = dt.datetime.now(dt.UTC)
-    attempt = runlog.Attempt(str(uuid.uuid4()), spec.name, model["alias"], day, None, now)
-    runlog.record(
-        open_warehouse(settings.warehouse_url),
-        attempt,
-        model_version=model["model_version"],
-        mlflow_run_id=model["mlflow_run_id"],
-        status="failed",
-        error=f"features: {error}"[:2000],
-        ended_at=now,
-    )

@@ -1,4 +1,9 @@
-"""The `batchpred` command line: the same steps the Airflow tasks call, from a terminal."""
+"""The `batchpred` command line: the same steps the Airflow tasks call, from a terminal.
+
+Commands print a short summary for people; `--json` prints the result for scripts.
+Errors a user can act on are printed without a traceback, with exit code 1 (2 for a
+malformed option).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from pipelines.settings import Settings
 
 
 def _yesterday() -> dt.date:
-    """The last complete day in UTC: the default as-of date at a terminal."""
+    """The last day that is over, in UTC (for generating demo data)."""
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
@@ -27,13 +32,15 @@ class _Date(click.ParamType):
             return value
         from pipelines.steps import parse_date
 
+        option = param.opts[0] if param is not None and param.opts else "date"
         try:
-            return parse_date(value, f"--{param.name.replace('_', '-')}" if param else "date")
+            return parse_date(value, option)
         except BatchpredError as exc:
             self.fail(str(exc), param, ctx)
 
 
 DATE = _Date()
+JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON, for scripts.")
 
 
 def _spec(name: str):
@@ -42,25 +49,35 @@ def _spec(name: str):
     return load_spec(name)
 
 
+def _echo_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Show debug logging.")
+@click.option("-v", "--verbose", is_flag=True, help="Show what each step does (INFO logging; -v -v for debug).")
 def cli(verbose: bool) -> None:
     """Scheduled batch prediction: dbt features, GX checks, MLflow models, date-partitioned scores.
 
     Configuration comes from the environment: BATCHPRED_HOME, BATCHPRED_WAREHOUSE_URL,
     MLFLOW_TRACKING_URI (see the README).
     """
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("mlflow", "alembic", "great_expectations", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from pipelines.console import stderr
+
+    if stderr.is_terminal:  # log lines print above progress bars instead of tearing through them
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=stderr, show_time=False, show_path=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:  # a file or a pipe: one plain line per record
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("pipelines").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @cli.command()
 @click.option("--customers", default=20_000, show_default=True, help="Number of customers.")
-@click.option("--days", default=180, show_default=True, help="Days of history, ending at --end.")
+@click.option("--days", default=270, show_default=True, help="Days of history, ending at --end.")
 @click.option("--end", type=DATE, default=None, help="Last day of data [default: yesterday, UTC].")
 @click.option("--seed", default=7, show_default=True, help="Random seed: same seed and dates, same data.")
 @click.option("--drift-from", type=DATE, default=None, help="Shift usage, tickets and signup channels from this date on.")
@@ -74,30 +91,78 @@ def generate(customers: int, days: int, end: dt.date | None, seed: int, drift_fr
     counts = load_demo_data(Settings.from_env(), config)
     click.echo(f"raw data for {config.start_date}..{config.end_date} written in {time.perf_counter() - started:.1f}s:")
     for table, rows in counts.items():
-        click.echo(f"  raw.{table:<17} {rows:>10,} rows")
+        click.echo(f"  raw.{table:<20} {rows:>10,} rows")
 
 
 @cli.command()
 @click.argument("model")
-@click.option("--date", "as_of_date", type=DATE, default=None, help="Train on data known up to this date [default: yesterday].")
-def train(model: str, as_of_date: dt.date | None) -> None:
+@click.option(
+    "--date", "as_of_date", type=DATE, default=None, help="Train on data known up to this date [default: the last complete day]."
+)
+@click.option(
+    "--force-promote", is_flag=True, help="Move the alias to the new version even if it is not better (needs --reason)."
+)
+@click.option("--reason", default=None, help="Why --force-promote: recorded on the version.")
+@JSON
+def train(model: str, as_of_date: dt.date | None, force_promote: bool, reason: str | None, as_json: bool) -> None:
     """Train MODEL, register a version, and move its alias if the new version is better."""
     from pipelines import steps
 
-    result = steps.train(Settings.from_env(), _spec(model), as_of_date or _yesterday())
-    click.echo(json.dumps(result, indent=2))
+    settings, spec = Settings.from_env(), _spec(model)
+    as_of_date = as_of_date or steps.last_complete_date(settings, spec)
+    started = time.perf_counter()
+    result = steps.train(settings, spec, as_of_date, force=force_promote, reason=reason)
+    if as_json:
+        _echo_json(
+            {
+                "model_version": result.model.version,
+                "mlflow_run_id": result.model.run_id,
+                "metrics": result.metrics,
+                "champion_version": result.champion.version if result.champion else None,
+                "champion_metrics": result.champion_metrics,
+                "promoted": result.promoted,
+                "verdict": result.verdict,
+                "skipped_snapshots": {str(d): why for d, why in result.skipped.items()},
+            }
+        )
+        return
+    m = result.metrics
+    click.echo(
+        f"{spec.name} version {result.model.version}: validation AUC {m['auc']:.3f}, PR-AUC {m['pr_auc']:.3f}, "
+        f"log loss {m['log_loss']:.3f}, on {result.validation_rows:,} rows ({result.train_rows:,} to train, "
+        f"{len(result.snapshots)} snapshots up to {as_of_date}) in {time.perf_counter() - started:.0f}s"
+    )
+    click.echo(f"  {result.verdict}")
+    if result.skipped:
+        first = min(result.skipped)
+        click.echo(f"  {len(result.skipped)} snapshot(s) skipped as incomplete, e.g. {first}: {result.skipped[first]}")
 
 
 @cli.command()
 @click.argument("model")
 @click.option("--date", "as_of_date", type=DATE, required=True, help="The as-of date to score.")
 @click.option("--alias", default=None, help="Registry alias to score with [default: the spec's, usually champion].")
-def score(model: str, as_of_date: dt.date, alias: str | None) -> None:
+@JSON
+def score(model: str, as_of_date: dt.date, alias: str | None, as_json: bool) -> None:
     """Build features, validate, score and publish MODEL for one as-of date (what the DAG does)."""
-    from pipelines import steps
+    from pipelines import records, steps
 
-    result = steps.run_date(Settings.from_env(), _spec(model), as_of_date, alias)
-    click.echo(json.dumps(result, indent=2))
+    settings, spec = Settings.from_env(), _spec(model)
+    started = time.perf_counter()
+    attempt = steps.plan(settings, spec, as_of_date, alias)
+    published = steps.run_date(settings, spec, attempt)
+    if as_json:
+        _echo_json(records.to_xcom(published))
+        return
+    click.echo(
+        f"{spec.name} {as_of_date}: {published.rows_scored:,} rows scored, {published.rows_quarantined:,} quarantined, "
+        f"with {attempt.model.uri} (@{attempt.alias}) in {time.perf_counter() - started:.1f}s"
+    )
+    click.echo(f"  predictions in {published.table}; run log: monitoring.scoring_runs, scoring_run_id {published.scoring_run_id}")
+    if published.rows_quarantined:
+        from pipelines.warehouse import catalog
+
+        click.echo(f"  quarantined rows and why: {catalog.quarantine(spec)}")
 
 
 @cli.command()
@@ -111,53 +176,59 @@ def score(model: str, as_of_date: dt.date, alias: str | None) -> None:
     default=None,
     help="Only dates with no predictions, whose last attempt failed, or scored by another version than the alias's.",
 )
-@click.option("--dry-run", is_flag=True, help="Print the plan and exit.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (which dates, which already have rows) and exit.")
 def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: str | None, dry_run: bool) -> None:
-    """Score every as-of date from --start to --end with one model version.
+    """Score every complete as-of date from --start to --end with one model version.
 
-    A date that fails does not stop the others; the exit code is 1 if any failed,
-    and the summary says which, why, and the command that reruns them (usually with
-    --only failed).
+    Dates that are not complete are skipped, and the plan says why. A date that fails
+    does not stop the others; the exit code is 1 if any failed, and the summary says
+    which, why, and the command that reruns them (usually with --only failed).
     """
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from pipelines import backfill as backfills
-    from pipelines import steps
+    from pipelines.console import stderr, stdout
 
     settings, spec = Settings.from_env(), _spec(model)
     backfills.date_range(start, end)  # refuses --end before --start before any work
-    pinned = steps.resolve_model(settings, spec, start, alias)
-    dates = backfills.plan(settings, spec, start, end, only, pinned["model_version"])
-    console = Console(stderr=True)
-    what = f"models:/{spec.name}@{pinned['alias']} = version {pinned['model_version']}"
-    if dry_run or not dates:
-        click.echo(f"plan: {len(dates)} date(s) of {start}..{end}{f' ({only})' if only else ''} with {what}")
-        for day in dates:
-            click.echo(f"  {day}")
+    planned = backfills.plan(settings, spec, start, end, only, alias)
+    what = f"models:/{spec.name}@{planned.model.alias} = version {planned.model.version}"
+    if dry_run or not planned.dates:
+        click.echo(f"plan: {len(planned.dates)} date(s) of {start}..{end}{f' ({only})' if only else ''} with {what}")
+        for day in planned.dates:
+            versions = planned.existing.get(day)
+            has = f"has rows of version {', '.join(map(str, sorted(versions)))}: replaced" if versions else "no rows yet"
+            click.echo(f"  {day}  {has}")
+        if planned.skipped:
+            click.echo(f"skipped {len(planned.skipped)} date(s) that are not complete:")
+            for day, why in planned.skipped.items():
+                click.echo(f"  {day}  {why}")
         return
 
     progress = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description:<32}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rows]:>10,} rows  {task.fields[rate]:>9,.0f} rows/s"),
         TimeElapsedColumn(),
-        console=console,
+        console=stderr,
     )
     with progress:
-        bar = progress.add_task(f"{spec.name} {dates[0]}", total=len(dates), rows=0, rate=0.0)
+        bar = progress.add_task(f"{spec.name}: starting", total=len(planned.dates), rows=0, rate=0.0)
         totals = {"rows": 0, "seconds": 0.0}
 
         def advance(outcome) -> None:
             totals["rows"] += outcome.rows
             totals["seconds"] += outcome.seconds
             rate = totals["rows"] / totals["seconds"] if totals["seconds"] else 0.0
-            following = outcome.as_of_date + dt.timedelta(days=1)
-            progress.update(bar, advance=1, description=f"{spec.name} {following}", rows=totals["rows"], rate=rate)
+            progress.update(bar, advance=1, rows=totals["rows"], rate=rate)
 
-        outcomes = backfills.run(settings, spec, dates, pinned, advance)
+        def stage(label: str) -> None:
+            progress.update(bar, description=f"{spec.name}: {label}")
+
+        outcomes = backfills.run(settings, spec, planned, advance, stage)
+        progress.update(bar, description=f"{spec.name}: done")
 
     table = Table(title=f"backfill {spec.name} {start}..{end} with {what}")
     for column in ("as_of_date", "status", "rows", "quarantined", "seconds", "error"):
@@ -171,19 +242,18 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
             f"{o.seconds:.1f}",
             (o.error or "").splitlines()[0] if o.error else "",
         )
-    Console().print(table)
+    stdout.print(table)
+    if planned.skipped:
+        click.echo(f"skipped {len(planned.skipped)} date(s) that are not complete (see --dry-run)")
     failed = [o for o in outcomes if not o.ok]
     if failed:
         by_error: dict[str, list[str]] = {}  # a marts failure is every scored date's error: say it once
         for o in failed:
             by_error.setdefault(o.error or "", []).append(str(o.as_of_date))
         details = "\n".join(f"  {', '.join(days)}: {error}" for error, days in by_error.items())
-        # A date whose marts were not rebuilt is logged as scored: `--only failed` would skip it.
-        marts = any(backfills.MARTS_NOT_REBUILT in (o.error or "") for o in failed)
         raise click.ClickException(
             f"{len(failed)} of {len(outcomes)} date(s) failed:\n{details}\n"
-            f"fix the cause, then rerun: batchpred backfill {spec.name} --start {start} --end {end}"
-            + ("" if marts else " --only failed")
+            f"fix the cause, then rerun: batchpred backfill {spec.name} --start {start} --end {end} --only failed"
         )
 
 
@@ -199,7 +269,7 @@ def setup_warehouse(bi_role: str | None) -> None:
     from pipelines.warehouse import open_warehouse, safe_url
 
     settings = Settings.from_env()
-    warehouse = open_warehouse(settings.warehouse_url)
+    warehouse = open_warehouse(settings.warehouse_url, create=True)
     warehouse.ensure_schemas()
     click.echo(f"schemas ready in {safe_url(settings.warehouse_url)}")
     if bi_role:
@@ -211,7 +281,7 @@ def setup_warehouse(bi_role: str | None) -> None:
 @click.option("--customers", default=20_000, show_default=True, help="Size of the demo business.")
 @click.option("--end", type=DATE, default=None, help="Last day of demo data, and the date scored [default: yesterday, UTC].")
 def demo(customers: int, end: dt.date | None) -> None:
-    """Generate data, train, run the churn_score DAG through Airflow, and show the dashboards' view."""
+    """Generate data, train both demo models, run their score DAGs through Airflow, and show the dashboards' view."""
     from pipelines.demo import run_demo
 
     run_demo(Settings.from_env(), customers=customers, end=end or _yesterday())

@@ -1,14 +1,17 @@
 """`batchpred demo`: the whole product on the embedded default, in one command.
 
-It generates a demo warehouse, trains and registers the churn model, runs the
-real `churn_score` DAG through Airflow (`airflow dags test`, SQLite metadata, no
-server) for the last complete date, then prints what a dashboard would see.
+It generates a demo warehouse, trains and registers both demo models (churn, with
+integer customer ids, and payment_risk, with text invoice numbers), runs each
+model's real `<model>_score` DAG through Airflow (`airflow dags test`, SQLite
+metadata, no server) for the last complete date, then prints what a dashboard would
+see.
 Running it again rebuilds the same tables: every write replaces, none appends.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -20,18 +23,18 @@ import click
 from pipelines import steps
 from pipelines.demo_data import DemoConfig, generate
 from pipelines.errors import BatchpredError
-from pipelines.identifiers import qualified
 from pipelines.settings import DAGS_DIR, Settings
 from pipelines.spec import load_spec
-from pipelines.warehouse import open_warehouse, safe_url
+from pipelines.warehouse import catalog, open_warehouse, safe_url
 
 WAREHOUSE_POOL = "batchpred_warehouse"
+DEMO_MODELS = ("churn", "payment_risk")
 
 
 def load_demo_data(settings: Settings, config: DemoConfig) -> dict[str, int]:
     """Generate the demo business and replace schema raw with it, in one transaction."""
     tables = generate(config)
-    warehouse = open_warehouse(settings.warehouse_url)
+    warehouse = open_warehouse(settings.warehouse_url, create=True)
     warehouse.ensure_schemas()
     warehouse.replace_tables("raw", tables)
     return {name: table.num_rows for name, table in tables.items()}
@@ -64,8 +67,10 @@ def run_airflow(settings: Settings, *args: str, log_name: str) -> None:
         raise BatchpredError(f"`airflow {' '.join(args)}` exited with {code}; its log is {log_path}:\n{tail}")
 
 
-def run_demo(settings: Settings, customers: int, end: dt.date, model: str = "churn") -> None:
-    spec = load_spec(model)
+def run_demo(settings: Settings, customers: int, end: dt.date, models: tuple[str, ...] = DEMO_MODELS) -> None:
+    """Generate the demo business ending `end`, train each model on it, run each model's
+    score DAG through Airflow for `end`, and print what the dashboards see."""
+    specs = [load_spec(model) for model in models]
     settings.home.mkdir(parents=True, exist_ok=True)
 
     def stage(message: str) -> float:
@@ -77,23 +82,28 @@ def run_demo(settings: Settings, customers: int, end: dt.date, model: str = "chu
     counts = load_demo_data(settings, config)
     click.echo("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in counts.items()))
 
-    started = stage(f"training {model} on data known up to {end}")
-    trained = steps.train(settings, spec, end)
-    verdict = "promoted to @" + spec.alias if trained["promoted"] else f"kept the current @{spec.alias}"
-    click.echo(
-        f"    version {trained['model_version']}: validation AUC {trained['metrics']['auc']:.3f}, "
-        f"PR-AUC {trained['metrics']['pr_auc']:.3f} ({verdict}) in {time.perf_counter() - started:.0f}s"
-    )
+    for spec in specs:
+        started = stage(f"training {spec.name} on data known up to {end}")
+        trained = steps.train(settings, spec, end)
+        click.echo(
+            f"    version {trained.model.version}: validation AUC {trained.metrics['auc']:.3f}, "
+            f"PR-AUC {trained.metrics['pr_auc']:.3f} in {time.perf_counter() - started:.0f}s; {trained.verdict}"
+        )
 
-    started = stage(f"running the {spec.score_dag_id} DAG through Airflow for as-of date {end}")
+    started = stage(f"running {', '.join(s.score_dag_id for s in specs)} through Airflow for as-of date {end}")
     run_airflow(settings, "db", "migrate", log_name="airflow-db-migrate")
     run_airflow(
         settings, "pools", "set", WAREHOUSE_POOL, "1", "Serialises writers to the DuckDB warehouse", log_name="airflow-pools"
     )
-    run_airflow(settings, "dags", "test", spec.score_dag_id, end.isoformat(), log_name=f"{spec.score_dag_id}-{end}")
-    click.echo(f"    DAG run succeeded in {time.perf_counter() - started:.0f}s (log: {settings.home / 'logs'})")
+    for spec in specs:
+        # No logical date: the run is dated now, so it never takes the logical date of a
+        # scheduled run (unpausing the DAG later just works); the date is a run parameter.
+        conf = json.dumps({"as_of_date": end.isoformat()})
+        run_airflow(settings, "dags", "test", spec.score_dag_id, "-c", conf, log_name=f"{spec.score_dag_id}-{end}")
+    click.echo(f"    DAG runs succeeded in {time.perf_counter() - started:.0f}s (logs: {settings.home / 'logs'})")
 
-    show_dashboard(settings, spec.name, end)
+    for spec in specs:
+        show_dashboard(settings, spec, end)
     embedded_mlflow = settings.mlflow_tracking_uri.startswith("sqlite:")
     artifacts = f"  (artifacts: {settings.mlflow_artifact_root})" if embedded_mlflow else ""
     click.secho(f"\nDone in {time.perf_counter() - began:.0f}s. Where everything lives:", bold=True)
@@ -106,21 +116,12 @@ def run_demo(settings: Settings, customers: int, end: dt.date, model: str = "chu
         click.echo(f"  {label:<10} {where}")
 
 
-def show_dashboard(settings: Settings, model: str, as_of_date: dt.date) -> None:
+def show_dashboard(settings: Settings, spec, as_of_date: dt.date) -> None:
     """Print the rows a dashboard would read from the marts."""
-    warehouse = open_warehouse(settings.warehouse_url)
-    top = warehouse.query(
-        "select customer_id, as_of_date, score, risk_band, plan, region, model_version "
-        f"from {qualified('marts', f'{model}_latest_scores')} order by score desc, customer_id limit 5"
-    )
-    summary = warehouse.query(
-        "select as_of_date, plan, customers, mean_score, p90_score, "
-        f"high_risk_customers from {qualified('marts', f'{model}_daily_summary')} where as_of_date = $1 order by plan",
-        [as_of_date],
-    )
-    click.secho(f"\nmarts.{model}_latest_scores (highest risk first):", bold=True)
+    top, summary = catalog.dashboard_view(open_warehouse(settings.warehouse_url), spec, as_of_date)
+    click.secho(f"\nmarts.{spec.name}_latest_scores (highest risk first):", bold=True)
     click.echo(_table(top))
-    click.secho(f"\nmarts.{model}_daily_summary for {as_of_date}:", bold=True)
+    click.secho(f"\nmarts.{spec.name}_daily_summary for {as_of_date}:", bold=True)
     click.echo(_table(summary))
 
 

@@ -10,6 +10,14 @@ signals the feature model measures.
 
 With `drift_from`, behaviour shifts from that date on (less usage, more tickets,
 more paid-search signups), so monitoring has something to find.
+
+Beside the subscription tables, an accounts-receivable process (`ar_invoices`,
+`ar_payment_attempts`) feeds the payment_risk model, whose entity key is text
+('INV-00001234'). Its randomness comes from a second generator, drawn after
+everything else, so adding it left the subscription tables exactly as they were.
+Payment failures are learnable too: they depend on the customer's latent payment
+risk (the same one that drives the subscription invoices), on the attempt number
+and a little on the amount.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 PLANS = ("basic", "standard", "premium")
 PLAN_PRICE = np.array([9.99, 19.99, 39.99])
@@ -31,11 +40,25 @@ CANCEL_REASONS = ("price", "not_using", "competitor", "other")
 # Days before cancellation over which the warning signs build up.
 WARNING_DAYS = 30
 
+# Accounts receivable: payment terms (days from issue to due) and how likely each
+# plan is to be on each of them; seats billed per plan; dunning.
+AR_TERMS_DAYS = np.array([7, 14, 30])
+AR_TERMS_BY_PLAN = np.array([[0.5, 0.35, 0.15], [0.3, 0.4, 0.3], [0.15, 0.35, 0.5]])
+AR_MEAN_EXTRA_SEATS = np.array([1.0, 2.0, 4.0])
+AR_CYCLE_DAYS = 30
+AR_RETRY_EVERY_DAYS = 3
+AR_RETRIES = 3  # after the first attempt; an invoice failing all of them stays unpaid
+# First attempt relative to the due date: mostly on it, some early, a few late.
+AR_FIRST_ATTEMPT_OFFSETS = np.array([-3, -2, -1, 0, 1, 2])
+AR_FIRST_ATTEMPT_P = np.array([0.05, 0.07, 0.08, 0.6, 0.12, 0.08])
+AR_NEAR_MIDNIGHT_SECONDS = 600  # some attempts fall within 10 minutes either side of midnight UTC
+SECONDS_PER_DAY = 86_400
+
 
 @dataclass(frozen=True)
 class DemoConfig:
     customers: int = 20_000
-    days: int = 180
+    days: int = 270
     end_date: dt.date = dt.date(2026, 1, 31)
     seed: int = 7
     drift_from: dt.date | None = None
@@ -55,7 +78,8 @@ def _dates(day_numbers: np.ndarray) -> pa.Array:
 
 def generate(config: DemoConfig) -> dict[str, pa.Table]:
     """Build the raw tables: customers, usage_daily, invoices, payment_failures,
-    support_tickets, cancellations. Same config, same tables."""
+    support_tickets, cancellations, ar_invoices, ar_payment_attempts. Same config,
+    same tables."""
     if config.customers < 1 or config.days < 1:
         raise ValueError("customers and days must be positive")
     rng = np.random.default_rng(config.seed)
@@ -178,6 +202,10 @@ def generate(config: DemoConfig) -> dict[str, pa.Table]:
         }
     )
 
+    ar_invoices, ar_payment_attempts = _accounts_receivable(
+        np.random.default_rng([config.seed, 1]), owner, day, signup, plan, payment_risk, customer_id, end
+    )
+
     return {
         "customers": customers,
         "usage_daily": usage,
@@ -185,4 +213,83 @@ def generate(config: DemoConfig) -> dict[str, pa.Table]:
         "payment_failures": payment_failures,
         "support_tickets": support_tickets,
         "cancellations": cancellations,
+        "ar_invoices": ar_invoices,
+        "ar_payment_attempts": ar_payment_attempts,
     }
+
+
+def _accounts_receivable(
+    rng: np.random.Generator,
+    owner: np.ndarray,
+    day: np.ndarray,
+    signup: np.ndarray,
+    plan: np.ndarray,
+    payment_risk: np.ndarray,
+    customer_id: np.ndarray,
+    end: int,
+) -> tuple[pa.Table, pa.Table]:
+    """Invoices every AR_CYCLE_DAYS while a customer (from a per-customer phase, not the
+    subscription billing day), and their payment attempts up to the end date.
+
+    `owner` and `day` are the customer-days inside the window (none on or after the
+    cancellation day), so a cancelled customer gets no new invoice. The first attempt
+    falls on or around the due date; a failed one is retried every AR_RETRY_EVERY_DAYS
+    days up to AR_RETRIES times; after the last failure the invoice stays unpaid.
+    Attempts after the end date have not happened yet and are left out."""
+    n = signup.size
+    # -- per customer ------------------------------------------------------------------
+    phase = rng.integers(0, AR_CYCLE_DAYS, n)
+    terms_cdf = np.cumsum(AR_TERMS_BY_PLAN[plan], axis=1)
+    terms = np.minimum((rng.random(n)[:, None] > terms_cdf).sum(axis=1), len(AR_TERMS_DAYS) - 1)
+    seats = 1 + rng.poisson(AR_MEAN_EXTRA_SEATS[plan])
+
+    # -- invoices, numbered in issue order ----------------------------------------------
+    issuing = ((day - signup[owner] - phase[owner]) % AR_CYCLE_DAYS) == 0
+    inv_owner, issued = owner[issuing], day[issuing]
+    order = np.lexsort((inv_owner, issued))
+    inv_owner, issued = inv_owner[order], issued[order]
+    m = inv_owner.size
+    due = issued + AR_TERMS_DAYS[terms[inv_owner]]
+    amount = np.round(PLAN_PRICE[plan[inv_owner]] * seats[inv_owner], 2)
+    numbers = pc.utf8_lpad(pa.array(np.arange(1, m + 1, dtype=np.int64)).cast(pa.string()), width=8, padding="0")
+    invoice_number = pc.binary_join_element_wise("INV-", numbers, "")
+    ar_invoices = pa.table(
+        {
+            "invoice_number": invoice_number,
+            "customer_id": customer_id[inv_owner],
+            "issued_on": _dates(issued),
+            "due_on": _dates(due),
+            "amount": amount,
+            "currency": pa.array(np.full(m, "EUR")),
+        }
+    )
+
+    # -- attempts: one column per attempt number, 0 the first --------------------------
+    k = np.arange(AR_RETRIES + 1)
+    first = due + rng.choice(AR_FIRST_ATTEMPT_OFFSETS, m, p=AR_FIRST_ATTEMPT_P)
+    attempt_day = first[:, None] + AR_RETRY_EVERY_DAYS * k[None, :]
+    logit = -3.1 + 30.0 * payment_risk[inv_owner][:, None] + 0.7 * k[None, :] + 0.3 * np.log(amount / 20.0)[:, None]
+    failed = rng.random((m, k.size)) < 1.0 / (1.0 + np.exp(-logit))
+    # Attempts stop at the first success; all of them are made when every one fails.
+    n_attempts = np.where(failed.all(axis=1), k.size, failed.argmin(axis=1) + 1)
+    # Time of day: mostly uniform, some within minutes after or before midnight UTC.
+    kind = rng.choice(3, (m, k.size), p=[0.8, 0.1, 0.1])
+    second = np.select(
+        [kind == 1, kind == 2],
+        [
+            rng.integers(0, AR_NEAR_MIDNIGHT_SECONDS, (m, k.size)),
+            rng.integers(SECONDS_PER_DAY - AR_NEAR_MIDNIGHT_SECONDS, SECONDS_PER_DAY, (m, k.size)),
+        ],
+        rng.integers(0, SECONDS_PER_DAY, (m, k.size)),
+    )
+    made = (k[None, :] < n_attempts[:, None]) & (attempt_day <= end)
+    row, col = np.nonzero(made)  # by invoice, then attempt number
+    micros = (attempt_day[row, col] * SECONDS_PER_DAY + second[row, col]) * 1_000_000
+    ar_payment_attempts = pa.table(
+        {
+            "invoice_number": invoice_number.take(pa.array(row)),
+            "attempted_at": pa.array(micros, type=pa.timestamp("us", tz="UTC")),
+            "outcome": pa.array(np.where(failed[row, col], "failed", "paid")),
+        }
+    )
+    return ar_invoices, ar_payment_attempts

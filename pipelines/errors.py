@@ -1,4 +1,9 @@
-"""Errors a user can act on. Each message names the thing to fix."""
+"""Errors a user can act on. Each message names the thing to fix.
+
+Every error batchpred raises on purpose is a `BatchpredError`: the CLI prints it
+without a traceback and exits 1, and the DAGs fail the task without retrying unless
+the error is `retryable`.
+"""
 
 
 class BatchpredError(Exception):
@@ -12,19 +17,33 @@ class BatchpredError(Exception):
 
 
 class SpecError(BatchpredError):
-    """models/<name>/model.yaml is missing, malformed, or names something unsafe."""
+    """models/<name>/model.yaml or an expectation suite is missing, malformed, or names something unsafe."""
 
 
 class InputError(BatchpredError):
     """A date, alias or other argument given by a user is not acceptable."""
 
 
+class IncompleteDate(InputError):
+    """The warehouse does not (yet) hold the data an as-of date needs: the date is not
+    over, a source's events stop before it, or its history starts too late."""
+
+
 class FeatureSchemaError(BatchpredError):
     """The feature partition does not have the columns or types the model needs."""
 
 
+class ContractError(BatchpredError):
+    """A model version's input contract is missing, or the spec or the feature table
+    disagree with it."""
+
+
 class EmptyPartition(BatchpredError):
     """The feature partition for the requested date holds no rows."""
+
+
+class PartitionMismatch(BatchpredError):
+    """Scored plus quarantined is not the partition that was validated; nothing is published."""
 
 
 class ValidationFailed(BatchpredError):
@@ -35,7 +54,22 @@ class ModelNotFound(BatchpredError):
     """The registry has no model, alias or version to match the request."""
 
 
-class WarehouseBusy(BatchpredError):
-    """Another writer holds the warehouse (DuckDB file lock) or the partition."""
+class RegistryUnavailable(BatchpredError):
+    """The MLflow tracking server or registry store did not answer."""
 
     retryable = True
+
+
+class DbtError(BatchpredError):
+    """A dbt model or test failed; the message lists which and why."""
+
+
+class WarehouseBusy(BatchpredError):
+    """Another writer holds the warehouse (DuckDB file lock) or the partition, or the
+    server did not answer in time."""
+
+    retryable = True
+
+
+class NoWarehouse(BatchpredError):
+    """The embedded warehouse file does not exist yet: there is no raw data to work on."""

@@ -1,62 +1,78 @@
-"""monitoring.scoring_runs: one row per scoring attempt, successful or not.
+"""monitoring.scoring_runs: one row per scoring attempt, whose status is the truth.
 
-A successful attempt is logged when its predictions are published; a failed one
-(an alias that does not resolve, a shard that fails, a failed validation) when it
-fails, with its error.
+An attempt gets its row as soon as its date is chosen (`start`, status `running`);
+each step that moves it on updates that same row: `failed` (with the step and the
+error), `published` (predictions visible, marts being rebuilt), `succeeded`, or
+`marts_failed` (predictions published, marts not rebuilt). A dry run is not an
+attempt and writes no row. Removing a published date (`batchpred unpublish`) writes
+a row of its own with status `unpublished`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from typing import Any
 
-import pyarrow as pa
-
+from pipelines.records import Attempt
 from pipelines.warehouse import Warehouse
+from pipelines.warehouse.catalog import record_run, update_run
 
-TABLE = "scoring_runs"
-
-SCHEMA = pa.schema(
-    [
-        ("scoring_run_id", pa.string()),
-        ("model_name", pa.string()),
-        ("model_alias", pa.string()),
-        ("model_version", pa.string()),
-        ("mlflow_run_id", pa.string()),
-        ("as_of_date", pa.date32()),
-        ("airflow_run_id", pa.string()),
-        ("rows_read", pa.int64()),
-        ("rows_scored", pa.int64()),
-        ("rows_rejected", pa.int64()),
-        ("validation_outcome", pa.string()),  # passed | failed
-        ("validation_id", pa.string()),
-        ("status", pa.string()),  # running | succeeded | failed
-        ("error", pa.string()),
-        ("started_at", pa.timestamp("us", tz="UTC")),
-        ("ended_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+STATUSES = ("running", "failed", "published", "succeeded", "marts_failed", "unpublished")
+# A date whose latest attempt ended in one of these has work left: `backfill --only failed` picks it.
+UNFINISHED = ("failed", "marts_failed")
+# Statuses after which the attempt is over (it gets an end time).
+FINAL = ("failed", "succeeded", "marts_failed", "unpublished")
+MAX_ERROR = 4000
 
 
-@dataclass
-class Attempt:
-    scoring_run_id: str
-    model_name: str
-    model_alias: str
-    as_of_date: dt.date
-    airflow_run_id: str | None
-    started_at: dt.datetime
-
-
-def record(warehouse: Warehouse, attempt: Attempt, **fields: object) -> None:
-    """Append the attempt's row; `fields` fill any other column (status, rows, ...)."""
-    row = {
+def _row(attempt: Attempt, status: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {
         "scoring_run_id": attempt.scoring_run_id,
         "model_name": attempt.model_name,
-        "model_alias": attempt.model_alias,
+        "model_alias": attempt.alias,
+        "model_version": attempt.model_version,
+        "mlflow_run_id": attempt.mlflow_run_id,
         "as_of_date": attempt.as_of_date,
         "airflow_run_id": attempt.airflow_run_id,
         "started_at": attempt.started_at,
+        "triggered_by": attempt.triggered_by,
+        "status": status,
         **fields,
     }
-    warehouse.append("monitoring", TABLE, pa.Table.from_pylist([row], schema=SCHEMA))
+
+
+def start(warehouse: Warehouse, attempt: Attempt) -> None:
+    """Give the attempt its row, status `running`."""
+    if not attempt.dry_run:
+        record_run(warehouse, _row(attempt, "running", {}))
+
+
+def record(warehouse: Warehouse, attempt: Attempt, status: str, **fields: Any) -> None:
+    """Move the attempt to `status`, setting `fields` (rows_scored, error, ...) on its row.
+
+    Keeps the columns an earlier step set; writes the whole row if the attempt has none
+    yet. Does nothing for a dry run.
+    """
+    if attempt.dry_run:
+        return
+    if status not in STATUSES:
+        raise ValueError(f"unknown run status {status!r}")
+    if fields.get("error"):
+        fields["error"] = str(fields["error"])[:MAX_ERROR]
+    if status in FINAL:
+        fields.setdefault("ended_at", dt.datetime.now(dt.UTC))
+    values = {
+        "status": status,
+        "model_version": attempt.model_version,
+        "mlflow_run_id": attempt.mlflow_run_id,
+        **fields,
+    }
+    values = {k: v for k, v in values.items() if v is not None}
+    if not update_run(warehouse, attempt.scoring_run_id, values):
+        record_run(warehouse, _row(attempt, status, fields))
+
+
+def failed(warehouse: Warehouse, attempt: Attempt, step: str, error: BaseException, **fields: Any) -> None:
+    """Record that `step` ended the attempt with `error`."""
+    message = str(error) or type(error).__name__
+    record(warehouse, attempt, "failed", step=step, error=f"{step}: {message}", **fields)

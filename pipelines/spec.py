@@ -1,12 +1,16 @@
 """The typed model spec read from models/<name>/model.yaml.
 
-A new model is a new folder holding a model.yaml, a dbt feature model and an
-expectation suite; no Python changes. Every name in the spec that reaches SQL is
-checked here, when the spec loads, so a bad spec fails before any work starts.
+A new model is a new folder holding a model.yaml, a dbt feature model, a dbt labels
+model and an expectation suite; no Python changes. Every name in the spec that
+reaches SQL, and every table name batchpred derives from it, is checked here when
+the spec loads, so a bad spec fails before any work starts.
+
+This module is imported by the DAG files, so it imports nothing heavy.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,20 +18,56 @@ from typing import Any
 
 import yaml
 
+from pipelines import settings
 from pipelines.errors import SpecError
 from pipelines.identifiers import check_identifier
-from pipelines.settings import EXPECTATIONS_DIR, MODELS_DIR
+from pipelines.settings import EXPECTATIONS_DIR
 
 # Aliases are MLflow alias names; they also appear in run parameters.
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+# A daily schedule: the run for as-of date D starts once D is over, at this time of day (UTC).
+DAILY_SCHEDULE = re.compile(r"@daily|@midnight|([0-5]?[0-9]) ([01]?[0-9]|2[0-3]) \* \* \*")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A raw table whose events say how far the warehouse's data reaches."""
+
+    schema: str
+    table: str
+    event_column: str  # a date or timestamp column; its maximum (as a UTC date) is the high-water mark
+
+    @property
+    def name(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """When an as-of date D may be scored, or used as a training snapshot: D is over (UTC),
+    every source has events on or after D, and every source's first event is on or
+    before D - lookback_days + 1 (the start of the longest window a feature reads)."""
+
+    lookback_days: int
+    sources: tuple[Source, ...]
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How the <model>_score DAG runs."""
+
+    schedule: str = "@daily"
+    start_date: dt.date | None = None  # the earliest as-of date scored; None: as early as the data allows
+    retries: int = 2
+    timeout_minutes: int = 30
 
 
 @dataclass(frozen=True)
 class Training:
     """How `batchpred train` builds and judges a model."""
 
-    window_days: int = 120  # as-of dates used for training end this many days before the last labelled date
-    validation_days: int = 28  # the latest as-of dates, held out for the time-based validation split
+    window_days: int = 120  # snapshots reach back this many days before the newest one
+    validation_days: int = 28  # the latest snapshots, held out for the time-based validation split
     snapshot_every_days: int = 7  # one training snapshot every N days
     label_horizon_days: int = 30  # the label is known this many days after the as-of date
     num_boost_round: int = 200
@@ -40,24 +80,28 @@ class Training:
 class ModelSpec:
     name: str
     description: str
-    entity_key: str
+    key_columns: tuple[str, ...]  # the entity key: one column, or several for a composite key
     target: str
     features_model: str  # dbt model (schema analytics) with one partition per as_of_date
-    training_model: str  # dbt model (schema analytics) with features plus the label
+    labels_model: str  # dbt model (schema analytics): key columns, as_of_date, target; one partition per as_of_date
     suite: str  # expectations/<suite>.json
     numeric_features: tuple[str, ...]
     categorical_features: dict[str, tuple[str, ...]]  # column -> allowed values, in code order
-    segment: str  # categorical column the daily summary mart groups by
+    segment: str  # categorical feature the daily summary mart groups by
+    completeness: Completeness
+    risk_bands: tuple[tuple[str, float], ...] = (("high", 0.5), ("medium", 0.2))  # highest threshold first
+    action_threshold: float = 0.5  # a score at or above it is "high risk": what the marts count
     alias: str = "champion"
     batch_size: int = 100_000
     shards: int = 1  # scoring fans out to this many parallel tasks, split by a hash of the entity key
+    scoring: Scoring = field(default_factory=Scoring)
     training: Training = field(default_factory=Training)
     source_dir: Path | None = None
     suites_dir: Path = EXPECTATIONS_DIR  # where <suite>.json lives
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        """Model input columns, in the order the booster expects them."""
+        """Model input columns, in the order the spec lists them (numeric, then categorical)."""
         return self.numeric_features + tuple(self.categorical_features)
 
     @property
@@ -69,29 +113,24 @@ class ModelSpec:
         return f"{self.name}_train"
 
     @property
-    def predictions_table(self) -> str:
-        return f"{self.name}_scores"
-
-    @property
     def suite_path(self) -> Path:
         return self.suites_dir / f"{self.suite}.json"
 
 
-def list_models(models_dir: Path = MODELS_DIR) -> list[str]:
+def list_models(models_dir: Path | None = None) -> list[str]:
     """Names of the models that have a models/<name>/model.yaml, sorted."""
-    return sorted(p.parent.name for p in models_dir.glob("*/model.yaml"))
+    return sorted(p.parent.name for p in (models_dir or settings.MODELS_DIR).glob("*/model.yaml"))
 
 
-def load_spec(name: str, models_dir: Path = MODELS_DIR) -> ModelSpec:
+def load_spec(name: str, models_dir: Path | None = None) -> ModelSpec:
     """Load and check models/<name>/model.yaml.
 
-    Refuses (SpecError) a missing file, unknown or missing keys, and any name that
-    is not a plain SQL identifier: the message names the file and the key.
+    Refuses (SpecError) a missing file, unknown or missing keys, any name that is not a
+    plain SQL identifier, and a model name too long for a table name batchpred derives
+    from it: the message names the file and the key.
     """
-    try:
-        check_identifier(name, "model name")
-    except ValueError as exc:
-        raise SpecError(str(exc)) from None
+    check_identifier(name, "model name")
+    models_dir = models_dir or settings.MODELS_DIR
     path = models_dir / name / "model.yaml"
     if not path.is_file():
         known = ", ".join(list_models(models_dir)) or "none"
@@ -102,6 +141,8 @@ def load_spec(name: str, models_dir: Path = MODELS_DIR) -> ModelSpec:
         raise SpecError(f"{path} is not valid YAML: {exc}") from None
     try:
         return _parse(raw, path)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
     except (ValueError, TypeError, KeyError) as exc:
         raise SpecError(f"{path}: {exc}") from None
 
@@ -112,40 +153,76 @@ _TOP_KEYS = {
     "entity_key",
     "target",
     "features_model",
-    "training_model",
+    "labels_model",
     "suite",
     "features",
     "segment",
+    "completeness",
+    "risk_bands",
+    "action_threshold",
     "alias",
     "batch_size",
     "shards",
+    "scoring",
     "training",
 }
+
+
+def _mapping(raw: Any, what: str, allowed: set[str]) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{what} must be a mapping")
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ValueError(f"unknown {what} key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return raw
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer; got {value!r}")
+    return value
+
+
+def _probability(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"{what} must be a number between 0 and 1 (exclusive); got {value!r}")
+    return float(value)
 
 
 def _parse(raw: Any, path: Path) -> ModelSpec:
     if not isinstance(raw, dict):
         raise ValueError("expected a mapping at the top level")
-    unknown = set(raw) - _TOP_KEYS
-    if unknown:
-        raise ValueError(f"unknown key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
-    for key in ("name", "entity_key", "target", "features_model", "training_model", "suite", "features"):
+    _mapping(raw, "top-level", _TOP_KEYS)
+    for key in ("name", "entity_key", "target", "features_model", "labels_model", "suite", "features", "completeness"):
         if key not in raw:
             raise ValueError(f"missing required key {key!r}")
 
     name = check_identifier(raw["name"], "name")
     if name != path.parent.name:
         raise ValueError(f"name {name!r} must match its folder {path.parent.name!r}")
+    # Every table name batchpred derives from the model name must fit too.
+    from pipelines.warehouse.catalog import check_model_name
 
-    features = raw["features"]
-    if not isinstance(features, dict) or set(features) - {"numeric", "categorical"}:
-        raise ValueError("features must be a mapping with keys 'numeric' and 'categorical'")
+    check_model_name(name)
+
+    keys = raw["entity_key"] if isinstance(raw["entity_key"], list) else [raw["entity_key"]]
+    if not keys:
+        raise ValueError("entity_key must name at least one column")
+    key_columns = tuple(check_identifier(k, "entity_key") for k in keys)
+    if len(set(key_columns)) != len(key_columns):
+        raise ValueError(f"entity_key lists a column twice: {list(key_columns)}")
+
+    features = _mapping(raw["features"], "features", {"numeric", "categorical"})
     numeric = tuple(check_identifier(c, "features.numeric entry") for c in features.get("numeric") or [])
     categorical: dict[str, tuple[str, ...]] = {}
     for column, values in (features.get("categorical") or {}).items():
         check_identifier(column, "features.categorical column")
         if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
             raise ValueError(f"features.categorical.{column} must be a non-empty list of strings")
+        if len(set(values)) != len(values):
+            raise ValueError(f"features.categorical.{column} lists a value twice: {values}")
         categorical[column] = tuple(values)
     all_features = numeric + tuple(categorical)
     if not all_features:
@@ -153,56 +230,111 @@ def _parse(raw: Any, path: Path) -> ModelSpec:
     duplicated = sorted({c for c in all_features if all_features.count(c) > 1})
     if duplicated:
         raise ValueError(f"feature(s) listed twice: {duplicated}")
+    target = check_identifier(raw["target"], "target")
+    clash = sorted(set(key_columns + (target,)) & set(all_features))
+    if clash:
+        raise ValueError(f"entity_key and target must not also be listed as features: {clash}")
 
     segment = raw.get("segment") or next(iter(categorical), None)
     if segment is None or segment not in categorical:
-        raise ValueError(f"segment must be one of the categorical features {sorted(categorical)}")
+        raise ValueError(f"segment must be one of the categorical features {sorted(categorical)}; got {segment!r}")
+
+    completeness = _completeness(raw["completeness"])
+
+    bands_raw = raw.get("risk_bands", {"high": 0.5, "medium": 0.2})
+    if not isinstance(bands_raw, dict) or not bands_raw:
+        raise ValueError("risk_bands must map band names to thresholds, e.g. {high: 0.5, medium: 0.2}")
+    bands = tuple(
+        sorted(
+            ((check_identifier(b, "risk_bands name"), _probability(t, f"risk_bands.{b}")) for b, t in bands_raw.items()),
+            key=lambda band: -band[1],
+        )
+    )
+    if "low" in dict(bands):
+        raise ValueError("risk_bands: 'low' is the band below every threshold; do not list it")
+    if len({t for _, t in bands}) != len(bands):
+        raise ValueError("risk_bands: two bands share a threshold")
+    action_threshold = _probability(raw.get("action_threshold", bands[0][1]), "action_threshold")
 
     alias = raw.get("alias", "champion")
     if not isinstance(alias, str) or not re.match(ALIAS_PATTERN, alias):
         raise ValueError(f"alias must match {ALIAS_PATTERN}; got {alias!r}")
 
-    batch_size = raw.get("batch_size", 100_000)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
-
+    batch_size = _positive_int(raw.get("batch_size", 100_000), "batch_size")
     shards = raw.get("shards", 1)
-    if not isinstance(shards, int) or not 1 <= shards <= 256:
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 256:
         raise ValueError(f"shards must be an integer from 1 to 256; got {shards!r}")
 
-    training_raw = raw.get("training") or {}
-    if not isinstance(training_raw, dict):
-        raise ValueError("training must be a mapping")
-    allowed = set(Training.__dataclass_fields__)
-    if set(training_raw) - allowed:
-        raise ValueError(f"unknown training key(s) {sorted(set(training_raw) - allowed)}; allowed: {sorted(allowed)}")
-    training = Training(**training_raw)
-    for key in ("window_days", "validation_days", "snapshot_every_days", "label_horizon_days", "num_boost_round"):
-        value = getattr(training, key)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"training.{key} must be a positive integer; got {value!r}")
-    if training.promote_metric not in {"auc", "pr_auc", "log_loss"}:
-        raise ValueError("training.promote_metric must be one of auc, pr_auc, log_loss")
-
-    spec = ModelSpec(
+    return ModelSpec(
         name=name,
         description=str(raw.get("description", "")).strip(),
-        entity_key=check_identifier(raw["entity_key"], "entity_key"),
-        target=check_identifier(raw["target"], "target"),
+        key_columns=key_columns,
+        target=target,
         features_model=check_identifier(raw["features_model"], "features_model"),
-        training_model=check_identifier(raw["training_model"], "training_model"),
+        labels_model=check_identifier(raw["labels_model"], "labels_model"),
         suite=check_identifier(raw["suite"], "suite"),
         numeric_features=numeric,
         categorical_features=categorical,
         segment=segment,
+        completeness=completeness,
+        risk_bands=bands,
+        action_threshold=action_threshold,
         alias=alias,
         batch_size=batch_size,
         shards=shards,
-        training=training,
+        scoring=_scoring(raw.get("scoring")),
+        training=_training(raw.get("training")),
         source_dir=path.parent,
     )
-    # The table names derived from the model name must stay within identifier limits too.
-    check_identifier(spec.predictions_table, "name (as used in the predictions table name)")
-    if spec.entity_key in all_features or spec.target in all_features:
-        raise ValueError("entity_key and target must not also be listed as features")
-    return spec
+
+
+def _completeness(raw: Any) -> Completeness:
+    section = _mapping(raw, "completeness", {"lookback_days", "sources"})
+    if "lookback_days" not in section or not section.get("sources"):
+        raise ValueError(
+            "completeness needs lookback_days (the longest window a feature reads) and sources "
+            "(schema.table: event column, for each raw table that gets rows every day)"
+        )
+    sources = []
+    if not isinstance(section["sources"], dict):
+        raise ValueError("completeness.sources must map schema.table to its event column, e.g. raw.usage_daily: usage_date")
+    for table, column in section["sources"].items():
+        parts = str(table).split(".")
+        if len(parts) != 2:
+            raise ValueError(f"completeness.sources key {table!r} must be schema.table")
+        sources.append(
+            Source(
+                check_identifier(parts[0], "completeness.sources schema"),
+                check_identifier(parts[1], "completeness.sources table"),
+                check_identifier(column, f"completeness.sources.{table} event column"),
+            )
+        )
+    return Completeness(_positive_int(section["lookback_days"], "completeness.lookback_days"), tuple(sources))
+
+
+def _scoring(raw: Any) -> Scoring:
+    section = _mapping(raw, "scoring", set(Scoring.__dataclass_fields__))
+    scoring = Scoring(**section)
+    if not isinstance(scoring.schedule, str) or not DAILY_SCHEDULE.fullmatch(scoring.schedule.strip()):
+        raise ValueError(
+            f"scoring.schedule must be daily: '@daily' or a cron 'M H * * *' (the time of day, UTC, the run for "
+            f"as-of date D starts after D is over); got {scoring.schedule!r}"
+        )
+    if scoring.start_date is not None and type(scoring.start_date) is not dt.date:
+        raise ValueError(f"scoring.start_date must be a date written YYYY-MM-DD; got {scoring.start_date!r}")
+    if isinstance(scoring.retries, bool) or not isinstance(scoring.retries, int) or scoring.retries < 0:
+        raise ValueError(f"scoring.retries must be a whole number, 0 or more; got {scoring.retries!r}")
+    _positive_int(scoring.timeout_minutes, "scoring.timeout_minutes")
+    return scoring
+
+
+def _training(raw: Any) -> Training:
+    section = _mapping(raw, "training", set(Training.__dataclass_fields__))
+    training = Training(**section)
+    for key in ("window_days", "validation_days", "snapshot_every_days", "label_horizon_days", "num_boost_round"):
+        _positive_int(getattr(training, key), f"training.{key}")
+    if training.promote_metric not in {"auc", "pr_auc", "log_loss"}:
+        raise ValueError("training.promote_metric must be one of auc, pr_auc, log_loss")
+    if not isinstance(training.params, dict):
+        raise ValueError("training.params must be a mapping of XGBoost parameters")
+    return training

@@ -1,300 +1,282 @@
 """One function per pipeline step: what an Airflow task and a CLI command both call.
 
-Each step takes the settings, the model spec and the as-of date as arguments, does
-one thing to the warehouse, and returns a small JSON-able reference (counts, ids)
-that Airflow can keep in XCom. None of them imports Airflow.
+Each step takes the settings, the model spec and the attempt (`plan` makes it: the
+as-of date, the pinned model version, the run ids), does one thing to the warehouse,
+and returns a small typed record (`pipelines.records`). A step that fails records
+the failure on the attempt's run-log row before the error goes on. None of them
+imports Airflow.
+
+Cheap checks come first: `plan` refuses a malformed alias, an incomplete date, an
+alias that does not resolve and a version whose input contract disagrees with the
+spec, before dbt or Great Expectations run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import logging
 import re
 import uuid
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 
-from pipelines import quarantine, registry, runlog, transform
-from pipelines.errors import BatchpredError, InputError, ValidationFailed
+from pipelines import completeness, registry, runlog, transform
+from pipelines.errors import BatchpredError, InputError
+from pipelines.records import Attempt, PinnedModel, Published, ShardResult, ValidationRef
 from pipelines.settings import Settings
-from pipelines.spec import ALIAS_PATTERN, ModelSpec
-from pipelines.warehouse import open_warehouse
+from pipelines.spec import ModelSpec
+from pipelines.warehouse import catalog, open_warehouse
 
 log = logging.getLogger(__name__)
 
 
 def parse_date(value: object, what: str = "as_of_date") -> dt.date:
-    """Accept a date, a datetime (its date) or a YYYY-MM-DD string; refuse anything else.
-
-    Always returns a plain `datetime.date` (not a pendulum or pandas subclass).
-    """
+    """Accept a date, a datetime (its date) or a YYYY-MM-DD string; refuse anything else,
+    impossible dates (2026-02-30) included. Always returns a plain `datetime.date`."""
     if isinstance(value, dt.date):  # datetimes included: they are dates too
         return dt.date(value.year, value.month, value.day)
     if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
         try:
             return dt.date.fromisoformat(value.strip())
         except ValueError:
-            pass
+            raise InputError(f"{what} {value.strip()} is not a date that exists") from None
     raise InputError(f"{what} must be a date written YYYY-MM-DD; got {value!r}")
 
 
-def check_alias(alias: object) -> str:
-    if not isinstance(alias, str) or not re.match(ALIAS_PATTERN, alias):
-        raise InputError(f"model_alias must be an MLflow alias name matching {ALIAS_PATTERN}; got {alias!r}")
-    return alias
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
-def build_features(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> dict[str, Any]:
-    """Rebuild the feature partition for `as_of_date` and the staging models it reads
-    with dbt (and run their dbt tests)."""
-    transform.build_features(settings, spec, [as_of_date])
-    return {"model": spec.name, "as_of_date": as_of_date.isoformat()}
+def last_complete_date(settings: Settings, spec: ModelSpec, at: dt.datetime | None = None) -> dt.date:
+    """The latest complete as-of date (what a run with no date scores), or IncompleteDate."""
+    from pipelines.errors import IncompleteDate
+
+    cover = completeness.coverage(open_warehouse(settings.warehouse_url), spec, at or now())
+    if cover.last_complete is None:
+        problem = next((e.source.name + " has no rows" for e in cover.extents if e.last is None), None)
+        raise IncompleteDate(f"{spec.name}: {problem or cover.describe()}")
+    return cover.last_complete
 
 
-def validate(settings: Settings, spec: ModelSpec, as_of_date: dt.date, airflow_run_id: str | None = None) -> dict[str, Any]:
-    """Run the model's expectation suite on the `as_of_date` partition, in the database.
-
-    Results go to monitoring.validation_results. Rows that break an expectation the
-    suite tolerates (`mostly`) replace the date's rows in monitoring.<model>_quarantine
-    and are not scored (see `pipelines.quarantine`). On failure a failed attempt is
-    logged in monitoring.scoring_runs and ValidationFailed lists every failed
-    expectation with its column and observed value; nothing is scored.
-    """
-    from pipelines.validate import validate_partition
-
-    started = dt.datetime.now(dt.UTC)
-    report = validate_partition(settings, spec, as_of_date)
-    if not report.success:
-        attempt = runlog.Attempt(str(uuid.uuid4()), spec.name, "", as_of_date, airflow_run_id, started)
-        runlog.record(
-            open_warehouse(settings.warehouse_url),
-            attempt,
-            rows_read=report.rows,
-            rows_scored=0,
-            rows_rejected=0,
-            validation_outcome="failed",
-            validation_id=report.validation_id,
-            status="failed",
-            error=report.describe_failures(),
-            ended_at=dt.datetime.now(dt.UTC),
-        )
-        raise ValidationFailed(report.describe_failures())
-    quarantined = quarantine.replace(open_warehouse(settings.warehouse_url), spec, as_of_date, report.validation_id)
-    if quarantined:
-        log.warning(
-            "%d of %d rows of %s for %s break a tolerated expectation; they are in monitoring.%s and will not be scored",
-            quarantined, report.rows, spec.features_model, as_of_date, quarantine.table_name(spec),
-        )  # fmt: skip
-    return {"validation_id": report.validation_id, "rows": report.rows, "quarantined": quarantined}
+@contextmanager
+def recorded(settings: Settings, attempt: Attempt, step: str, **fields) -> Iterator[None]:
+    """Run a step; if it fails, its attempt's run-log row says so (step and error) before the error goes on."""
+    try:
+        yield
+    except BaseException as exc:
+        try:
+            runlog.failed(open_warehouse(settings.warehouse_url), attempt, step, exc, **fields)
+        except Exception as logging_failed:  # noqa: BLE001 - the step's own error matters more
+            log.error("could not record the failed %s of %s in the run log: %s", step, attempt.as_of_date, logging_failed)
+        raise
 
 
-def resolve_model(
+def plan(
     settings: Settings,
     spec: ModelSpec,
     as_of_date: dt.date,
     alias: str | None = None,
     airflow_run_id: str | None = None,
-) -> dict[str, Any]:
-    """Pin models:/<model>@<alias> to one version for a whole scoring run, and name the run.
+    dry_run: bool = False,
+    at: dt.datetime | None = None,
+    model: PinnedModel | None = None,
+    date_chosen_by: str = "",
+) -> Attempt:
+    """Start an attempt at scoring `as_of_date`: check the date is complete, pin
+    models:/<model>@<alias> to one version (or use the pinned `model` of a backfill), and
+    check the version's input contract against the spec. Every later step uses that version.
 
-    Every shard scores with the version resolved here, even if the alias moves meanwhile.
-    An alias that does not resolve is logged as a failed attempt and raised: there is
-    no fallback to another version.
+    Refuses, before any work: a malformed alias (InputError); a date before the spec's
+    scoring.start_date or not complete (IncompleteDate); an alias that does not resolve
+    (ModelNotFound); a version without a contract or whose contract the spec contradicts
+    (ContractError). Unless `dry_run`, the attempt gets its run-log row, which says why
+    it failed if it did.
     """
-    alias = check_alias(alias or spec.alias)
-    started = dt.datetime.now(dt.UTC)
-    scoring_run_id = str(uuid.uuid4())
+    alias = registry.check_alias(alias or (model.alias if model else None) or spec.alias)
+    attempt = Attempt(
+        scoring_run_id=str(uuid.uuid4()),
+        model_name=spec.name,
+        as_of_date=as_of_date,
+        alias=alias,
+        model_version=model.version if model else None,
+        mlflow_run_id=model.run_id if model else None,
+        airflow_run_id=airflow_run_id,
+        started_at=at or now(),
+        dry_run=dry_run,
+        triggered_by="airflow" if airflow_run_id else _user(),
+        date_chosen_by=date_chosen_by,
+    )
+    warehouse = open_warehouse(settings.warehouse_url)
+    cover = completeness.coverage(warehouse, spec, attempt.started_at)  # refuses an empty home before writing
+    with recorded(settings, attempt, "plan"):
+        runlog.start(warehouse, attempt)
+        start = spec.scoring.start_date
+        if start is not None and as_of_date < start:
+            from pipelines.errors import IncompleteDate
+
+            raise IncompleteDate(
+                f"as-of date {as_of_date} is before scoring.start_date {start} in models/{spec.name}/model.yaml; "
+                "move the start date back to score it"
+            )
+        cover.check(as_of_date)
+        pinned = model or registry.resolve(settings, spec.name, alias)
+        attempt = replace(attempt, model_version=pinned.version, mlflow_run_id=pinned.run_id)
+        runlog.record(warehouse, attempt, "running")
+    with recorded(settings, attempt, "plan"):
+        extra = registry.contract(settings, pinned).check_spec(spec, pinned.uri)
+        if extra:
+            log.info("%s does not read feature(s) %s that models/%s/model.yaml lists", pinned.uri, extra, spec.name)
+    log.info(
+        "%s as-of date %s%s with %s (alias @%s)%s",
+        "dry run of" if dry_run else "scoring", as_of_date, f" ({date_chosen_by})" if date_chosen_by else "",
+        pinned.uri, alias, f", Airflow run {airflow_run_id}" if airflow_run_id else "",
+    )  # fmt: skip
+    return attempt
+
+
+def _user() -> str:
     try:
-        model = registry.resolve(settings, spec.name, alias)
-    except BatchpredError as exc:
-        attempt = runlog.Attempt(scoring_run_id, spec.name, alias, as_of_date, airflow_run_id, started)
-        runlog.record(open_warehouse(settings.warehouse_url), attempt, status="failed", error=str(exc)[:2000], ended_at=started)
-        raise
-    return {
-        "scoring_run_id": scoring_run_id,
-        "alias": alias,
-        "model_version": model.version,
-        "mlflow_run_id": model.run_id,
-        "started_at": started.isoformat(),
-    }
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
 
 
-def _pinned(spec: ModelSpec, model: dict[str, Any]) -> registry.ResolvedModel:
-    return registry.ResolvedModel(spec.name, model["model_version"], model["mlflow_run_id"], model["alias"])
+def build_features(settings: Settings, spec: ModelSpec, attempt: Attempt) -> None:
+    """Rebuild the date's feature partition and the staging models it reads with dbt (and run
+    their dbt tests), then check the table has what the pinned version reads. A dry run
+    builds in a scratch schema instead, leaving the warehouse's tables as they were."""
+    from pipelines.score import check_features_table
+
+    with recorded(settings, attempt, "build_features"):
+        try:
+            transform.build_features(settings, spec, [attempt.as_of_date], scratch=attempt.scratch_schema)
+            if not attempt.dry_run:
+                check_features_table(settings, spec, attempt.model)
+        except BaseException:
+            if attempt.scratch_schema:
+                catalog.drop_scratch(open_warehouse(settings.warehouse_url), attempt.scratch_schema)
+            raise
 
 
-def _attempt(spec: ModelSpec, as_of_date: dt.date, model: dict[str, Any], airflow_run_id: str | None) -> runlog.Attempt:
-    started = dt.datetime.fromisoformat(model["started_at"])
-    return runlog.Attempt(model["scoring_run_id"], spec.name, model["alias"], as_of_date, airflow_run_id, started)
+def validate(settings: Settings, spec: ModelSpec, attempt: Attempt) -> ValidationRef:
+    """Run the model's expectation suite on the date's partition, in the database.
+
+    Results go to monitoring.validation_results. Rows that break an expectation the
+    suite tolerates (`mostly`) replace the date's rows in monitoring.<model>_quarantine
+    and are not scored. On failure the attempt is recorded as failed and
+    ValidationFailed lists every failed expectation with its column and observed value;
+    nothing is scored. A dry run stores nothing, and drops its scratch schema.
+    """
+    from pipelines.errors import ValidationFailed
+    from pipelines.validate import validate_partition
+
+    warehouse = open_warehouse(settings.warehouse_url)
+    key_fields = registry.contract(settings, attempt.model).key_fields()
+    schema = attempt.scratch_schema or "analytics"
+    try:
+        with recorded(settings, attempt, "validate", validation_outcome="failed"):
+            report = validate_partition(
+                settings, spec, attempt.as_of_date, schema, store=not attempt.dry_run, key_fields=key_fields
+            )
+            if not report.success:
+                runlog.record(warehouse, attempt, "running", rows_read=report.rows, validation_id=report.validation_id)
+                raise ValidationFailed(report.describe_failures())
+    finally:
+        if attempt.scratch_schema:
+            catalog.drop_scratch(warehouse, attempt.scratch_schema)
+    quarantined = len(report.quarantined)
+    if quarantined:
+        log.warning(
+            "%d of %d rows of %s for %s break a tolerated expectation; they are in %s and will not be scored",
+            quarantined, report.rows, spec.features_model, attempt.as_of_date, catalog.quarantine(spec),
+        )  # fmt: skip
+    runlog.record(
+        warehouse, attempt, "running",
+        rows_read=report.rows, rows_quarantined=quarantined, validation_outcome="passed", validation_id=report.validation_id,
+    )  # fmt: skip
+    return ValidationRef(report.validation_id, report.rows, quarantined)
 
 
-def score_shard(
-    settings: Settings,
-    spec: ModelSpec,
-    as_of_date: dt.date,
-    validation_id: str,
-    model: dict[str, Any],
-    shard: int,
-    airflow_run_id: str | None = None,
-) -> dict[str, Any]:
-    """Score one of the spec's shards of `as_of_date` with the pinned model (see `resolve_model`).
+def score_shard(settings: Settings, spec: ModelSpec, attempt: Attempt, validation: ValidationRef, shard: int) -> ShardResult:
+    """Score one of the spec's shards of the date with the attempt's pinned version.
 
-    Refuses to run unless `validation_id` is a passed validation of this model and date.
-    A failed shard is logged in monitoring.scoring_runs with its error.
+    Refuses to run unless `validation` is a passed validation of this model and date.
     """
     from pipelines.score import score_partition
     from pipelines.validate import check_passed
 
-    warehouse = open_warehouse(settings.warehouse_url)
-    check_passed(warehouse, spec, as_of_date, validation_id)
-    try:
+    with recorded(settings, attempt, f"score_shard {shard + 1} of {spec.shards}"):
+        check_passed(open_warehouse(settings.warehouse_url), spec, attempt.as_of_date, validation.validation_id)
         result = score_partition(
-            settings, spec, as_of_date, _pinned(spec, model), model["scoring_run_id"], airflow_run_id, shard, spec.shards
-        )
-    except BaseException as exc:
-        runlog.record(
-            warehouse,
-            _attempt(spec, as_of_date, model, airflow_run_id),
-            model_version=model["model_version"],
-            mlflow_run_id=model["mlflow_run_id"],
-            validation_outcome="passed",
-            validation_id=validation_id,
-            status="failed",
-            error=f"shard {shard + 1} of {spec.shards}: {type(exc).__name__}: {exc}"[:2000],
-            ended_at=dt.datetime.now(dt.UTC),
-        )
-        raise
-    return {"shard": shard, "rows_read": result.rows_read, "rows_scored": result.rows_scored}
+            settings, spec, attempt.as_of_date, attempt.model, validation, attempt.scoring_run_id,
+            attempt.airflow_run_id, shard, spec.shards,
+        )  # fmt: skip
+    return ShardResult(shard, result.rows_read, result.rows_scored)
 
 
 def publish(
-    settings: Settings,
-    spec: ModelSpec,
-    as_of_date: dt.date,
-    validation_id: str,
-    model: dict[str, Any],
-    shard_results: list[dict[str, Any]],
-    airflow_run_id: str | None = None,
-) -> dict[str, Any]:
-    """Make the date's predictions visible all at once and log the attempt.
-
-    Refuses unless every shard reported; the previous predictions stay until then.
-    """
+    settings: Settings, spec: ModelSpec, attempt: Attempt, validation: ValidationRef, shard_results: Sequence[ShardResult]
+) -> Published:
+    """Make the date's predictions visible all at once. Refuses unless every shard reported,
+    and scored plus quarantined is the validated partition; the previous predictions stay
+    until then."""
     from pipelines.score import publish_predictions
 
-    shard_results = list(shard_results)
-    missing = sorted(set(range(spec.shards)) - {r["shard"] for r in shard_results})
-    if missing:
-        raise BatchpredError(f"shard(s) {[m + 1 for m in missing]} of {spec.shards} did not finish; nothing was published")
-    rows_scored = sum(r["rows_scored"] for r in shard_results)
-    publish_predictions(settings, spec, as_of_date, model["scoring_run_id"], spec.shards, rows_scored)
-    warehouse = open_warehouse(settings.warehouse_url)
-    rejected = quarantine.count(warehouse, spec, as_of_date, validation_id)
-    runlog.record(
-        warehouse,
-        _attempt(spec, as_of_date, model, airflow_run_id),
-        model_version=model["model_version"],
-        mlflow_run_id=model["mlflow_run_id"],
-        rows_read=sum(r["rows_read"] for r in shard_results) + rejected,
-        rows_scored=rows_scored,
-        rows_rejected=rejected,
-        validation_outcome="passed",
-        validation_id=validation_id,
-        status="succeeded",
-        ended_at=dt.datetime.now(dt.UTC),
+    with recorded(settings, attempt, "publish"):
+        missing = sorted(set(range(spec.shards)) - {r.shard for r in shard_results})
+        if missing:
+            raise BatchpredError(f"shard(s) {[m + 1 for m in missing]} of {spec.shards} did not finish; nothing was published")
+        rows_scored = sum(r.rows_scored for r in shard_results)
+        publish_predictions(
+            settings, spec, attempt.as_of_date, attempt.model, attempt.scoring_run_id, spec.shards, validation, rows_scored
+        )
+        runlog.record(open_warehouse(settings.warehouse_url), attempt, "published", rows_scored=rows_scored)
+    return Published(
+        attempt.scoring_run_id,
+        attempt.as_of_date,
+        attempt.model.version,
+        rows_scored,
+        validation.rows_quarantined,
+        str(catalog.predictions(spec)),
     )
-    return {
-        "scoring_run_id": model["scoring_run_id"],
-        "rows_scored": rows_scored,
-        "rows_quarantined": rejected,
-        "model_version": model["model_version"],
-        "table": f"predictions.{spec.predictions_table}",
-    }
 
 
-def score(
-    settings: Settings,
-    spec: ModelSpec,
-    as_of_date: dt.date,
-    validation_id: str,
-    alias: str | None = None,
-    airflow_run_id: str | None = None,
-    model: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Resolve the model (unless a pinned `model` is given), score every shard in turn,
-    then publish: what the DAG's scoring tasks do, in one process."""
-    from pipelines.validate import check_passed
-
-    check_passed(open_warehouse(settings.warehouse_url), spec, as_of_date, validation_id)
-    model = new_attempt(model) if model else resolve_model(settings, spec, as_of_date, alias, airflow_run_id)
-    results = [
-        score_shard(settings, spec, as_of_date, validation_id, model, shard, airflow_run_id) for shard in range(spec.shards)
-    ]
-    return publish(settings, spec, as_of_date, validation_id, model, results, airflow_run_id)
+def build_marts(settings: Settings, spec: ModelSpec, attempts: Sequence[Attempt]) -> None:
+    """Rebuild the dashboards' marts for the attempts' dates (one dbt run), then mark each
+    attempt succeeded; if the marts fail, each is `marts_failed` (its predictions stay published)."""
+    if not attempts:
+        return
+    warehouse = open_warehouse(settings.warehouse_url)
+    try:
+        transform.build_marts(settings, spec, sorted({a.as_of_date for a in attempts}))
+    except BaseException as exc:
+        for attempt in attempts:
+            runlog.record(warehouse, attempt, "marts_failed", step="build_marts", error=f"build_marts: {exc}")
+        raise
+    for attempt in attempts:
+        runlog.record(warehouse, attempt, "succeeded")
 
 
-def new_attempt(model: dict[str, Any]) -> dict[str, Any]:
-    """The same pinned model version under a new scoring run id (one per date in a backfill)."""
-    return model | {"scoring_run_id": str(uuid.uuid4()), "started_at": dt.datetime.now(dt.UTC).isoformat()}
+def score(settings: Settings, spec: ModelSpec, attempt: Attempt, validation: ValidationRef) -> Published:
+    """Score every shard in turn, then publish: what the DAG's scoring tasks do, in one process."""
+    results = [score_shard(settings, spec, attempt, validation, shard) for shard in range(spec.shards)]
+    return publish(settings, spec, attempt, validation, results)
 
 
-def build_marts(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> dict[str, Any]:
-    """Rebuild the dashboards' marts for `as_of_date`."""
-    transform.build_marts(settings, spec, [as_of_date])
-    return {"model": spec.name, "as_of_date": as_of_date.isoformat()}
+def run_date(settings: Settings, spec: ModelSpec, attempt: Attempt) -> Published:
+    """Every step for one planned date, in DAG order: features, validate, score, publish, marts."""
+    build_features(settings, spec, attempt)
+    validation = validate(settings, spec, attempt)
+    published = score(settings, spec, attempt, validation)
+    build_marts(settings, spec, [attempt])
+    return published
 
 
-def run_date(
-    settings: Settings,
-    spec: ModelSpec,
-    as_of_date: dt.date,
-    alias: str | None = None,
-    airflow_run_id: str | None = None,
-    model: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Every step for one date, in DAG order: features, validate, score, marts.
-    A pinned `model` (from `resolve_model`) overrides `alias`."""
-    build_features(settings, spec, as_of_date)
-    validation = validate(settings, spec, as_of_date, airflow_run_id)
-    scored = score(settings, spec, as_of_date, validation["validation_id"], alias, airflow_run_id, model)
-    build_marts(settings, spec, as_of_date)
-    return scored
-
-
-def train(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> dict[str, Any]:
-    """Train on data known up to `as_of_date`, register a version, promote it if better."""
+def train(settings: Settings, spec: ModelSpec, as_of_date: dt.date, force: bool = False, reason: str | None = None):
+    """Train on data known up to `as_of_date`, register a version, promote it if better
+    (or if forced, with a reason). Returns `pipelines.train.TrainResult`."""
     from pipelines.train import train_model
 
-    result = train_model(settings, spec, as_of_date)
-    return {
-        "model_version": result.model.version,
-        "mlflow_run_id": result.model.run_id,
-        "metrics": result.metrics,
-        "champion_metrics": result.champion_metrics,
-        "promoted": result.promoted,
-    }
-
-
-RUN_PARAMETERS = ("as_of_date", "model_alias", "dry_run")
-
-
-def as_of_date_for_run(
-    conf: dict[str, Any] | None,
-    param: object,
-    logical_date: dt.datetime | None,
-    run_after: dt.datetime,
-) -> dt.date:
-    """The as-of date a DAG run scores, from what Airflow knows about the run.
-
-    An `as_of_date` run parameter wins. Otherwise a scheduled run or backfill for the
-    daily interval [D, D+1) has logical date D, and scores D. A manual run without a
-    logical date scores the last day completed before it was triggered.
-    Unknown run parameters are refused (Airflow itself accepts any extra key).
-    """
-    unknown = sorted(set(conf or {}) - set(RUN_PARAMETERS))
-    if unknown:
-        raise InputError(f"unknown run parameter(s) {unknown}; allowed: {list(RUN_PARAMETERS)}")
-    if param:
-        return parse_date(param, "as_of_date")
-    if logical_date is not None:
-        return parse_date(logical_date)
-    return parse_date(run_after) - dt.timedelta(days=1)
+    return train_model(settings, spec, as_of_date, force=force, reason=reason)

@@ -1,29 +1,36 @@
 """Train a model on a time-based split and promote it only if it beats the champion.
 
-The training set is a dbt model: one row per entity per snapshot date, with the
-label that became known `label_horizon_days` later. Snapshots on the latest
-`validation_days` are held out; the new model and the current champion are both
-scored on exactly those rows, and the alias moves only when the new one is better
-on `promote_metric` (or when there is no champion yet).
+The training set is the model's feature partitions on a series of snapshot dates,
+joined to its labels model (the same label definition monitoring uses). Only
+complete snapshots are used: each needs its full feature history, and its label
+horizon must have passed within the data (see `pipelines.completeness`); the others
+are dropped and reported. Snapshots on the latest `validation_days` are held out;
+the new version and the current champion are both scored on exactly those rows,
+each through its own input contract, and the alias moves only when the new one is
+better on `promote_metric` (or when there is no champion yet). A champion that
+cannot be scored on today's data (a feature it needs is gone) is not replaced unless
+`force` is given with a reason, which is recorded on the new version.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines import registry, transform
-from pipelines.errors import BatchpredError, ModelNotFound
-from pipelines.identifiers import qualified, quote
-from pipelines.matrix import feature_matrix
+from pipelines import completeness, registry, transform
+from pipelines.contract import InputContract
+from pipelines.errors import BatchpredError, ContractError, IncompleteDate, InputError, ModelNotFound
+from pipelines.monitoring.reference import reference_distribution
+from pipelines.records import PinnedModel
 from pipelines.settings import Settings
 from pipelines.spec import ModelSpec
-from pipelines.warehouse import open_warehouse
+from pipelines.warehouse import catalog, open_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -33,33 +40,37 @@ _LOWER_IS_BETTER = {"log_loss"}
 
 @dataclass(frozen=True)
 class TrainResult:
-    model: registry.ResolvedModel
+    model: PinnedModel
     metrics: dict[str, float]
+    champion: PinnedModel | None
     champion_metrics: dict[str, float] | None
     promoted: bool
+    verdict: str  # why the alias moved or stayed, in words
     train_rows: int
     validation_rows: int
+    snapshots: list[dt.date] = field(default_factory=list)
+    skipped: dict[dt.date, str] = field(default_factory=dict)
 
 
-def snapshot_dates(spec: ModelSpec, as_of_date: dt.date) -> tuple[list[dt.date], list[dt.date]]:
-    """(training dates, validation dates) for data known up to `as_of_date`.
+def snapshot_dates(spec: ModelSpec, as_of_date: dt.date) -> list[dt.date]:
+    """Candidate snapshot dates for data known up to `as_of_date`, oldest first.
 
-    The newest snapshot is `label_horizon_days` before `as_of_date`, so every label
-    is already known. Snapshots step back `snapshot_every_days` over `window_days`;
-    those within the latest `validation_days` are held out.
+    The newest is `label_horizon_days` before `as_of_date`, so its label is known by
+    then; they step back `snapshot_every_days` over `window_days`.
     """
     t = spec.training
     newest = as_of_date - dt.timedelta(days=t.label_horizon_days)
-    dates = [newest - dt.timedelta(days=k * t.snapshot_every_days) for k in range(t.window_days // t.snapshot_every_days + 1)]
-    cutoff = newest - dt.timedelta(days=t.validation_days)
-    train = sorted(d for d in dates if d <= cutoff)
-    valid = sorted(d for d in dates if d > cutoff)
-    if not train or not valid:
-        raise BatchpredError(
-            f"training.window_days={t.window_days} and validation_days={t.validation_days} leave "
-            f"{len(train)} training and {len(valid)} validation snapshot(s); both need at least one"
-        )
-    return train, valid
+    return sorted(
+        newest - dt.timedelta(days=k * t.snapshot_every_days) for k in range(t.window_days // t.snapshot_every_days + 1)
+    )
+
+
+def split_snapshots(spec: ModelSpec, dates: list[dt.date]) -> tuple[list[dt.date], list[dt.date]]:
+    """(training dates, validation dates): those within the latest `validation_days` are held out."""
+    if not dates:
+        return [], []
+    cutoff = max(dates) - dt.timedelta(days=spec.training.validation_days)
+    return [d for d in dates if d <= cutoff], [d for d in dates if d > cutoff]
 
 
 def metrics_for(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
@@ -72,92 +83,101 @@ def metrics_for(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     }
 
 
-def reference_distribution(matrix: np.ndarray, spec: ModelSpec) -> dict:
-    """Per-feature summary of the training data, saved with the run for drift checks."""
-    features = {}
-    for i, name in enumerate(spec.feature_names):
-        column = matrix[:, i]
-        present = column[~np.isnan(column)]
-        entry: dict = {"rows": int(column.size), "null_share": float(1 - present.size / max(column.size, 1))}
-        if name in spec.categorical_features:
-            values = spec.categorical_features[name]
-            counts = np.bincount(present.astype(np.int64), minlength=len(values))
-            entry["kind"] = "categorical"
-            entry["shares"] = {v: float(c / max(present.size, 1)) for v, c in zip(values, counts, strict=True)}
-        elif present.size:
-            edges = np.unique(np.quantile(present, np.linspace(0, 1, 11)))
-            counts, _ = np.histogram(present, bins=edges) if edges.size > 1 else (np.array([present.size]), edges)
-            entry.update(
-                kind="numeric",
-                mean=float(present.mean()),
-                std=float(present.std()),
-                quantiles={f"p{q}": float(np.quantile(present, q / 100)) for q in (1, 5, 25, 50, 75, 95, 99)},
-                histogram={"edges": edges.tolist(), "counts": counts.tolist()},
-            )
-        features[name] = entry
-    return {"model": spec.name, "features": features}
+def plan_snapshots(
+    settings: Settings, spec: ModelSpec, as_of_date: dt.date, now: dt.datetime
+) -> tuple[list[dt.date], list[dt.date], dict[dt.date, str]]:
+    """(training dates, validation dates, {skipped date: why}) for training on data known up to
+    `as_of_date`. Refuses (IncompleteDate) a training date that is not complete itself (its
+    newest labels would not be known), and a window that leaves no complete snapshot on
+    either side of the split."""
+    cover = completeness.coverage(open_warehouse(settings.warehouse_url), spec, now)
+    problem = cover.problem(as_of_date)
+    if problem:
+        raise IncompleteDate(
+            f"cannot train {spec.name} on data known up to {as_of_date}: {problem}, so the labels of its newest "
+            f"snapshots are not known; {cover.describe()}"
+        )
+    candidates = snapshot_dates(spec, as_of_date)
+    usable, skipped = cover.split(candidates, horizon_days=spec.training.label_horizon_days)
+    train, valid = split_snapshots(spec, candidates)
+    train = [d for d in train if d in usable]
+    valid_usable = [d for d in valid if d in usable]
+    if len(valid_usable) != len(valid):
+        raise IncompleteDate(
+            f"cannot train {spec.name} on data known up to {as_of_date}: validation snapshot(s) "
+            + "; ".join(f"{d}: {skipped[d]}" for d in valid if d in skipped)
+            + " — a version is never judged on a partly unlabelled validation window"
+        )
+    if not train or not valid:
+        raise IncompleteDate(
+            f"training.window_days={spec.training.window_days} and validation_days={spec.training.validation_days} "
+            f"leave {len(train)} complete training and {len(valid)} validation snapshot(s) for data known up to "
+            f"{as_of_date} ({cover.describe()}); both need at least one"
+        )
+    return train, valid, skipped
 
 
-def train_model(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> TrainResult:
-    """Build the training set for `as_of_date`, train, log and register a version, and move
-    `spec.alias` to it if it beats the current holder on the same validation rows."""
+def train_model(
+    settings: Settings,
+    spec: ModelSpec,
+    as_of_date: dt.date,
+    now: dt.datetime | None = None,
+    force: bool = False,
+    reason: str | None = None,
+) -> TrainResult:
+    """Build the training set for `as_of_date`, train, log and register a version (with its
+    input contract and training reference), and move `spec.alias` to it if it beats the
+    current holder on the same validation rows, or if `force` is given with a `reason`."""
     import pandas as pd
     import xgboost as xgb
 
-    train_dates, valid_dates = snapshot_dates(spec, as_of_date)
-    transform.build_training_set(settings, spec, train_dates + valid_dates)
+    if force and not (reason and reason.strip()):
+        raise InputError("--force-promote needs --reason: why this version should replace the champion")
+    now = now or dt.datetime.now(dt.UTC)
+    train_dates, valid_dates, skipped = plan_snapshots(settings, spec, as_of_date, now)
+    for day, why in sorted(skipped.items()):
+        log.warning("training snapshot %s skipped: %s", day, why)
+    transform.build_labels(settings, spec, train_dates + valid_dates, with_features=True)
 
     warehouse = open_warehouse(settings.warehouse_url)
-    columns = [spec.entity_key, "as_of_date", *spec.feature_names, spec.target]
-    select = ", ".join(quote(c) for c in columns)
-    table = warehouse.query(
-        f"select {select} from {qualified('analytics', spec.training_model)} order by as_of_date, {quote(spec.entity_key)}"
-    )
+    columns = [*spec.key_columns, "as_of_date", *spec.feature_names]
+    table = catalog.training_rows(warehouse, spec, columns, train_dates + valid_dates)
+    contract = InputContract.for_spec(spec, {c: table.schema.field(c).type for c in spec.key_columns})
     is_valid = pc.greater(table.column("as_of_date"), pa.scalar(train_dates[-1])).to_numpy(zero_copy_only=False)
-    matrix = feature_matrix(table, spec)
+    matrix = contract.matrix(table)
     labels = table.column(spec.target).to_numpy(zero_copy_only=False).astype(np.float32)
     x_train, y_train = matrix[~is_valid], labels[~is_valid]
     x_valid, y_valid = matrix[is_valid], labels[is_valid]
     for part, y in (("training", y_train), ("validation", y_valid)):
         if y.size == 0 or y.min() == y.max():
             raise BatchpredError(
-                f"the {part} snapshots of {spec.training_model} hold {y.size} rows with a single label value; "
+                f"the {part} snapshots of {spec.name} hold {y.size} rows with a single label value; "
                 f"check that raw data covers the window ending {as_of_date} (training.window_days={spec.training.window_days})"
             )
 
     params = dict(spec.training.params)
     log.info(
-        "training %s on %d rows (%d snapshots), validating on %d rows", spec.name, y_train.size, len(train_dates), y_valid.size
-    )
+        "training %s on %d rows (%d snapshots), validating on %d rows (%d snapshots)",
+        spec.name, y_train.size, len(train_dates), y_valid.size, len(valid_dates),
+    )  # fmt: skip
     booster = xgb.train(
         params,
-        xgb.DMatrix(x_train, label=y_train, feature_names=list(spec.feature_names)),
+        xgb.DMatrix(x_train, label=y_train, feature_names=list(contract.feature_names)),
         num_boost_round=spec.training.num_boost_round,
     )
     metrics = metrics_for(y_valid, booster.inplace_predict(x_valid))
 
-    champion_metrics = None
-    try:
-        champion = registry.resolve(settings, spec.name, spec.alias)
-    except ModelNotFound:
-        champion = None
-    if champion is not None:
-        champion_booster = registry.load_booster(settings, champion)
-        champion_metrics = metrics_for(y_valid, champion_booster.inplace_predict(x_valid))
+    champion, champion_metrics, verdict = _judge(settings, spec, metrics, table.filter(pa.array(is_valid)), y_valid)
+    promoted = verdict.startswith("promoted")
+    if not promoted and force:
+        promoted, verdict = True, f"promoted by force ({verdict}): {reason}"
 
-    key = spec.training.promote_metric
-    if champion_metrics is None:
-        promoted = True
-    elif key in _LOWER_IS_BETTER:
-        promoted = metrics[key] < champion_metrics[key]
-    else:
-        promoted = metrics[key] > champion_metrics[key]
-
-    example = pd.DataFrame(x_valid[:5], columns=list(spec.feature_names))
+    example = pd.DataFrame(x_valid[:5], columns=list(contract.feature_names))
     logged = registry.log_model(
         settings,
         spec.name,
         booster,
+        contract,
         example,
         params={
             **params,
@@ -165,7 +185,7 @@ def train_model(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> Tra
             "as_of_date": as_of_date.isoformat(),
             "training_dates": [d.isoformat() for d in train_dates],
             "validation_dates": [d.isoformat() for d in valid_dates],
-            "features": list(spec.feature_names),
+            "features": list(contract.feature_names),
         },
         metrics={
             **{f"val_{k}": v for k, v in metrics.items()},
@@ -174,18 +194,52 @@ def train_model(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> Tra
             "validation_rows": float(y_valid.size),
             "train_positive_share": float(y_train.mean()),
         },
-        artifacts={"reference_distribution.json": reference_distribution(x_train, spec)},
+        artifacts={"training_reference.json": reference_distribution(x_train, contract)},
     )
-    registry.tag_version(
-        settings, logged, {f"val_{k}": f"{v:.6f}" for k, v in metrics.items()} | {"promoted": str(promoted).lower()}
-    )
+    tags = {f"val_{k}": f"{v:.6f}" for k, v in metrics.items()} | {"promoted": str(promoted).lower(), "verdict": verdict[:4000]}
+    if force and promoted:
+        tags |= {"promotion_reason": reason.strip(), "promoted_by": getpass.getuser()}  # type: ignore[union-attr]
+    registry.tag_version(settings, logged, tags)
     if promoted:
         registry.set_alias(settings, logged, spec.alias)
     return TrainResult(
         model=logged,
         metrics=metrics,
+        champion=champion,
         champion_metrics=champion_metrics,
         promoted=promoted,
+        verdict=verdict,
         train_rows=int(y_train.size),
         validation_rows=int(y_valid.size),
+        snapshots=train_dates + valid_dates,
+        skipped=skipped,
     )
+
+
+def _judge(
+    settings: Settings, spec: ModelSpec, metrics: dict[str, float], valid_rows: pa.Table, y_valid: np.ndarray
+) -> tuple[PinnedModel | None, dict[str, float] | None, str]:
+    """(champion, its metrics on the same validation rows, verdict). The champion is scored
+    through its own input contract; if it cannot be, the verdict says why and is not a promotion."""
+    key = spec.training.promote_metric
+    try:
+        champion = registry.resolve(settings, spec.name, spec.alias)
+    except ModelNotFound:
+        return None, None, f"promoted to @{spec.alias}: there was no champion"
+    try:
+        champion_contract = registry.contract(settings, champion)
+        missing = [c for c in champion_contract.feature_names if c not in valid_rows.column_names]
+        if missing:
+            raise ContractError(f"the training data no longer has its feature(s) {missing}")
+        scores = registry.load_booster(settings, champion).inplace_predict(champion_contract.matrix(valid_rows))
+    except (ContractError, ModelNotFound) as exc:
+        return champion, None, (
+            f"not promoted: the champion (version {champion.version}) cannot be scored on today's data ({exc}), so "
+            "the new version cannot be compared with it; promote it anyway with --force-promote --reason"
+        )  # fmt: skip
+    champion_metrics = metrics_for(y_valid, scores)
+    better = metrics[key] < champion_metrics[key] if key in _LOWER_IS_BETTER else metrics[key] > champion_metrics[key]
+    comparison = f"{key} {metrics[key]:.4f} against the champion's (version {champion.version}) {champion_metrics[key]:.4f}"
+    if better:
+        return champion, champion_metrics, f"promoted to @{spec.alias}: {comparison}"
+    return champion, champion_metrics, f"not promoted, @{spec.alias} stays on version {champion.version}: {comparison}"

@@ -1,10 +1,18 @@
 """Run the dbt project against the configured warehouse.
 
-dbt reads its connection from the environment (dbt_project/profiles.yml); this
-module derives those variables from BATCHPRED_WAREHOUSE_URL, so the URL stays the
-one switch between deployments. dbt runs in-process (no subprocess start-up per
-step), with its target/ and logs/ kept under $BATCHPRED_HOME rather than in the
-checkout.
+dbt reads its connection from the environment (dbt_project/profiles.yml); the
+variables come from BATCHPRED_WAREHOUSE_URL (`pipelines.warehouse.url`), so the URL
+stays the one switch between deployments. dbt runs in-process (no subprocess
+start-up per step), with its target/ and logs/ under $BATCHPRED_HOME rather than in
+the checkout. On DuckDB, dbt waits for another process's file lock the way every
+batchpred connection does.
+
+What a model's dbt project must provide (see the README's "Adding a model"):
+- `models/features/<features_model>.sql`, built per as-of date from
+  `requested_dates()` (vars `as_of_date` or `as_of_dates`);
+- `models/labels/<labels_model>.sql`, the same for the target, reading
+  var('label_horizon_days');
+- marts tagged `mart` and the model name, reading the spec from var('batchpred_spec').
 """
 
 from __future__ import annotations
@@ -15,33 +23,10 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy.engine import make_url
-
-from pipelines.errors import BatchpredError
+from pipelines.errors import DbtError
 from pipelines.settings import DBT_PROJECT_DIR, Settings
 from pipelines.spec import ModelSpec
-
-
-class DbtError(BatchpredError):
-    """A dbt model or test failed; the message lists which and why."""
-
-
-def dbt_env(warehouse_url: str) -> dict[str, str]:
-    """The variables profiles.yml reads, for the warehouse at `warehouse_url`."""
-    url = make_url(warehouse_url)
-    backend = url.get_backend_name()
-    if backend == "duckdb":
-        return {"BATCHPRED_DBT_TARGET": "duckdb", "BATCHPRED_DUCKDB_PATH": str(url.database)}
-    if backend == "postgresql":
-        return {
-            "BATCHPRED_DBT_TARGET": "postgres",
-            "BATCHPRED_PG_HOST": url.host or "localhost",
-            "BATCHPRED_PG_PORT": str(url.port or 5432),
-            "BATCHPRED_PG_USER": url.username or "",
-            "BATCHPRED_PG_PASSWORD": url.password or "",
-            "BATCHPRED_PG_DATABASE": url.database or "",
-        }
-    raise BatchpredError(f"dbt has no target for warehouse URL scheme {url.drivername!r}")
+from pipelines.warehouse.url import parse
 
 
 @contextmanager
@@ -58,10 +43,58 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
+def spec_vars(spec: ModelSpec) -> dict[str, object]:
+    """What the generic marts read from the spec (var 'batchpred_spec')."""
+    return {
+        "batchpred_spec": {
+            "name": spec.name,
+            "key": list(spec.key_columns),
+            "segment": spec.segment,
+            "risk_bands": [[band, threshold] for band, threshold in spec.risk_bands],
+            "action_threshold": spec.action_threshold,
+        }
+    }
+
+
 def run_dbt(
-    settings: Settings, command: str, select: str, variables: dict[str, object] | None = None, exclude: str | None = None
+    settings: Settings,
+    command: str,
+    select: str,
+    variables: dict[str, object] | None = None,
+    exclude: str | None = None,
 ) -> None:
-    """Run `dbt <command> --select <select> [--exclude <exclude>]` and raise DbtError naming each failed node."""
+    """Run `dbt <command> --select <select> [--exclude <exclude>]` and raise DbtError naming each failed node.
+
+    On DuckDB, waits (up to the warehouse's lock wait) while another process holds the file.
+    """
+    url = parse(settings.warehouse_url)
+    if url.kind == "duckdb":
+        from pipelines.warehouse.duckdb import lock_holder, wait_for_file
+        from pipelines.warehouse.retry import Busy
+
+        def attempt() -> None:
+            _probe(url.path)
+            try:
+                _invoke(settings, command, select, variables, exclude)
+            except DbtError as exc:
+                holder = lock_holder(str(exc))
+                if holder:
+                    raise Busy(holder) from None
+                raise
+
+        wait_for_file(url.path, attempt)
+    else:
+        _invoke(settings, command, select, variables, exclude)
+
+
+def _probe(path) -> None:
+    """Open and close the DuckDB file: raises retry.Busy while another process holds it."""
+    from pipelines.warehouse.duckdb import DuckDBWarehouse
+
+    DuckDBWarehouse(path)._open().close()
+
+
+def _invoke(settings: Settings, command: str, select: str, variables: dict[str, object] | None, exclude: str | None) -> None:
     from dbt.cli.main import dbtRunner  # dbt is slow to import: only when a step needs it
 
     target_dir = settings.dbt_target_dir
@@ -88,10 +121,7 @@ def run_dbt(
         "--no-version-check",
         *(["--exclude", exclude] if exclude else []),
     ]
-    env = dbt_env(settings.warehouse_url) | {
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DO_NOT_TRACK": "1",
-    }
+    env = parse(settings.warehouse_url).dbt_env() | {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
     with _environment(env):
         try:
             result = dbtRunner().invoke(args)
@@ -135,15 +165,23 @@ def _dates(as_of_dates: Sequence[dt.date]) -> dict[str, object]:
     return {"as_of_dates": [d.isoformat() for d in as_of_dates]}
 
 
-def build_features(settings: Settings, spec: ModelSpec, as_of_dates: Sequence[dt.date], upstream: bool = True) -> None:
+def _scratch(schema: str | None) -> dict[str, object]:
+    return {"batchpred_scratch_schema": schema} if schema else {}
+
+
+def build_features(
+    settings: Settings, spec: ModelSpec, as_of_dates: Sequence[dt.date], upstream: bool = True, scratch: str | None = None
+) -> None:
     """(Re)build exactly the given dates' partitions of the spec's feature model in one
     dbt run, then test it.
 
-    With `upstream` (the default) the models it reads from (staging) are rebuilt and
-    tested first; a backfill does that once for the whole range (`build_upstream`).
+    With `upstream` (the default) the models it reads from (staging), and the tests on
+    the raw sources, run first; a backfill does that once for the whole range
+    (`build_upstream`). With `scratch`, every model is built in that schema instead
+    (a dry run), leaving analytics as it was.
     """
     select = f"+{spec.features_model}" if upstream else spec.features_model
-    run_dbt(settings, "build", select, _dates(as_of_dates))
+    run_dbt(settings, "build", select, _dates(as_of_dates) | _scratch(scratch))
 
 
 def build_upstream(settings: Settings, spec: ModelSpec) -> None:
@@ -151,19 +189,13 @@ def build_upstream(settings: Settings, spec: ModelSpec) -> None:
     run_dbt(settings, "build", f"+{spec.features_model}", exclude=spec.features_model)
 
 
-def build_training_set(settings: Settings, spec: ModelSpec, dates: list[dt.date]) -> None:
-    """Rebuild the spec's training-set model for the given snapshot dates."""
-    run_dbt(
-        settings,
-        "build",
-        f"+{spec.training_model}",
-        {
-            "training_dates": [d.isoformat() for d in dates],
-            "label_horizon_days": spec.training.label_horizon_days,
-        },
-    )
+def build_labels(settings: Settings, spec: ModelSpec, as_of_dates: Sequence[dt.date], with_features: bool = False) -> None:
+    """(Re)build the labels of the given dates (their feature partitions must exist, unless
+    `with_features` builds those in the same run, as training does)."""
+    select = f"+{spec.features_model} {spec.labels_model}" if with_features else spec.labels_model
+    run_dbt(settings, "build", select, _dates(as_of_dates) | {"label_horizon_days": spec.training.label_horizon_days})
 
 
 def build_marts(settings: Settings, spec: ModelSpec, as_of_dates: Sequence[dt.date]) -> None:
     """Rebuild the spec's marts (dbt models tagged `mart` and the model name) for the given dates."""
-    run_dbt(settings, "build", f"tag:mart,tag:{spec.name}", _dates(as_of_dates))
+    run_dbt(settings, "build", f"tag:mart,tag:{spec.name}", _dates(as_of_dates) | spec_vars(spec))

@@ -3,11 +3,16 @@
 The suite is a plain JSON file in expectations/ that a data engineer edits. It runs
 through GX's SQL execution engine, so every check is an aggregate query executed by
 the warehouse over exactly the date's rows: nothing is loaded into pandas. Results,
-one row per expectation, go to monitoring.validation_results.
+one row per expectation, go to monitoring.validation_results; rows that break a
+tolerated expectation go to monitoring.<model>_quarantine (see `pipelines.quarantine`).
+
+GX opens its own connections: they run in UTC like batchpred's, and on DuckDB they
+wait for another process's file lock the same way.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import logging
@@ -18,39 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
+from pipelines import quarantine
 from pipelines.errors import SpecError, ValidationFailed
-from pipelines.identifiers import qualified
 from pipelines.settings import Settings
 from pipelines.spec import ModelSpec
-from pipelines.warehouse import Warehouse, open_warehouse
-
-RESULTS_TABLE = "validation_results"
+from pipelines.warehouse import Warehouse, catalog, open_warehouse
+from pipelines.warehouse.url import parse, session_setup
 
 # GX result formats: the first run counts bad rows; only expectations that found some
-# are run again for up to 20 example values.
+# run again, for up to 20 example values, or, when tolerated, for every bad row's key.
 COUNTS_ONLY = {"result_format": "BASIC", "partial_unexpected_count": 0}
 WITH_EXAMPLES = {"result_format": "BASIC", "partial_unexpected_count": 20}
-
-RESULTS_SCHEMA = pa.schema(
-    [
-        ("validation_id", pa.string()),
-        ("model_name", pa.string()),
-        ("as_of_date", pa.date32()),
-        ("suite", pa.string()),
-        ("expectation_type", pa.string()),
-        ("column_name", pa.string()),
-        ("success", pa.bool_()),
-        ("observed_value", pa.string()),  # JSON
-        ("element_count", pa.int64()),
-        ("unexpected_count", pa.int64()),
-        ("unexpected_percent", pa.float64()),
-        ("partial_unexpected", pa.string()),  # JSON list, at most 20 values
-        ("error", pa.string()),
-        ("validated_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+EVERY_ROW = 10**12  # GX caps its list of unexpected rows at partial_unexpected_count
 
 
 @dataclass(frozen=True)
@@ -88,6 +72,7 @@ class ValidationReport:
     as_of_date: dt.date
     rows: int
     outcomes: list[Outcome]
+    quarantined: dict[tuple[Any, ...], list[str]] = field(default_factory=dict)  # entity key -> reasons
 
     @property
     def success(self) -> bool:
@@ -106,10 +91,46 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def load_suite(path: Path):
-    """Read an expectation suite file strictly: an unknown expectation type or a bad
-    argument is an error naming the file (GX on its own would skip the entry)."""
+def _import_gx():
+    """Import great_expectations quietly: its loggers are set before the import, since
+    importing it logs ~200 INFO lines ("Skipping registering function ...")."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    import great_expectations as gx
+
+    # GX sets this one back to INFO as it imports.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.ERROR)
+    if not _import_gx.__dict__.get("registered"):
+        atexit.register(_release_duckdb_types)
+        _import_gx.registered = True  # type: ignore[attr-defined]
+    return gx
+
+
+def _release_duckdb_types() -> None:
+    """Free duckdb's column-type objects before its extension module is torn down.
+
+    With GX and duckdb-engine both imported, those objects outlive the module at
+    interpreter exit, and nanobind (duckdb's binding library) reports each as leaked:
+    about 40 lines on stderr after every command and task. Dropping the module-level
+    references first, at exit, lets them go in the right order.
+    """
+    import gc
+    import sys
+
+    for name in [m for m in sys.modules if m == "duckdb" or m.startswith(("duckdb.", "_duckdb", "duckdb_engine"))]:
+        module = sys.modules.get(name)
+        for attribute, value in list(vars(module).items()) if module is not None else []:
+            first = value[0] if isinstance(value, list) and value else value
+            if type(first).__name__ == "DuckDBPyType":
+                delattr(module, attribute)
+    gc.collect()
+
+
+def load_suite(path: Path):
+    """Read an expectation suite file strictly: an unknown expectation type or a bad argument
+    is an error naming the file (GX on its own would skip the entry), and so is `mostly` on an
+    expectation whose failing rows cannot be named (see `pipelines.quarantine`)."""
+    _import_gx()
     from great_expectations.core import ExpectationSuite
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -120,11 +141,15 @@ def load_suite(path: Path):
     except json.JSONDecodeError as exc:
         raise SpecError(f"expectation suite {path} is not valid JSON: {exc}") from None
     expectations = []
-    for i, entry in enumerate(raw.get("expectations", [])):
+    for i, entry in enumerate(raw.get("expectations", []), 1):
         try:
-            expectations.append(ExpectationConfiguration(**entry).to_domain_obj())
+            expectation = ExpectationConfiguration(**entry).to_domain_obj()
         except Exception as exc:  # GX raises several unrelated types here
-            raise SpecError(f"{path}: expectation #{i + 1} ({entry.get('type')!r}) is invalid: {exc}") from None
+            raise SpecError(f"{path}: expectation #{i} ({entry.get('type')!r}) is invalid: {exc}") from None
+        quarantine.check_tolerable(str(path), i, expectation)
+        # Results come back in no particular order: this tag says which entry each one is.
+        expectation.meta = {**(expectation.meta or {}), "batchpred_entry": i}
+        expectations.append(expectation)
     if not expectations:
         raise SpecError(f"expectation suite {path} has no expectations")
     return ExpectationSuite(name=raw.get("name", path.stem), expectations=expectations, meta=raw.get("meta") or {})
@@ -153,8 +178,9 @@ def _sql_datasource_class():
     return SQLDatasource
 
 
-def _read_query_columns_without_rows(engine, query: str) -> None:
-    """Make GX's column lookup for the query asset read no rows.
+def _prepare_engine(engine, kind: str, query: str) -> None:
+    """Every connection of this GX engine starts in UTC, and GX's column lookup for the
+    query asset reads no rows.
 
     GX learns a query asset's columns by executing the query itself and reading only
     the column names of the result. psycopg fetches the whole result first: every row
@@ -170,6 +196,13 @@ def _read_query_columns_without_rows(engine, query: str) -> None:
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _no_rows(connection, cursor, statement, parameters, context, executemany):
         return (zero_rows if statement.strip() == query else statement), parameters
+
+    if kind == "duckdb":  # PostgreSQL gets its time zone from the connection options
+
+        @event.listens_for(engine, "connect")
+        def _utc(dbapi_connection, connection_record):
+            for statement in session_setup(kind):
+                dbapi_connection.execute(statement)
 
 
 def _outcome(result) -> Outcome:
@@ -195,104 +228,182 @@ def _outcome(result) -> Outcome:
     )
 
 
-def sqlalchemy_url(warehouse_url: str) -> str:
-    """The URL GX's SQLAlchemy engine should use (psycopg 3 for PostgreSQL)."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(warehouse_url)
-    if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    return url.render_as_string(hide_password=False)
+def _entry(result) -> int:
+    return int(result.expectation_config.meta["batchpred_entry"])
 
 
-def validate_partition(settings: Settings, spec: ModelSpec, as_of_date: dt.date) -> ValidationReport:
-    """Run the spec's suite on the rows of `as_of_date` only, in the warehouse, and store
-    one result row per expectation. Returns the report; raising is the caller's choice."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+def validate_partition(
+    settings: Settings,
+    spec: ModelSpec,
+    as_of_date: dt.date,
+    schema: str = "analytics",
+    store: bool = True,
+    key_fields: list | None = None,
+) -> ValidationReport:
+    """Run the spec's suite on the rows of `as_of_date` only, in the warehouse.
+
+    Returns the report, with the entity keys of the rows that broke a tolerated
+    expectation; raising on failure is the caller's choice. With `store` (not in a dry
+    run) stores one result row per expectation and replaces the date's quarantine, keyed
+    by `key_fields` (the model version's key columns and types). On DuckDB, waits for
+    another process's file lock like every batchpred connection.
+    """
     if type(as_of_date) is not dt.date:
         raise TypeError("as_of_date must be a datetime.date")
     suite = load_suite(spec.suite_path)
-    import great_expectations as gx
-    from great_expectations.core import ExpectationSuite
+    url = parse(settings.warehouse_url)
+    table = catalog.features(spec, schema)
+    if url.kind == "duckdb":
+        from pipelines.warehouse.duckdb import lock_holder, wait_for_file
+        from pipelines.warehouse.retry import Busy
 
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    _sql_datasource_class()
-    table = f"analytics.{spec.features_model}"
-    # GX query assets take no bind parameters. The date is a datetime.date, whose
-    # isoformat() is always YYYY-MM-DD, and the identifiers are checked and quoted.
-    query = f"select * from {qualified('analytics', spec.features_model)} where as_of_date = date '{as_of_date.isoformat()}'"
+        def attempt() -> ValidationReport:
+            from pipelines.transform import _probe
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
-    with warnings.catch_warnings():
-        # GX suggests its PostgreSQL-specific datasource; the generic one is what works on both.
-        warnings.simplefilter("ignore")
-        datasource = context.data_sources.add_sql(name="warehouse", connection_string=sqlalchemy_url(settings.warehouse_url))
-    asset = datasource.add_query_asset(name=f"{spec.features_model}_{as_of_date:%Y%m%d}", query=query)
-    batch = asset.add_batch_definition_whole_table("partition").get_batch()
-    engine = datasource.get_execution_engine().engine
-    _read_query_columns_without_rows(engine, query)
-    try:
-        # Counts only: with examples asked for, GX runs one more query per row-level
-        # expectation, which reads the whole date when nothing is wrong (LIMIT 20 stops
-        # early only when there are 20 bad rows to find).
-        results = list(batch.validate(suite, result_format=COUNTS_ONLY).results)
-        failed = [i for i, r in enumerate(results) if not r.success and (r.result or {}).get("unexpected_count")]
-        if failed:
-            # Then examples, for the expectations that found bad rows and for nothing else.
-            configs = [results[i].expectation_config for i in failed]
-            again = ExpectationSuite(name=f"{suite.name} examples", expectations=[c.to_domain_obj() for c in configs])
-            for example in batch.validate(again, result_format=WITH_EXAMPLES).results:
-                i = failed[configs.index(example.expectation_config)]
-                results[i].result["partial_unexpected_list"] = (example.result or {}).get("partial_unexpected_list", [])
-    finally:
-        # Release the DuckDB file: the datasource and its execution engine each hold an engine.
-        engine.dispose()
-        datasource.get_engine().dispose()
+            _probe(url.path)
+            report = _run_suite(settings, spec, suite, table, as_of_date)
+            holder = next((lock_holder(o.error) for o in report.outcomes if o.error and lock_holder(o.error)), None)
+            if holder:
+                raise Busy(holder)
+            return report
 
-    outcomes = [_outcome(r) for r in results]
-    rows = next(
-        (int(o.observed_value) for o in outcomes if o.expectation_type == "expect_table_row_count_to_be_between"),
-        next((o.element_count for o in outcomes if o.element_count is not None), 0),
-    )
-    report = ValidationReport(str(uuid.uuid4()), spec.name, table, as_of_date, rows or 0, outcomes)
-    _store(open_warehouse(settings.warehouse_url), spec, report)
+        report = wait_for_file(url.path, attempt)
+    else:
+        report = _run_suite(settings, spec, suite, table, as_of_date)
+    if store:
+        warehouse = open_warehouse(settings.warehouse_url)
+        _store(warehouse, spec, report, key_fields)
     return report
 
 
-def _store(warehouse: Warehouse, spec: ModelSpec, report: ValidationReport) -> None:
+def _run_suite(settings: Settings, spec: ModelSpec, suite, table: catalog.Table, as_of_date: dt.date) -> ValidationReport:
+    gx = _import_gx()
+    from great_expectations.core import ExpectationSuite
+
+    _sql_datasource_class()
+    url = parse(settings.warehouse_url)
+    query = catalog.partition_query(table, as_of_date)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+    connect_args = {"options": "-c timezone=UTC"} if url.kind == "postgres" else {}
+    with warnings.catch_warnings():
+        # GX suggests its PostgreSQL-specific datasource; the generic one is what works on both.
+        warnings.simplefilter("ignore")
+        datasource = context.data_sources.add_sql(
+            name="warehouse", connection_string=url.sqlalchemy, kwargs={"connect_args": connect_args}
+        )
+    asset = datasource.add_query_asset(name=f"{table.name}_{as_of_date:%Y%m%d}", query=query)
+    batch = asset.add_batch_definition_whole_table("partition").get_batch()
+    engines = [datasource.get_execution_engine().engine, datasource.get_engine()]
+    for engine in engines:
+        _prepare_engine(engine, url.kind, query)
+    by_entry = {i: e for i, e in enumerate(suite.expectations, 1)}
+    found: list[tuple[str, int, list[dict[str, Any]]]] = []
+    try:
+        # Counts only: with examples asked for, GX runs one more query per row-level
+        # expectation, which reads the whole date when nothing is wrong.
+        results = {_entry(r): r for r in batch.validate(suite, result_format=COUNTS_ONLY).results}
+        bad = [i for i, r in sorted(results.items()) if (r.result or {}).get("unexpected_count")]
+        failed = [i for i in bad if not results[i].success]
+        tolerated = [i for i in bad if results[i].success]
+        if failed:
+            # Examples, for the expectations that failed and for nothing else.
+            again = ExpectationSuite(name=f"{suite.name} examples", expectations=[by_entry[i] for i in failed])
+            for example in batch.validate(again, result_format=WITH_EXAMPLES).results:
+                results[_entry(example)].result["partial_unexpected_list"] = (example.result or {}).get(
+                    "partial_unexpected_list", []
+                )
+        elif tolerated:
+            # The date passes only thanks to `mostly`: GX names every row it counted.
+            again = ExpectationSuite(name=f"{suite.name} unexpected rows", expectations=[by_entry[i] for i in tolerated])
+            named = batch.validate(
+                again,
+                result_format={
+                    "result_format": "SUMMARY",
+                    "partial_unexpected_count": EVERY_ROW,
+                    "unexpected_index_column_names": list(spec.key_columns),
+                },
+            ).results
+            for result in named:
+                details = result.result or {}
+                index = list(details.get("partial_unexpected_index_list") or [])
+                found.append((quarantine.describe(result.expectation_config), int(details["unexpected_count"]), index))
+                results[_entry(result)].result["partial_unexpected_list"] = list(details.get("partial_unexpected_list") or [])[
+                    :20
+                ]
+    finally:
+        # Release the DuckDB file: the datasource and its execution engine each hold an engine.
+        for engine in engines:
+            engine.dispose()
+
+    outcomes = [_outcome(results[i]) for i in sorted(results)]
+    rows = catalog.count_partition(open_warehouse(settings.warehouse_url), table, as_of_date)
+    report = ValidationReport(str(uuid.uuid4()), spec.name, str(table), as_of_date, rows, outcomes)
+    if report.success and found:
+        report = ValidationReport(
+            report.validation_id, spec.name, str(table), as_of_date, rows, outcomes,
+            quarantine.rows(spec.key_columns, found, str(table), as_of_date),
+        )  # fmt: skip
+    return report
+
+
+def _store(warehouse: Warehouse, spec: ModelSpec, report: ValidationReport, key_fields: list | None) -> None:
+    """One result row per expectation; the date's quarantine replaced by this validation's rows."""
+    import pyarrow as pa
+
     now = dt.datetime.now(dt.UTC)
-    rows = [
+    catalog.store_validation(
+        warehouse,
+        [
+            {
+                "validation_id": report.validation_id,
+                "model_name": spec.name,
+                "as_of_date": report.as_of_date,
+                "suite": spec.suite,
+                "expectation_type": o.expectation_type,
+                "column_name": o.column,
+                "success": o.success,
+                "observed_value": json.dumps(o.observed_value, default=str),
+                "element_count": o.element_count,
+                "unexpected_count": o.unexpected_count,
+                "unexpected_percent": o.unexpected_percent,
+                "partial_unexpected": json.dumps(o.partial_unexpected[:20], default=str),
+                "error": o.error,
+                "validated_at": now,
+            }
+            for o in report.outcomes
+        ],
+    )
+    if not report.success:
+        return  # a failed date is not scored, and keeps the quarantine of the validation it was scored after
+    if not report.quarantined:
+        catalog.clear_quarantine(warehouse, spec, report.as_of_date)
+        return
+    columns: dict[str, list[Any]] = {c: [] for c in spec.key_columns}
+    reasons = []
+    for key, why in report.quarantined.items():
+        for column, value in zip(spec.key_columns, key, strict=True):
+            columns[column].append(value)
+        reasons.append("; ".join(why))
+    n = len(reasons)
+    if key_fields is None:
+        key_fields = [pa.field(c, pa.array(columns[c]).type, nullable=False) for c in spec.key_columns]
+    rows = pa.table(
         {
-            "validation_id": report.validation_id,
-            "model_name": spec.name,
-            "as_of_date": report.as_of_date,
-            "suite": spec.suite,
-            "expectation_type": o.expectation_type,
-            "column_name": o.column,
-            "success": o.success,
-            "observed_value": json.dumps(o.observed_value, default=str),
-            "element_count": o.element_count,
-            "unexpected_count": o.unexpected_count,
-            "unexpected_percent": o.unexpected_percent,
-            "partial_unexpected": json.dumps(o.partial_unexpected[:20], default=str),
-            "error": o.error,
-            "validated_at": now,
-        }
-        for o in report.outcomes
-    ]
-    warehouse.append("monitoring", RESULTS_TABLE, pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA))
+            **{f.name: pa.array(columns[f.name]).cast(f.type) for f in key_fields},
+            "as_of_date": pa.array([report.as_of_date] * n, pa.date32()),
+            "reasons": pa.array(reasons, pa.string()),
+            "validation_id": pa.array([report.validation_id] * n, pa.string()),
+            "quarantined_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+        },
+        schema=catalog.quarantine_schema(key_fields),
+    )
+    catalog.replace_quarantine(warehouse, spec, key_fields, report.as_of_date, rows)
 
 
 def check_passed(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, validation_id: str) -> None:
     """Refuse to go on unless `validation_id` is a passed validation of this model and date."""
-    found = {"n": 0, "ok": False}
-    if warehouse.table_columns("monitoring", RESULTS_TABLE) is not None:
-        found = warehouse.query(
-            f"select count(*) as n, coalesce(bool_and(success), false) as ok "
-            f"from {qualified('monitoring', RESULTS_TABLE)} where validation_id = $1 and model_name = $2 and as_of_date = $3",
-            [validation_id, spec.name, as_of_date],
-        ).to_pylist()[0]
+    found = catalog.validation_outcome(warehouse, spec, as_of_date, validation_id)
     if not found["n"]:
         raise ValidationFailed(
             f"no validation {validation_id!r} of {spec.name} for {as_of_date}; validate the date before scoring it"

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 AS_OF = dt.date(2026, 1, 31)
-DEMO = {"customers": 2_000, "days": 180, "end_date": AS_OF, "seed": 7}
+DEMO = {"customers": 2_000, "days": 270, "end_date": AS_OF, "seed": 7}
+MODELS = ("churn", "payment_risk")
 
 # Airflow reads its configuration when first imported, so point it at a throwaway
 # home before any test module imports it.
@@ -54,8 +55,9 @@ def settings_for(home: Path, tracking_uri: str | None = None):
 
 @pytest.fixture(scope="session")
 def base_home(tmp_path_factory):
-    """A home with raw data, features for AS_OF and a champion model. Treat as read-only."""
-    from pipelines import steps
+    """A home with raw data, features for AS_OF and a champion version of each demo model.
+    Treat as read-only. `trained` holds churn's TrainResult, `trained_by_model` each model's."""
+    from pipelines import steps, transform
     from pipelines.demo import load_demo_data
     from pipelines.demo_data import DemoConfig
     from pipelines.spec import load_spec
@@ -63,10 +65,12 @@ def base_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("base")
     settings = settings_for(home)
     load_demo_data(settings, DemoConfig(**DEMO))
-    spec = load_spec("churn")
-    trained = steps.train(settings, spec, AS_OF)
-    steps.build_features(settings, spec, AS_OF)
-    return {"home": home, "settings": settings, "trained": trained}
+    trained = {}
+    for model in MODELS:
+        spec = load_spec(model)
+        trained[model] = steps.train(settings, spec, AS_OF)
+        transform.build_features(settings, spec, [AS_OF])
+    return {"home": home, "settings": settings, "trained": trained["churn"], "trained_by_model": trained}
 
 
 PG_TEMPLATE = "batchpred_base"
@@ -90,7 +94,7 @@ def postgres():
 @pytest.fixture(scope="session")
 def pg_base(postgres, base_home, tmp_path_factory):
     """A template database holding the same raw data and features as the DuckDB base."""
-    from pipelines import steps
+    from pipelines import transform
     from pipelines.demo import load_demo_data
     from pipelines.demo_data import DemoConfig
     from pipelines.spec import load_spec
@@ -101,7 +105,8 @@ def pg_base(postgres, base_home, tmp_path_factory):
         warehouse_url=create_database(postgres, PG_TEMPLATE),
     )
     load_demo_data(settings, DemoConfig(**DEMO))
-    steps.build_features(settings, load_spec("churn"), AS_OF)
+    for model in MODELS:
+        transform.build_features(settings, load_spec(model), [AS_OF])
     return settings
 
 
@@ -125,6 +130,14 @@ def settings(request, backend, base_home, tmp_path):
 
 
 @pytest.fixture
+def duckdb_settings(base_home, tmp_path):
+    """Settings with a private copy of the base DuckDB warehouse, for what only DuckDB has (its file lock)."""
+    own = settings_for(tmp_path, base_home["settings"].mlflow_tracking_uri)
+    shutil.copy(base_home["home"] / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    return own
+
+
+@pytest.fixture
 def warehouse(settings):
     from pipelines.warehouse import open_warehouse
 
@@ -139,6 +152,14 @@ def spec():
 
 
 @pytest.fixture(scope="session")
+def invoice_spec():
+    """The second demo model: text entity keys ('INV-00001234')."""
+    from pipelines.spec import load_spec
+
+    return load_spec("payment_risk")
+
+
+@pytest.fixture(scope="session")
 def airflow_db():
     """A migrated Airflow metadata database (SQLite under the throwaway AIRFLOW_HOME)."""
     import subprocess
@@ -149,11 +170,15 @@ def airflow_db():
     return _AIRFLOW_HOME
 
 
-def pytest_unconfigure(config):
-    """duckdb 2.0's bindings print a "nanobind: leaked ..." report to stderr as the
-    interpreter exits (harmless, and not something Python can turn off). Silence
-    stderr once pytest has printed its summary, so the summary stays the last line."""
-    import atexit
+def score_date(settings, spec, day=AS_OF, alias=None, airflow_run_id=None):
+    """Plan, validate, score and publish one date whose features are built, as the DAG's
+    tasks do (without the marts). Returns (attempt, validation, published)."""
+    from pipelines import steps
 
-    # atexit: pytest restores its own capture of fd 2 after this hook returns.
-    atexit.register(lambda: os.dup2(os.open(os.devnull, os.O_WRONLY), 2))
+    attempt = steps.plan(settings, spec, day, alias, airflow_run_id)
+    validation = steps.validate(settings, spec, attempt)
+    return attempt, validation, steps.score(settings, spec, attempt, validation)
+
+
+def run_log(warehouse, model="churn"):
+    return warehouse.query("select * from monitoring.scoring_runs where model_name = $1 order by started_at", [model]).to_pylist()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import backfill, registry, steps
+from pipelines import backfill, registry
 from pipelines.errors import InputError
-from tests.conftest import AS_OF
+from tests.conftest import AS_OF, run_log
 
 START = AS_OF - dt.timedelta(days=2)
 BATCHPRED = str(Path(sys.executable).with_name("batchpred"))
@@ -50,34 +50,70 @@ def backfill_cli(own, *options: str) -> subprocess.CompletedProcess:
 
 
 def test_a_backfill_scores_exactly_the_range_with_one_version(own, spec, warehouse):
-    model = steps.resolve_model(own, spec, START)
+    planned = backfill.plan(own, spec, START, AS_OF, None)
     client = registry.connect(own)
-    current = client.get_model_version("churn", model["model_version"])
+    current = client.get_model_version("churn", str(planned.model.version))
 
     def move_alias_after_the_first_date(outcome):
         if outcome.as_of_date == START:
             newer = client.create_model_version("churn", source=current.source, run_id=current.run_id)
             client.set_registered_model_alias("churn", "champion", newer.version)
 
-    outcomes = backfill.run(own, spec, backfill.date_range(START, AS_OF), model, move_alias_after_the_first_date)
+    outcomes = backfill.run(own, spec, planned, move_alias_after_the_first_date)
     assert [o.ok for o in outcomes] == [True, True, True]
-    assert registry.resolve(own, "churn", "champion").version != model["model_version"]
-    assert scored_dates(warehouse) == {d: model["model_version"] for d in backfill.date_range(START, AS_OF)}
-    runs = warehouse.query("select count(distinct scoring_run_id) as n from monitoring.scoring_runs").to_pylist()
-    assert runs == [{"n": 3}]
+    assert registry.resolve(own, "churn", "champion").version != planned.model.version
+    assert scored_dates(warehouse) == {d: planned.model.version for d in backfill.date_range(START, AS_OF)}
+    runs = run_log(warehouse)
+    assert [(r["as_of_date"], r["status"]) for r in runs] == [(d, "succeeded") for d in backfill.date_range(START, AS_OF)]
+
+
+def test_the_text_keyed_model_backfills_too(own, invoice_spec, warehouse):
+    outcomes = backfill.run(own, invoice_spec, backfill.plan(own, invoice_spec, START, AS_OF, None))
+    assert [o.ok for o in outcomes] == [True, True, True]
+    rows = warehouse.query(
+        "select as_of_date, count(*) as n, count(distinct invoice_number) as k, min(invoice_number) as first "
+        "from predictions.payment_risk_scores group by 1 order by 1"
+    ).to_pylist()
+    assert [r["as_of_date"] for r in rows] == backfill.date_range(START, AS_OF)
+    assert all(r["n"] == r["k"] > 0 and r["first"].startswith("INV-0") for r in rows)
 
 
 def test_plans_select_missing_failed_and_stale_dates(own, spec, warehouse):
-    model = steps.resolve_model(own, spec, START)
-    backfill.run(own, spec, [START], model)
-    version = model["model_version"]
-    assert backfill.plan(own, spec, START, AS_OF, None, version) == backfill.date_range(START, AS_OF)
-    assert backfill.plan(own, spec, START, AS_OF, "missing", version) == [START + dt.timedelta(days=1), AS_OF]
-    assert backfill.plan(own, spec, START, AS_OF, "stale", version) == []
-    assert backfill.plan(own, spec, START, AS_OF, "stale", "another") == [START]
-    assert backfill.plan(own, spec, START, AS_OF, "failed", version) == []
+    first = backfill.plan(own, spec, START, START, None)
+    backfill.run(own, spec, first)
+    version = first.model.version
+    assert backfill.plan(own, spec, START, AS_OF, None).dates == backfill.date_range(START, AS_OF)
+    assert backfill.plan(own, spec, START, AS_OF, "missing").dates == [START + dt.timedelta(days=1), AS_OF]
+    assert backfill.plan(own, spec, START, AS_OF, "stale").dates == []
+    assert backfill.plan(own, spec, START, AS_OF, "failed").dates == []
+    assert backfill.plan(own, spec, START, AS_OF, None).existing == {START: {version}}
+    warehouse.execute("update predictions.churn_scores set model_version = model_version + 100")
+    assert backfill.plan(own, spec, START, AS_OF, "stale").dates == [START]
     with pytest.raises(InputError, match="before --start"):
-        backfill.plan(own, spec, AS_OF, START, None, version)
+        backfill.plan(own, spec, AS_OF, START, None)
+
+
+def test_only_complete_dates_are_planned_and_the_rest_named(own, spec):
+    """A range running past the data and into the first 90 days of history."""
+    future = AS_OF + dt.timedelta(days=2)
+    early = dt.date(2025, 5, 20)  # 13 days into the demo data
+    planned = backfill.plan(own, spec, AS_OF - dt.timedelta(days=1), future, None)
+    assert planned.dates == [AS_OF - dt.timedelta(days=1), AS_OF]
+    assert set(planned.skipped) == {AS_OF + dt.timedelta(days=1), future}
+    assert all("last event in raw.usage_daily (usage_date) is on 2026-01-31" in why for why in planned.skipped.values())
+    planned = backfill.plan(own, spec, early, early, None)
+    assert planned.dates == [] and "needs 90 days of history" in planned.skipped[early]
+    dry = backfill_cli(own, "--dry-run")
+    assert dry.returncode == 0 and "plan: 3 date(s)" in dry.stdout, dry.stdout + dry.stderr
+
+
+def test_a_dry_run_with_an_unreachable_registry_writes_nothing(own, spec, warehouse, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow's own retries take minutes
+    unreachable = replace(own, mlflow_tracking_uri="http://127.0.0.1:9/")
+    result = backfill_cli(unreachable, "--dry-run")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "the MLflow registry at http://127.0.0.1:9/ did not answer" in result.stderr
+    assert warehouse.table_columns("monitoring", "scoring_runs") is None
 
 
 def test_a_bad_date_fails_alone_and_only_failed_reruns_it(own, spec, warehouse):
@@ -109,33 +145,34 @@ def test_features_that_fail_their_dbt_tests_fail_only_their_date(own, spec, ware
     # break the not_null test on plan. The range is built in one dbt run first; when
     # that fails, each date is built and tested on its own.
     warehouse.execute("insert into raw.customers values (999999, $1, null, 'north', 'web')", [AS_OF])
-    model = steps.resolve_model(own, spec, START)
-    outcomes = backfill.run(own, spec, backfill.date_range(START, AS_OF), model)
+    outcomes = backfill.run(own, spec, backfill.plan(own, spec, START, AS_OF, None))
     assert [o.ok for o in outcomes] == [True, True, False]
     assert "not_null_churn_features_plan" in outcomes[-1].error
     assert set(scored_dates(warehouse)) == {START, START + dt.timedelta(days=1)}
-    # Logged as a failed attempt, so `--only failed` reruns it.
-    assert backfill.plan(own, spec, START, AS_OF, "failed", model["model_version"]) == [AS_OF]
+    # Logged as a failed attempt of its step, so `--only failed` reruns it.
+    assert run_log(warehouse)[-1]["step"] == "build_features"
+    assert backfill.plan(own, spec, START, AS_OF, "failed").dates == [AS_OF]
 
 
-def test_dates_whose_marts_fail_are_reported_and_the_rerun_is_not_only_failed(own, spec, warehouse):
+def test_dates_whose_marts_fail_are_reported_and_picked_up_by_only_failed(own, spec, warehouse):
     import pyarrow as pa
 
-    from pipelines.score import predictions_schema
+    from pipelines.warehouse import catalog
 
     # A later date with one customer scored twice: the latest-scores mart reads that date
     # and fails its unique test, after the range was scored and published.
     later = AS_OF + dt.timedelta(days=5)
-    schema = predictions_schema(spec)
-    row = {"customer_id": 1, "as_of_date": later, "score": 0.5, "model_name": "churn", "model_version": "1",
+    schema = catalog.predictions_schema([pa.field("customer_id", pa.int64(), nullable=False)])
+    row = {"customer_id": 1, "as_of_date": later, "score": 0.5, "model_name": "churn", "model_version": 1,
            "mlflow_run_id": "r", "scoring_run_id": "s", "airflow_run_id": None, "scored_at": dt.datetime.now(dt.UTC)}  # fmt: skip
     warehouse.replace_partition("predictions", "churn_scores", later, schema, [pa.RecordBatch.from_pylist([row, row], schema)])
     done = backfill_cli(own)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "3 of 3 date(s) failed" in done.stderr and "marts were not rebuilt" in done.stderr
     assert "unique_churn_latest_scores_customer_id" in done.stderr
-    assert done.stderr.rstrip().endswith(f"--end {AS_OF}"), done.stderr[-300:]  # not --only failed
     published = warehouse.query(
         "select distinct as_of_date from predictions.churn_scores where as_of_date <= $1 order by 1", [AS_OF]
     ).to_pylist()
     assert [r["as_of_date"] for r in published] == backfill.date_range(START, AS_OF)
+    assert {r["status"] for r in run_log(warehouse)} == {"marts_failed"}
+    assert backfill.plan(own, spec, START, AS_OF, "failed").dates == backfill.date_range(START, AS_OF)

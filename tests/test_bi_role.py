@@ -6,7 +6,6 @@ from sqlalchemy.engine import make_url
 
 from pipelines.errors import BatchpredError
 from pipelines.warehouse import open_warehouse
-from tests.conftest import AS_OF
 from tests.services import create_database
 
 ROLE, PASSWORD = "dashboards", "pw-for-tests"
@@ -62,7 +61,7 @@ def test_the_role_cannot_write_create_or_drop_anything(warehouse_with_role, stat
 
 
 def test_read_only_roles_need_postgres(tmp_path):
-    warehouse = open_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    warehouse = open_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}", create=True)
     with pytest.raises(BatchpredError, match="PostgreSQL"):
         warehouse.setup_read_only_role(ROLE, PASSWORD)
 
@@ -71,13 +70,12 @@ def test_marts_are_readable_after_dbt_rebuilds_them(warehouse_with_role, base_ho
     from dataclasses import replace
 
     from pipelines import steps
-    from tests.conftest import settings_for
+    from tests.conftest import score_date, settings_for
 
     url, warehouse = warehouse_with_role
     settings = replace(settings_for(tmp_path, base_home["settings"].mlflow_tracking_uri), warehouse_url=url)
-    validation = steps.validate(settings, spec, AS_OF)
-    steps.score(settings, spec, AS_OF, validation["validation_id"])
-    steps.build_marts(settings, spec, AS_OF)
+    attempt = score_date(settings, spec)[0]
+    steps.build_marts(settings, spec, [attempt])
     with connect_as_role(url) as con:
         assert con.execute("select count(*) from marts.churn_daily_summary").fetchone()[0] > 0
         assert con.execute("select count(*) from marts.churn_latest_scores").fetchone()[0] > 0

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipelines.warehouse import open_warehouse
 
 BATCHPRED = str(Path(sys.executable).with_name("batchpred"))
@@ -27,11 +29,21 @@ def test_generate_writes_raw_tables(tmp_path):
     assert warehouse.query("select count(*) as n from raw.customers").to_pylist() == [{"n": 300}]
 
 
-def test_a_malformed_date_is_refused_naming_the_option(tmp_path):
-    result = run("score", "churn", "--date", "2026-02-30", home=tmp_path)
+@pytest.mark.parametrize("value, message", [("2026-02-30", "2026-02-30 is not a date that exists"), ("20261128", "YYYY-MM-DD")])
+def test_a_malformed_date_is_refused_naming_the_option(tmp_path, value, message):
+    result = run("score", "churn", "--date", value, home=tmp_path)
     assert result.returncode == 2
-    assert "--date" in result.stderr and "YYYY-MM-DD" in result.stderr
+    assert f"--date {message}" in result.stderr or ("--date must" in result.stderr and message in result.stderr), result.stderr
+    assert "--as-of-date" not in result.stderr  # the option is --date
     assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+def test_an_empty_home_says_there_is_no_raw_data_and_writes_nothing(tmp_path):
+    result = run("score", "churn", "--date", "2026-01-31", home=tmp_path)
+    assert result.returncode == 1
+    assert "no raw data" in result.stderr and "batchpred generate" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_an_unknown_model_is_refused_with_the_known_ones(tmp_path):
@@ -56,3 +68,27 @@ def test_an_unknown_alias_is_refused_and_nothing_is_scored(settings, warehouse):
     assert result.returncode == 1
     assert "no alias 'nope'" in result.stderr
     assert warehouse.table_columns("predictions", "churn_scores") is None
+
+
+@pytest.mark.parametrize(
+    "day, message",
+    [
+        ("2026-04-30", "as-of date 2026-04-30 is not complete: the last event in raw.usage_daily (usage_date) is on 2026-01-31"),
+        ("2025-06-01", "as-of date 2025-06-01 needs 90 days of history"),
+    ],
+)
+def test_a_date_the_data_does_not_cover_is_refused_naming_the_source(settings, warehouse, day, message):
+    result = run(
+        "score",
+        "churn",
+        "--date",
+        day,
+        home=settings.home,
+        MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
+        BATCHPRED_WAREHOUSE_URL=settings.warehouse_url,
+    )
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert "complete as-of dates run from" in result.stderr
+    assert warehouse.table_columns("predictions", "churn_scores") is None
+    [row] = warehouse.query("select status, step from monitoring.scoring_runs").to_pylist()
+    assert row == {"status": "failed", "step": "plan"}

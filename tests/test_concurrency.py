@@ -9,9 +9,10 @@ import time
 import pyarrow as pa
 import pytest
 
-from pipelines import warehouse as warehouse_module
 from pipelines.errors import WarehouseBusy
+from pipelines.warehouse import duckdb as duckdb_module
 from pipelines.warehouse import open_warehouse
+from pipelines.warehouse import postgres as postgres_module
 from tests.services import PostgresCluster, create_database
 
 DAY = dt.date(2026, 1, 31)
@@ -75,7 +76,7 @@ def test_an_unreachable_warehouse_is_retried_until_it_answers():
 def test_a_warehouse_that_stays_unreachable_fails_with_its_address(monkeypatch):
     from tests.services import free_port
 
-    monkeypatch.setattr(warehouse_module, "CONNECT_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(postgres_module, "CONNECT_WAIT_SECONDS", 1.0)
     url = f"postgresql://someone:secret-password@127.0.0.1:{free_port()}/warehouse"
     with pytest.raises(WarehouseBusy) as excinfo:
         open_warehouse(url).query("select 1")
@@ -97,7 +98,7 @@ def hold(path, seconds):
 
 def test_a_duckdb_writer_waits_for_the_file_then_gives_up_naming_it(tmp_path, monkeypatch):
     path = tmp_path / "warehouse.duckdb"
-    warehouse = open_warehouse(f"duckdb:///{path}")
+    warehouse = open_warehouse(f"duckdb:///{path}", create=True)
     warehouse.replace_partition("predictions", "scores", DAY, SCHEMA, slow_rows(50, 0.1, 0))
 
     holder = hold(path, 2)
@@ -107,13 +108,66 @@ def test_a_duckdb_writer_waits_for_the_file_then_gives_up_naming_it(tmp_path, mo
         holder.wait()
     assert warehouse.query("select count(*) as n, min(score) as s from predictions.scores").to_pylist() == [{"n": 100, "s": 0.5}]
 
-    monkeypatch.setattr(warehouse_module, "LOCK_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(duckdb_module, "LOCK_WAIT_SECONDS", 1.0)
     holder = hold(path, 60)
     try:
         with pytest.raises(WarehouseBusy, match=str(path)) as excinfo:
             warehouse.replace_partition("predictions", "scores", DAY, SCHEMA, slow_rows(10, 0.9, 0))
-        assert excinfo.value.retryable  # Airflow retries it; it is the only error it retries
+        assert excinfo.value.retryable  # Airflow retries it
+        assert f"PID {holder.pid}" in str(excinfo.value)
     finally:
         holder.kill()
         holder.wait()
     assert warehouse.query("select count(*) as n, min(score) as s from predictions.scores").to_pylist() == [{"n": 100, "s": 0.5}]
+
+
+def test_two_score_commands_on_one_duckdb_file_both_succeed(duckdb_settings, spec):
+    """The second command waits for the first, in batchpred's own connections and in dbt's and
+    GX's alike, saying once which process holds the file; each attempt's run-log row is the truth.
+    (PostgreSQL has no file lock: its writers serialise per date, see the advisory-lock test.)"""
+    import os
+    from pathlib import Path
+
+    settings = duckdb_settings
+    warehouse = open_warehouse(settings.warehouse_url)
+    batchpred = str(Path(sys.executable).with_name("batchpred"))
+    env = {**os.environ, "BATCHPRED_HOME": str(settings.home), "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+    command = [batchpred, "score", "churn", "--date", "2026-01-31"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    second = subprocess.run(command, env=env, capture_output=True, text=True)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, out + err
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Traceback" not in second.stderr + err
+    # Each wait is one line naming the file and the process that holds it; no retry repeats it.
+    waits = [line for line in (second.stderr + err).splitlines() if "waiting for the warehouse file" in line]
+    assert waits and all(str(settings.home / "warehouse.duckdb") in line and "held by PID" in line for line in waits)
+    assert len(waits) <= 8, waits  # at most one per step of either command
+    runs = warehouse.query("select status from monitoring.scoring_runs order by started_at").to_pylist()
+    assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
+
+
+def test_dbt_and_gx_wait_for_a_held_file_then_give_up_naming_the_holder(duckdb_settings, spec, monkeypatch):
+    from pipelines import steps
+
+    settings = duckdb_settings
+    attempt = steps.plan(settings, spec, DAY)
+    holder = hold(settings.home / "warehouse.duckdb", 3)
+    try:
+        steps.build_features(settings, spec, attempt)  # dbt waits the holder out
+    finally:
+        holder.wait()
+    holder = hold(settings.home / "warehouse.duckdb", 3)
+    try:
+        assert steps.validate(settings, spec, attempt).rows > 0  # and so does GX
+    finally:
+        holder.wait()
+    monkeypatch.setattr(duckdb_module, "LOCK_WAIT_SECONDS", 1.0)
+    holder = hold(settings.home / "warehouse.duckdb", 60)
+    try:
+        with pytest.raises(WarehouseBusy, match=f"held by PID {holder.pid}"):
+            steps.build_features(settings, spec, attempt)
+    finally:
+        holder.kill()
+        holder.wait()

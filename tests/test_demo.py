@@ -19,6 +19,9 @@ def snapshot(warehouse):
         ).to_pylist(),
         "latest": warehouse.query("select customer_id, score, risk_band from marts.churn_latest_scores order by 1").to_pylist(),
         "summary": warehouse.query("select * from marts.churn_daily_summary order by as_of_date, plan").to_pylist(),
+        "invoices": warehouse.query(
+            "select invoice_number, as_of_date, score, model_version from predictions.payment_risk_scores order by 1"
+        ).to_pylist(),
         "features": warehouse.query("select count(*) as n from analytics.churn_features").to_pylist(),
         "raw": warehouse.query("select count(*) as n from raw.usage_daily").to_pylist(),
     }
@@ -32,6 +35,8 @@ def test_demo_twice_gives_the_same_tables(tmp_path):
     first = subprocess.run(command, capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "marts.churn_latest_scores" in first.stdout and "churn_daily_summary" in first.stdout
+    assert "marts.payment_risk_latest_scores" in first.stdout and "INV-0" in first.stdout
+    assert first.stderr.strip() == "", first.stderr[-3000:]  # nothing on stderr: no warnings, no leak reports
     warehouse = open_warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
     before = snapshot(warehouse)
     keys = [(r["customer_id"], r["as_of_date"]) for r in before["predictions"]]
@@ -39,10 +44,13 @@ def test_demo_twice_gives_the_same_tables(tmp_path):
 
     second = subprocess.run(command, capture_output=True, text=True, env=env)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "kept the current @champion" in second.stdout
+    assert second.stdout.count("not promoted, @champion stays on version 1") == 2
     assert snapshot(warehouse) == before
-    runs = warehouse.query("select count(*) as n, count(distinct airflow_run_id) as k from monitoring.scoring_runs").to_pylist()
-    assert runs == [{"n": 2, "k": 2}]
+    runs = warehouse.query(
+        "select model_name, count(*) as n, count(distinct airflow_run_id) as k, min(status) as status "
+        "from monitoring.scoring_runs group by 1 order by 1"
+    ).to_pylist()
+    assert runs == [{"model_name": m, "n": 2, "k": 2, "status": "succeeded"} for m in ("churn", "payment_risk")]
 
 
 def test_demo_on_postgres_with_a_url_as_users_write_it(tmp_path, postgres):

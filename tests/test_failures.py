@@ -1,36 +1,41 @@
 """Failures a user or the machine can cause, each leaving the warehouse as it was."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
-from pipelines import registry, steps
+from pipelines.records import to_xcom
 from pipelines.score import score_partition
-from tests.conftest import AS_OF
+from tests.conftest import AS_OF, score_date
 
 # Scores AS_OF in small batches, printing a line as each batch is about to be scored
 # and pausing a little, so the test can kill it half way through the write.
 CHILD = textwrap.dedent(
     """
-    import dataclasses, datetime as dt, sys, time
+    import dataclasses, datetime as dt, json, sys, time
     from pipelines import registry, score
+    from pipelines.contract import InputContract
+    from pipelines.records import ValidationRef
     from pipelines.settings import Settings
     from pipelines.spec import load_spec
 
-    real_matrix = score.feature_matrix
+    real_matrix = InputContract.matrix
 
-    def announced(batch, spec):
+    def announced(self, batch):
         print("BATCH", flush=True)
         time.sleep(0.1)
-        return real_matrix(batch, spec)
+        return real_matrix(self, batch)
 
-    score.feature_matrix = announced
+    InputContract.matrix = announced
     settings = Settings.from_env()
-    spec = dataclasses.replace(load_spec("churn"), batch_size=50)
+    spec = dataclasses.replace(load_spec("churn"), batch_size=50, shards=1)
     model = registry.resolve(settings, "churn", "champion")
-    score.score_partition(settings, spec, dt.date.fromisoformat(sys.argv[1]), model, "killed-run")
+    validation = ValidationRef(**json.loads(sys.argv[2]))
+    score.score_partition(settings, spec, dt.date.fromisoformat(sys.argv[1]), model, validation, "killed-run")
     print("DONE", flush=True)
     """
 )
@@ -41,8 +46,9 @@ def predictions(warehouse):
 
 
 def test_a_scoring_process_killed_mid_write_leaves_the_old_rows(settings, spec, warehouse):
-    model = registry.resolve(settings, "churn", "champion")
-    score_partition(settings, spec, AS_OF, model, "first-run")
+    spec = replace(spec, shards=1)
+    attempt, validation, _ = score_date(settings, spec)
+    model = attempt.model
     before = predictions(warehouse)
     env = {
         **os.environ,
@@ -51,7 +57,11 @@ def test_a_scoring_process_killed_mid_write_leaves_the_old_rows(settings, spec, 
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
     }
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, AS_OF.isoformat()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", CHILD, AS_OF.isoformat(), json.dumps(to_xcom(validation))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     seen = 0
     for line in child.stdout:
@@ -63,7 +73,7 @@ def test_a_scoring_process_killed_mid_write_leaves_the_old_rows(settings, spec, 
     assert child.returncode == -signal.SIGKILL, child.stderr.read()
 
     assert predictions(warehouse) == before
-    retried = score_partition(settings, spec, AS_OF, model, "retry")
+    retried = score_partition(settings, spec, AS_OF, model, validation, "retry")
     after = predictions(warehouse)
     assert retried.rows_scored == len(after) == len(before)
     assert {r["scoring_run_id"] for r in after} == {"retry"}
@@ -71,11 +81,9 @@ def test_a_scoring_process_killed_mid_write_leaves_the_old_rows(settings, spec, 
 
 
 def test_an_extra_feature_column_changes_nothing(settings, spec, warehouse):
-    validation = steps.validate(settings, spec, AS_OF)
-    steps.score(settings, spec, AS_OF, validation["validation_id"])
+    score_date(settings, spec)
     before = [(r["customer_id"], r["score"]) for r in predictions(warehouse)]
     warehouse.execute("alter table analytics.churn_features add column shiny_new_feature double precision")
     warehouse.execute("update analytics.churn_features set shiny_new_feature = 42")
-    validation = steps.validate(settings, spec, AS_OF)
-    steps.score(settings, spec, AS_OF, validation["validation_id"])
+    score_date(settings, spec)
     assert [(r["customer_id"], r["score"]) for r in predictions(warehouse)] == before

@@ -223,7 +223,7 @@ def test_a_triggered_run_fans_out_over_both_workers_and_lands_in_postgres(stack,
     ).to_pylist()[0]
     assert lineage["n"] == lineage["k"] == features > 0
     assert lineage["run_id"] == lineage["run_id2"] == run_id
-    assert (lineage["version"], lineage["mlflow_run_id"]) == (trained["model_version"], trained["mlflow_run_id"])
+    assert (lineage["version"], lineage["mlflow_run_id"]) == (trained.model.version, trained.model.run_id)
 
 
 def _run_to_success(stack, api) -> str:

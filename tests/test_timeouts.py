@@ -15,8 +15,8 @@ import sys
 import textwrap
 import time
 
-from pipelines import steps
-from tests.conftest import AS_OF
+from pipelines.warehouse import open_warehouse
+from tests.conftest import score_date
 
 CHILD = textwrap.dedent(
     """
@@ -51,9 +51,8 @@ def test_a_publish_hung_in_the_database_times_out_and_rolls_back(postgres, airfl
     settings = replace(
         settings_for(tmp_path, request.getfixturevalue("base_home")["settings"].mlflow_tracking_uri), warehouse_url=url
     )
-    warehouse = steps.open_warehouse(url)
-    validation = steps.validate(settings, spec, AS_OF)
-    steps.score(settings, spec, AS_OF, validation["validation_id"])
+    warehouse = open_warehouse(url)
+    score_date(settings, spec)
     before = predictions(warehouse)
     assert before
 
@@ -96,5 +95,5 @@ def test_a_publish_hung_in_the_database_times_out_and_rolls_back(postgres, airfl
     assert predictions(warehouse) == before
 
     warehouse.execute("drop trigger hang on predictions.churn_scores")
-    rerun = steps.score(settings, spec, AS_OF, validation["validation_id"])
-    assert rerun["rows_scored"] == len(before) == len(predictions(warehouse))
+    rerun = score_date(settings, spec)[2]
+    assert rerun.rows_scored == len(before) == len(predictions(warehouse))

@@ -1,62 +1,139 @@
-"""Training against a real MLflow SQLite store and a real dbt training set."""
+"""Training against a real MLflow SQLite store and real dbt features and labels."""
 
 import datetime as dt
 import json
+import shutil
 from dataclasses import replace
 
 import pytest
 
-from pipelines import registry, steps
-from pipelines.errors import ModelNotFound
-from pipelines.train import snapshot_dates
-from tests.conftest import AS_OF
+from pipelines import registry, steps, train
+from pipelines.errors import IncompleteDate, InputError, ModelNotFound
+from pipelines.train import snapshot_dates, split_snapshots
+from tests.conftest import AS_OF, score_date
+
+
+@pytest.fixture
+def own(settings, tmp_path, base_home):
+    """`settings` with a private copy of the MLflow store, so aliases can move."""
+    source = base_home["settings"].mlflow_tracking_uri.removeprefix("sqlite:///")
+    shutil.copy(source, tmp_path / "own-mlflow.db")
+    return replace(settings, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'own-mlflow.db'}")
 
 
 def test_snapshot_dates_leave_room_for_the_label(spec):
-    train, valid = snapshot_dates(spec, AS_OF)
+    dates = snapshot_dates(spec, AS_OF)
+    train_dates, valid = split_snapshots(spec, dates)
     horizon = dt.timedelta(days=spec.training.label_horizon_days)
     assert max(valid) == AS_OF - horizon
-    assert max(train) < min(valid)
-    dates = train + valid
+    assert max(train_dates) < min(valid)
     assert {(b - a).days for a, b in zip(dates, dates[1:], strict=False)} == {spec.training.snapshot_every_days}
 
 
-def test_the_base_model_is_registered_as_champion_and_learns(base_home, spec):
-    trained = base_home["trained"]
+def test_the_base_models_are_registered_as_champion_and_learn(base_home, spec, invoice_spec):
     settings = base_home["settings"]
-    assert trained["promoted"] is True
-    assert trained["metrics"]["auc"] > 0.65, trained["metrics"]
-    champion = registry.resolve(settings, "churn", "champion")
-    assert champion.version == trained["model_version"]
-    assert champion.run_id == trained["mlflow_run_id"]
-    assert registry.input_columns(settings, champion) == list(spec.feature_names)
-
-
-def test_reference_distribution_is_logged_for_drift_checks(base_home, spec):
-    import mlflow
-
-    registry.connect(base_home["settings"])
-    path = mlflow.artifacts.download_artifacts(
-        run_id=base_home["trained"]["mlflow_run_id"], artifact_path="reference_distribution.json"
+    for model_spec in (spec, invoice_spec):
+        trained = base_home["trained_by_model"][model_spec.name]
+        assert trained.promoted is True and not trained.skipped
+        assert trained.metrics["auc"] > 0.7, trained.metrics
+        champion = registry.resolve(settings, model_spec.name, "champion")
+        assert champion == replace(trained.model, alias="champion")
+        contract = registry.contract(settings, champion)
+        assert contract.feature_names == model_spec.feature_names
+    assert registry.contract(settings, registry.resolve(settings, "payment_risk", "champion")).key == (
+        ("invoice_number", "string"),
     )
-    reference = json.loads(open(path).read())
+    assert registry.contract(settings, registry.resolve(settings, "churn", "champion")).key == (("customer_id", "int64"),)
+
+
+def test_the_training_reference_is_logged_with_the_version(base_home, spec):
+    reference = registry.training_reference(base_home["settings"], base_home["trained"].model)
     assert set(reference["features"]) == set(spec.feature_names)
     assert abs(sum(reference["features"]["plan"]["shares"].values()) - 1) < 1e-6
-    run = mlflow.get_run(base_home["trained"]["mlflow_run_id"])
-    assert {"val_auc", "val_pr_auc", "val_log_loss"} <= set(run.data.metrics)
 
 
-def test_the_alias_moves_only_to_a_better_model(settings, spec, tmp_path):
-    own = replace(settings, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    first = steps.train(own, spec, AS_OF)
-    assert first["promoted"] and first["champion_metrics"] is None
-    second = steps.train(own, spec, AS_OF)  # same data, same seed: not better, so not promoted
-    assert second["model_version"] != first["model_version"]
-    assert second["champion_metrics"] == pytest.approx(first["metrics"])
-    assert second["promoted"] is False
-    assert registry.resolve(own, "churn", "champion").version == first["model_version"]
+def test_the_alias_moves_only_to_a_better_model(own, spec):
+    first = steps.train(replace(own, mlflow_tracking_uri=own.mlflow_tracking_uri.replace("own-mlflow", "fresh")), spec, AS_OF)
+    assert first.promoted and first.champion_metrics is None and "there was no champion" in first.verdict
+    second = steps.train(own, spec, AS_OF)  # same data, same seed as the base's champion: not better, so not promoted
+    assert second.champion_metrics == pytest.approx(second.metrics)
+    assert second.promoted is False and "stays on version" in second.verdict
+    assert registry.resolve(own, "churn", "champion").version != second.model.version
+
+
+def test_training_on_a_date_past_the_data_is_refused(own, spec):
+    """Three weeks after the last event: the newest snapshots' labels are not observable yet."""
+    with pytest.raises(IncompleteDate, match="raw.usage_daily.*is on 2026-01-31"):
+        steps.train(own, spec, AS_OF + dt.timedelta(days=21))
+
+
+def test_snapshots_without_their_full_history_are_skipped_and_named(own, spec):
+    """A window that reaches back into the first 90 days of data: those snapshots are left out."""
+    wide = replace(spec, training=replace(spec.training, window_days=210))
+    result = steps.train(own, wide, AS_OF)
+    assert result.skipped and all("needs 90 days of history" in why for why in result.skipped.values())
+    assert min(result.snapshots) > max(result.skipped)
+    labels_from = min(result.snapshots) - dt.timedelta(days=89)
+    assert labels_from >= dt.date(2025, 5, 7)  # the demo data's first day (270 days ending AS_OF)
+
+
+def test_force_promote_needs_a_reason_and_records_it(own, spec):
+    with pytest.raises(InputError, match="--reason"):
+        steps.train(own, spec, AS_OF, force=True)
+    forced = steps.train(own, spec, AS_OF, force=True, reason="rolled back a bad feature")
+    assert forced.promoted and "by force" in forced.verdict
+    assert registry.resolve(own, "churn", "champion").version == forced.model.version
+    tags = registry.connect(own).get_model_version("churn", str(forced.model.version)).tags
+    assert tags["promotion_reason"] == "rolled back a bad feature" and tags["promoted_by"]
+
+
+def test_adding_a_feature_to_a_model_with_a_champion(own, spec, warehouse, tmp_path, monkeypatch):
+    """A new feature line in model.yaml and its SQL column: the feature table gains the column
+    (on_schema_change), the champion is compared on its own input contract, and today's
+    champion keeps scoring through it."""
+    from pipelines import transform
+    from pipelines.settings import DBT_PROJECT_DIR
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    sql = project / "models" / "features" / "churn_features.sql"
+    text = sql.read_text()
+    marker = "        cast(coalesce(tickets.billing_tickets_90d, 0) as integer) as billing_tickets_90d\n"
+    assert marker in text
+    sql.write_text(
+        text.replace(
+            marker, marker.rstrip("\n") + ",\n        cast(coalesce(tickets.tickets_30d, 0) * 2 as integer) as tickets_doubled\n"
+        )
+    )
+    monkeypatch.setattr(transform, "DBT_PROJECT_DIR", project)
+    newer = replace(spec, numeric_features=(*spec.numeric_features, "tickets_doubled"))
+
+    champion = registry.resolve(own, "churn", "champion")
+    result = steps.train(own, newer, AS_OF)
+    assert result.champion == champion and result.champion_metrics is not None  # scored on its own 16 features
+    assert "tickets_doubled" in registry.contract(own, result.model).feature_names
+    assert "tickets_doubled" in warehouse.table_columns("analytics", "churn_features")
+    # Whatever the verdict, the champion still scores today's partition with the newer spec.
+    transform.build_features(own, newer, [AS_OF])
+    published = score_date(own, newer, alias="champion")[2]
+    assert published.rows_scored > 0
+
+
+def test_a_champion_that_cannot_be_scored_on_todays_data_is_not_replaced_silently(own, spec):
+    """A feature the champion needs is gone from the spec: it cannot be compared, so the new
+    version is not promoted without --force-promote."""
+    fewer = replace(spec, numeric_features=spec.numeric_features[1:])
+    champion = registry.resolve(own, "churn", "champion")
+    result = train.train_model(own, fewer, AS_OF)
+    assert not result.promoted and "cannot be scored on today's data" in result.verdict
+    assert spec.numeric_features[0] in result.verdict
+    assert registry.resolve(own, "churn", "champion") == champion
 
 
 def test_an_unknown_alias_is_an_error_naming_it(base_home):
     with pytest.raises(ModelNotFound, match="no alias 'challenger'.*champion"):
         registry.resolve(base_home["settings"], "churn", "challenger")
+
+
+def test_the_reference_json_is_plain(base_home):
+    json.dumps(registry.training_reference(base_home["settings"], base_home["trained"].model))

@@ -6,7 +6,8 @@ import pyarrow as pa
 import pytest
 
 from pipelines import transform
-from pipelines.transform import DbtError, dbt_env
+from pipelines.errors import DbtError
+from pipelines.warehouse.url import parse
 from tests.conftest import AS_OF
 
 
@@ -21,7 +22,9 @@ def test_rebuilding_one_date_leaves_the_others(settings, spec, warehouse):
     transform.build_features(settings, spec, [earlier])  # a rerun replaces, never appends
     assert features(warehouse, AS_OF) == before
     counts = warehouse.query(
-        "select as_of_date, count(*) as n, count(distinct customer_id) as k from analytics.churn_features group by 1 order by 1"
+        "select as_of_date, count(*) as n, count(distinct customer_id) as k from analytics.churn_features "
+        "where as_of_date >= $1 group by 1 order by 1",
+        [earlier],
     ).to_pylist()
     assert [c["as_of_date"] for c in counts] == [earlier, AS_OF]
     assert all(c["n"] == c["k"] > 0 for c in counts)
@@ -53,14 +56,31 @@ def test_dbt_tests_fail_the_build_on_a_duplicated_key(settings, spec, warehouse)
         transform.build_features(settings, spec, [AS_OF])
 
 
-def test_training_set_has_labels_known_by_the_horizon(settings, spec, warehouse):
-    dates = [AS_OF - dt.timedelta(days=60), AS_OF - dt.timedelta(days=30)]
-    transform.build_training_set(settings, spec, dates)
+def test_labels_are_known_by_the_horizon(settings, spec, warehouse):
+    dates = [AS_OF - dt.timedelta(days=61), AS_OF - dt.timedelta(days=33)]  # not training snapshots of the base
+    transform.build_labels(settings, spec, dates, with_features=True)
     table = warehouse.query(
-        "select as_of_date, count(*) as n, sum(churned_30d) as churned from analytics.churn_training_set group by 1 order by 1"
+        "select as_of_date, count(*) as n, sum(churned_30d) as churned from analytics.churn_labels "
+        "where as_of_date in ($1, $2) group by 1 order by 1",
+        dates,
     ).to_pylist()
     assert [row["as_of_date"] for row in table] == dates
     assert all(0 < row["churned"] < row["n"] for row in table)
+    # One label per customer with features on the date, and no other.
+    mismatch = warehouse.query(
+        "select count(*) as n from (select * from analytics.churn_labels where as_of_date in ($1, $2)) l full outer join "
+        "(select * from analytics.churn_features where as_of_date in ($1, $2)) f "
+        "on f.customer_id = l.customer_id and f.as_of_date = l.as_of_date where f.customer_id is null or l.customer_id is null",
+        dates,
+    ).to_pylist()
+    assert mismatch == [{"n": 0}]
+
+
+def test_a_nan_in_a_raw_column_is_reported_at_that_column(settings, spec, warehouse):
+    """Not as a cast error in some feature far downstream: the raw table and column are named."""
+    warehouse.execute("update raw.usage_daily set minutes = cast('NaN' as double precision) where usage_date = $1", [AS_OF])
+    with pytest.raises(DbtError, match="raw_usage_daily_minutes_is_a_number"):
+        transform.build_features(settings, spec, [AS_OF])
 
 
 def test_a_malformed_date_var_is_refused_by_dbt(settings):
@@ -68,46 +88,93 @@ def test_a_malformed_date_var_is_refused_by_dbt(settings):
         transform.run_dbt(settings, "build", "churn_features", {"as_of_date": "2026-01-31'; drop table x; --"})
 
 
-def test_marts_read_the_latest_partition(settings, spec, warehouse):
-    schema = pa.schema(
-        [
-            ("customer_id", pa.int64()),
-            ("as_of_date", pa.date32()),
-            ("score", pa.float64()),
-            ("model_name", pa.string()),
-            ("model_version", pa.string()),
-            ("scored_at", pa.timestamp("us", tz="UTC")),
-        ]
+def _fake_scores(warehouse, day, scores, version=1):
+    from pipelines.warehouse import catalog
+
+    schema = catalog.predictions_schema([pa.field("customer_id", pa.int64(), nullable=False)])
+    ids = sorted(scores)
+    rows = pa.RecordBatch.from_pydict(
+        {
+            "customer_id": ids,
+            "as_of_date": [day] * len(ids),
+            "score": [scores[i] for i in ids],
+            "model_name": ["churn"] * len(ids),
+            "model_version": [version] * len(ids),
+            "mlflow_run_id": ["run"] * len(ids),
+            "scoring_run_id": ["s"] * len(ids),
+            "airflow_run_id": [None] * len(ids),
+            "scored_at": [dt.datetime(2026, 2, 1, tzinfo=dt.UTC)] * len(ids),
+        },
+        schema=schema,
     )
-    now = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
-    for day, score in ((AS_OF - dt.timedelta(days=1), 0.9), (AS_OF, 0.1)):
-        rows = pa.RecordBatch.from_pydict(
-            {
-                "customer_id": [1, 2],
-                "as_of_date": [day] * 2,
-                "score": [score] * 2,
-                "model_name": ["churn"] * 2,
-                "model_version": ["1"] * 2,
-                "scored_at": [now] * 2,
-            },
-            schema=schema,
-        )
-        warehouse.replace_partition("predictions", "churn_scores", day, schema, [rows])
-        transform.build_marts(settings, spec, [day])
-    latest = warehouse.query("select customer_id, as_of_date, risk_band from marts.churn_latest_scores order by 1").to_pylist()
-    assert latest == [
-        {"customer_id": 1, "as_of_date": AS_OF, "risk_band": "low"},
-        {"customer_id": 2, "as_of_date": AS_OF, "risk_band": "low"},
-    ]
+    warehouse.replace_partition("predictions", "churn_scores", day, schema, [rows])
+
+
+def test_marts_show_the_latest_date_with_bands_changes_and_an_all_segments_row(settings, spec, warehouse):
+    earlier = AS_OF - dt.timedelta(days=1)
+    transform.build_features(settings, spec, [earlier])
+    ids = [r["customer_id"] for r in features(warehouse, AS_OF)[:4]]
+    _fake_scores(warehouse, earlier, {ids[0]: 0.9, ids[1]: 0.1, ids[2]: 0.3})
+    _fake_scores(warehouse, AS_OF, {ids[0]: 0.95, ids[1]: 0.6, ids[2]: 0.25, ids[3]: 0.7}, version=10)
+    transform.build_marts(settings, spec, [earlier, AS_OF])
+    latest = {
+        r["customer_id"]: r
+        for r in warehouse.query(
+            "select customer_id, as_of_date, risk_band, previous_score, newly_high_risk, model_version, plan, hours_since_scored "
+            "from marts.churn_latest_scores"
+        ).to_pylist()
+    }
+    assert set(latest) == set(ids) and {r["as_of_date"] for r in latest.values()} == {AS_OF}
+    assert [latest[i]["risk_band"] for i in ids] == ["high", "high", "medium", "high"]  # thresholds 0.5 and 0.2 from model.yaml
+    assert [latest[i]["newly_high_risk"] for i in ids] == [False, True, False, True]  # ids[3] was not scored before
+    assert latest[ids[0]]["previous_score"] == pytest.approx(0.9)
+    assert latest[ids[0]]["model_version"] == 10 and latest[ids[0]]["hours_since_scored"] > 0
+    plans = {r["customer_id"]: r["plan"] for r in features(warehouse, AS_OF)}
+    assert all(latest[i]["plan"] == plans[i] for i in ids)  # the segment as of the date, from its features
+
     summary = warehouse.query(
-        "select as_of_date, cast(sum(customers) as int) as n, cast(sum(high_risk_customers) as int) as high "
-        "from marts.churn_daily_summary group by 1 order by 1"
+        "select as_of_date, plan, entities, high_risk, entities_high, entities_medium, entities_low, model_version "
+        "from marts.churn_daily_summary order by as_of_date, plan"
     ).to_pylist()
-    assert [(r["n"], r["high"]) for r in summary] == [(2, 2), (2, 0)]
+    totals = {r["as_of_date"]: r for r in summary if r["plan"] == "(all)"}
+    assert (totals[earlier]["entities"], totals[earlier]["high_risk"]) == (3, 1)
+    assert [totals[AS_OF][k] for k in ("entities", "high_risk", "entities_high", "entities_medium", "entities_low")] == [
+        4,
+        3,
+        3,
+        1,
+        0,
+    ]
+    assert totals[AS_OF]["model_version"] == 10
+    per_plan = [r for r in summary if r["as_of_date"] == AS_OF and r["plan"] != "(all)"]
+    assert sum(r["entities"] for r in per_plan) == 4
+
+
+def test_a_date_without_predictions_loses_its_summary_rows(settings, spec, warehouse):
+    ids = [r["customer_id"] for r in features(warehouse, AS_OF)[:2]]
+    _fake_scores(warehouse, AS_OF, {ids[0]: 0.9, ids[1]: 0.1})
+    transform.build_marts(settings, spec, [AS_OF])
+    warehouse.execute("delete from predictions.churn_scores where as_of_date = $1", [AS_OF])
+    transform.build_marts(settings, spec, [AS_OF])
+    assert warehouse.query("select count(*) as n from marts.churn_daily_summary").to_pylist() == [{"n": 0}]
+
+
+def test_a_dry_run_builds_in_a_scratch_schema_and_leaves_analytics_alone(settings, spec, warehouse):
+    from pipelines.warehouse import catalog
+
+    before = features(warehouse, AS_OF)
+    scratch = catalog.scratch_schema("0123456789abcdef")
+    warehouse.execute("update raw.usage_daily set minutes = minutes + 1")
+    transform.build_features(settings, spec, [AS_OF], scratch=scratch)
+    built = warehouse.query(f"select count(*) as n from {scratch}.churn_features").to_pylist()[0]["n"]
+    assert built == len(before)
+    assert features(warehouse, AS_OF) == before
+    catalog.drop_scratch(warehouse, scratch)
+    assert warehouse.table_columns(scratch, "churn_features") is None
 
 
 def test_dbt_env_maps_a_postgres_url_without_leaking_it_elsewhere():
-    env = dbt_env("postgresql://alice:s3cret@db.internal:6432/warehouse")
+    env = parse("postgresql://alice:s3cret@db.internal:6432/warehouse").dbt_env()
     assert env["BATCHPRED_DBT_TARGET"] == "postgres"
     assert (env["BATCHPRED_PG_HOST"], env["BATCHPRED_PG_PORT"], env["BATCHPRED_PG_DATABASE"]) == (
         "db.internal",
@@ -115,6 +182,7 @@ def test_dbt_env_maps_a_postgres_url_without_leaking_it_elsewhere():
         "warehouse",
     )
     assert env["BATCHPRED_PG_PASSWORD"] == "s3cret"
+    assert env["PGTZ"] == "UTC"  # libpq sessions of dbt-postgres run in UTC
 
 
 @pytest.mark.parametrize(
@@ -134,6 +202,8 @@ def test_several_dates_are_built_and_tested_in_one_run(settings, spec, warehouse
     days = [AS_OF - dt.timedelta(days=2), AS_OF - dt.timedelta(days=1)]
     before = features(warehouse, AS_OF)
     transform.build_features(settings, spec, days)
-    counts = warehouse.query("select as_of_date, count(*) as n from analytics.churn_features group by 1 order by 1").to_pylist()
+    counts = warehouse.query(
+        "select as_of_date, count(*) as n from analytics.churn_features where as_of_date >= $1 group by 1 order by 1", [days[0]]
+    ).to_pylist()
     assert [c["as_of_date"] for c in counts] == [*days, AS_OF] and all(c["n"] > 0 for c in counts)
     assert features(warehouse, AS_OF) == before

@@ -8,7 +8,7 @@ import pytest
 from pipelines import steps
 from pipelines.errors import SpecError, ValidationFailed
 from pipelines.validate import load_suite, validate_partition
-from tests.conftest import AS_OF
+from tests.conftest import AS_OF, run_log, score_date
 
 BIG = dt.date(2026, 3, 1)
 ROWS = 300_000
@@ -82,8 +82,7 @@ def test_only_the_requested_date_is_checked(settings, spec, warehouse):
 
 
 def test_a_failed_validation_scores_nothing_and_logs_the_attempt(settings, spec, warehouse):
-    validation = steps.validate(settings, spec, AS_OF)
-    steps.score(settings, spec, AS_OF, validation["validation_id"])
+    score_date(settings, spec)
     before = warehouse.query("select * from predictions.churn_scores order by customer_id").to_pylist()
 
     warehouse.execute(
@@ -91,18 +90,27 @@ def test_a_failed_validation_scores_nothing_and_logs_the_attempt(settings, spec,
         "(select max(customer_id) from analytics.churn_features where as_of_date = $2)",
         [AS_OF, AS_OF],
     )
+    attempt = steps.plan(settings, spec, AS_OF)
     with pytest.raises(ValidationFailed) as excinfo:
-        steps.validate(settings, spec, AS_OF)
+        steps.validate(settings, spec, attempt)
     message = str(excinfo.value)
     assert "active_days_30d" in message and "[31]" in message and str(AS_OF) in message
     assert warehouse.query("select * from predictions.churn_scores order by customer_id").to_pylist() == before
-    runs = warehouse.query("select status, validation_outcome from monitoring.scoring_runs order by started_at").to_pylist()
-    assert runs[-1] == {"status": "failed", "validation_outcome": "failed"}
+    last = run_log(warehouse)[-1]
+    assert (last["status"], last["step"], last["validation_outcome"]) == ("failed", "validate", "failed")
+    assert last["scoring_run_id"] == attempt.scoring_run_id and last["rows_read"] > 0
 
 
-def test_scoring_refuses_a_failed_or_unknown_validation(settings, spec):
-    with pytest.raises(ValidationFailed, match="validate the date before scoring"):
-        steps.score(settings, spec, AS_OF, "no-such-validation")
+def test_a_dry_run_validates_without_writing_anything(settings, spec, warehouse):
+    from dataclasses import replace
+
+    attempt = replace(steps.plan(settings, spec, AS_OF, dry_run=True))
+    tables = {t: warehouse.table_columns("monitoring", t) for t in ("validation_results", "scoring_runs", "churn_quarantine")}
+    steps.build_features(settings, spec, attempt)
+    ref = steps.validate(settings, spec, attempt)
+    assert ref.rows > 0
+    assert {t: warehouse.table_columns("monitoring", t) for t in tables} == tables == dict.fromkeys(tables)
+    assert warehouse.table_columns(attempt.scratch_schema, "churn_features") is None  # dropped at the end
 
 
 def test_a_misspelled_expectation_is_an_error_not_skipped(tmp_path):

@@ -16,7 +16,7 @@ def batch(ids, day, value):
 
 @pytest.fixture
 def wh(tmp_path):
-    return open_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    return open_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}", create=True)
 
 
 def rows(wh, day):

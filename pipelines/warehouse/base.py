@@ -1,0 +1,416 @@
+"""What every warehouse offers: Arrow in, Arrow out, every write that matters atomic.
+
+A partition (one as-of date) or a set of raw tables is replaced inside one
+transaction, so a reader sees the old rows or the new ones, never a mix and never
+none. Identifiers are checked and quoted (`pipelines.identifiers`); values travel as
+bound parameters ($1, $2, ... in both databases), never pasted into SQL.
+
+One module per backend implements it: `duckdb.py` (the embedded default) and
+`postgres.py` (production).
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+
+from pipelines.errors import BatchpredError
+from pipelines.identifiers import check_identifier, qualified, quote
+
+SCHEMAS = ("raw", "analytics", "predictions", "monitoring", "marts")
+
+# How long after a process alarm (a task timeout) a statement still running is cancelled.
+CANCEL_GRACE_SECONDS = 1.0
+
+
+@contextmanager
+def cancel_at_alarm(cancel: Callable[[], None]) -> Iterator[None]:
+    """Cancel the database call in flight if the process's alarm passes.
+
+    Airflow enforces a task's execution_timeout with SIGALRM, and Python runs a signal
+    handler only between bytecodes, so a statement blocked inside a database driver
+    (waiting on a lock, say) would never see it and the task would hang. While an
+    alarm is set, a watchdog calls `cancel` shortly after it was due: the blocked call
+    returns, the timeout is raised, and the transaction rolls back.
+    """
+    remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+    if not remaining:
+        yield
+        return
+    watchdog = threading.Timer(remaining + CANCEL_GRACE_SECONDS, cancel)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+
+
+_SQL_TYPES = {
+    pa.int64(): "bigint",
+    pa.int32(): "integer",
+    pa.float64(): "double precision",
+    pa.float32(): "real",
+    pa.string(): "text",
+    pa.large_string(): "text",
+    pa.bool_(): "boolean",
+    pa.date32(): "date",
+}
+
+# Families of SQL types as information_schema names them in DuckDB and PostgreSQL.
+_FAMILIES = {
+    "integer": ("BIGINT", "INTEGER", "SMALLINT", "INT", "HUGEINT", "TINYINT"),
+    "float": ("DOUBLE", "REAL", "FLOAT", "DECIMAL", "NUMERIC"),
+    "text": ("CHAR", "TEXT", "STRING"),
+    "boolean": ("BOOL",),
+    "date": ("DATE",),
+    "timestamp": ("TIMESTAMP",),
+}
+
+
+def type_family(sql_type: str) -> str | None:
+    """'integer', 'float', 'text', 'boolean', 'date', 'timestamp' or None, for a catalogue type name."""
+    upper = sql_type.upper()
+    if upper.startswith("TIMESTAMP"):
+        return "timestamp"
+    for family, markers in _FAMILIES.items():
+        if any(marker in upper for marker in markers):
+            return family
+    return None
+
+
+def arrow_family(arrow_type: pa.DataType) -> str:
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+        return "float"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "text"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_date(arrow_type):
+        return "date"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp"
+    return str(arrow_type)
+
+
+def _column_type(field: pa.Field) -> str:
+    if pa.types.is_timestamp(field.type):
+        return "timestamp with time zone" if field.type.tz else "timestamp"
+    try:
+        return _SQL_TYPES[field.type]
+    except KeyError:
+        raise BatchpredError(
+            f"column {field.name!r} has Arrow type {field.type}, which the warehouse adapter does not map"
+        ) from None
+
+
+def create_table_sql(schema: str, table: str, arrow_schema: pa.Schema) -> str:
+    columns = ", ".join(f"{quote(f.name)} {_column_type(f)}{'' if f.nullable else ' not null'}" for f in arrow_schema)
+    return f"create table if not exists {qualified(schema, table)} ({columns})"
+
+
+class Warehouse(abc.ABC):
+    """What every warehouse offers. Subclasses supply connections, streaming and bulk load."""
+
+    kind: str
+    url: str
+
+    @abc.abstractmethod
+    @contextmanager
+    def transaction(self) -> Iterator[Any]: ...
+
+    @abc.abstractmethod
+    def _execute(self, con: Any, sql: str, params: list[Any] | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def _value(self, con: Any, sql: str, params: list[Any] | None = None) -> Any:
+        """The first column of the first row of a query run inside a transaction."""
+        ...
+
+    @abc.abstractmethod
+    def _columns(self, con: Any, schema: str, table: str) -> dict[str, str]:
+        """Column name -> SQL type of a table, inside a transaction ({} when it does not exist)."""
+        ...
+
+    @abc.abstractmethod
+    def _load(self, con: Any, schema: str, table: str, batches: Iterable[pa.RecordBatch]) -> int: ...
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run a small read and return it whole. For reports, logs and tests, not partitions."""
+        ...
+
+    @abc.abstractmethod
+    @contextmanager
+    def read_partition(
+        self,
+        schema: str,
+        table: str,
+        as_of_date: dt.date,
+        columns: Iterable[str],
+        batch_size: int,
+        where: str = "",
+        params: Iterable[Any] = (),
+    ) -> Iterator[Iterator[pa.RecordBatch]]:
+        """Stream one as-of date's rows as Arrow record batches of at most `batch_size` rows.
+
+        `where` is an extra predicate built by the catalog from checked identifiers, over
+        the table aliased `t`; its values are `params`, numbered from $2. Memory is bounded
+        by the batch size: neither database materialises the result.
+        """
+        ...
+
+    @abc.abstractmethod
+    def shard_predicate(self, columns: Iterable[str], shards: int, shard: int) -> str:
+        """SQL true for the rows of `shard` when rows are split by a hash of the key `columns` (any type)."""
+        ...
+
+    # -- shared SQL ----------------------------------------------------------
+
+    @staticmethod
+    def _partition_sql(schema: str, table: str, columns: Iterable[str], where: str) -> str:
+        select = ", ".join(f"t.{quote(c)}" for c in columns)
+        return f"select {select} from {qualified(schema, table)} as t where t.as_of_date = $1" + (
+            f" and {where}" if where else ""
+        )
+
+    def table_columns(self, schema: str, table: str) -> dict[str, str] | None:
+        """Column name -> SQL type, or None when the table does not exist."""
+        with self.transaction() as con:
+            return self._columns(con, schema, table) or None
+
+    def ensure_schemas(self) -> None:
+        with self.transaction() as con:
+            self._lock(con, "batchpred:ddl")
+            for schema in SCHEMAS:
+                self._execute(con, f"create schema if not exists {quote(schema)}")
+
+    def replace_tables(self, schema: str, tables: dict[str, pa.Table]) -> None:
+        """Replace whole tables in one transaction (used to load `raw`)."""
+        with self.transaction() as con:
+            self._execute(con, f"create schema if not exists {quote(schema)}")
+            for name, data in tables.items():
+                if not isinstance(data, pa.Table):
+                    raise TypeError(f"table {name!r} must be a pyarrow.Table")
+                existing = self._columns(con, schema, name)
+                if list(existing) == [f.name for f in data.schema]:
+                    # Same shape: empty it rather than drop it, so views built on it survive.
+                    self._execute(con, f"delete from {qualified(schema, name)}")
+                else:
+                    self._execute(con, f"drop table if exists {qualified(schema, name)}")
+                    self._execute(con, create_table_sql(schema, name, data.schema))
+                self._load(con, schema, name, data.to_batches())
+
+    def replace_partition(
+        self,
+        schema: str,
+        table: str,
+        as_of_date: dt.date | None,
+        arrow_schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        key: dict[str, Any] | None = None,
+    ) -> int:
+        """Replace exactly the rows of `as_of_date` (narrowed by the `key` columns; with no
+        date, the rows matching `key`) with `batches`.
+
+        One transaction, serialised per table and date: on any error, including one
+        raised while producing the batches, the previous rows stay. Returns the number
+        of rows written. The table is created from `arrow_schema` on first use.
+        """
+        with self._replacing(schema, table, as_of_date, arrow_schema, key) as con:
+            return self._load(con, schema, table, batches)
+
+    def replace_partition_select(
+        self, schema: str, table: str, as_of_date: dt.date, arrow_schema: pa.Schema, select: str, params: list[Any]
+    ) -> int:
+        """Replace the rows of `as_of_date` with the rows of `select`, a query built from
+        checked identifiers whose values are the bound `params` ($1 is the date).
+        One transaction, serialised like `replace_partition`. Returns the row count."""
+        if params[:1] != [as_of_date]:
+            raise ValueError("the select's first parameter must be the as-of date")
+        target = qualified(schema, table)
+        names = ", ".join(quote(f.name) for f in arrow_schema)
+        with self._replacing(schema, table, as_of_date, arrow_schema) as con:
+            self._execute(con, f"insert into {target} ({names}) {select}", params)
+            return int(self._value(con, f"select count(*) from {target} where as_of_date = $1", [as_of_date]))
+
+    def move_partition(
+        self,
+        source: tuple[str, str],
+        target: tuple[str, str],
+        as_of_date: dt.date,
+        arrow_schema: pa.Schema,
+        key: dict[str, Any],
+        then: Callable[[Any], None] | None = None,
+    ) -> int:
+        """Publish staged rows: in one transaction, replace `as_of_date` in `target` with the
+        `arrow_schema` columns of the `source` rows matching `key`, then delete those staged
+        rows, then call `then(con)` (which may raise to roll it all back). Returns the rows moved."""
+        names = ", ".join(quote(f.name) for f in arrow_schema)
+        where, params = self._key_filter(as_of_date, key)
+        with self._replacing(*target, as_of_date, arrow_schema) as con:
+            self._execute(
+                con, f"insert into {qualified(*target)} ({names}) select {names} from {qualified(*source)} where {where}", params
+            )
+            moved = int(self._value(con, f"select count(*) from {qualified(*target)} where as_of_date = $1", [as_of_date]))
+            self._execute(con, f"delete from {qualified(*source)} where {where}", params)
+            if then is not None:
+                then(con)
+            return moved
+
+    def delete_partition(self, schema: str, table: str, as_of_date: dt.date, key: dict[str, Any] | None = None) -> int:
+        """Delete the rows of `as_of_date` (narrowed by `key`) in one transaction, serialised
+        like a replace. Returns how many rows went; a missing table has none."""
+        with self.transaction() as con:
+            if not self._columns(con, schema, table):
+                return 0
+            self._lock(con, self._partition_lock(schema, table, as_of_date, key))
+            where, params = self._key_filter(as_of_date, key)
+            n = int(self._value(con, f"select count(*) from {qualified(schema, table)} where {where}", params))
+            self._execute(con, f"delete from {qualified(schema, table)} where {where}", params)
+            return n
+
+    @contextmanager
+    def _replacing(
+        self, schema: str, table: str, as_of_date: dt.date | None, arrow_schema: pa.Schema, key: dict[str, Any] | None = None
+    ) -> Iterator[Any]:
+        """A transaction that holds the table's date (narrowed by `key`) and has already
+        deleted its rows; whatever the caller writes replaces them, or nothing does."""
+        where, params = self._key_filter(as_of_date, key)
+        self._ensure_table(schema, table, arrow_schema)
+        with self.transaction() as con:
+            self._lock(con, self._partition_lock(schema, table, as_of_date, key))
+            self._execute(con, f"delete from {qualified(schema, table)} where {where}", params)
+            yield con
+
+    def update_rows(self, schema: str, table: str, key: dict[str, Any], values: dict[str, Any]) -> int:
+        """Set `values` on the rows matching `key`, in one transaction. Returns how many rows matched."""
+        if not values:
+            raise ValueError("nothing to update")
+        with self.transaction() as con:
+            if not self._columns(con, schema, table):
+                return 0
+            where, params = self._key_filter(None, key)
+            assignments = []
+            for column, value in values.items():
+                params.append(value)
+                assignments.append(f"{quote(check_identifier(column, 'column'))} = ${len(params)}")
+            n = int(self._value(con, f"select count(*) from {qualified(schema, table)} where {where}", params[: len(key)]))
+            if n:
+                self._execute(con, f"update {qualified(schema, table)} set {', '.join(assignments)} where {where}", params)
+            return n
+
+    def append(self, schema: str, table: str, rows: pa.Table) -> None:
+        """Append rows to a log table, creating it on first use."""
+        self._ensure_table(schema, table, rows.schema)
+        with self.transaction() as con:
+            self._load(con, schema, table, rows.to_batches())
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        """Run one statement in its own transaction (DDL, fixes by hand, tests)."""
+        with self.transaction() as con:
+            self._execute(con, sql, params)
+
+    def setup_read_only_role(self, role: str, password: str) -> None:
+        """Create (or update) a login role for dashboards that can only read marts and predictions."""
+        raise BatchpredError(
+            "read-only roles need a PostgreSQL warehouse; with DuckDB, dashboards open the file read-only instead"
+        )
+
+    def _ensure_table(self, schema: str, table: str, arrow_schema: pa.Schema) -> None:
+        """Create the table on first use; refuse one that exists with other columns or key types."""
+        with self.transaction() as con:
+            existing = self._columns(con, schema, table)
+            if not existing:
+                # "if not exists" is not safe against a concurrent creator in PostgreSQL:
+                # serialise creators, and look again once it is our turn.
+                self._lock(con, "batchpred:ddl")
+                existing = self._columns(con, schema, table)
+            if existing:
+                self._check_shape(schema, table, existing, arrow_schema)
+                return
+            self._execute(con, f"create schema if not exists {quote(schema)}")
+            self._execute(con, create_table_sql(schema, table, arrow_schema))
+            if "as_of_date" in arrow_schema.names:
+                self._index_dates(con, schema, table)
+
+    @staticmethod
+    def _check_shape(schema: str, table: str, existing: dict[str, str], arrow_schema: pa.Schema) -> None:
+        wanted = {f.name: arrow_family(f.type) for f in arrow_schema}
+        have = {name: type_family(sql_type) for name, sql_type in existing.items()}
+        missing = [c for c in wanted if c not in have]
+        different = [f"{c} ({existing[c]}, needs {wanted[c]})" for c in wanted if c in have and have[c] != wanted[c]]
+        if missing or different:
+            raise BatchpredError(
+                f"{schema}.{table} exists with other columns than batchpred writes"
+                + (f"; missing: {missing}" if missing else "")
+                + (f"; of another type: {different}" if different else "")
+                + ". It was made by another version of batchpred or by hand: rename or drop it, then score again"
+            )
+
+    def _index_dates(self, con: Any, schema: str, table: str) -> None:  # noqa: B027 - a deliberate default
+        """Let a date's rows be found without reading every date (DuckDB's zone maps already do)."""
+
+    def _lock(self, con: Any, name: str) -> None:  # noqa: B027 - a deliberate default, not abstract
+        """Serialise writers of one partition (a no-op where the database has one writer)."""
+
+    @staticmethod
+    def _partition_lock(schema: str, table: str, as_of_date: dt.date | None, key: dict[str, Any] | None) -> str:
+        """The name writers of one partition serialise on (see `_lock`)."""
+        return f"{schema}.{table}/{as_of_date.isoformat() if as_of_date else ''}/{sorted((key or {}).items())}"
+
+    @staticmethod
+    def _key_filter(as_of_date: dt.date | None, key: dict[str, Any] | None) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        if as_of_date is not None:
+            clauses.append("as_of_date = $1")
+            params.append(as_of_date)
+        for column, value in (key or {}).items():
+            params.append(value)
+            clauses.append(f"{quote(check_identifier(column, 'column'))} = ${len(params)}")
+        if not clauses:
+            raise ValueError("a replace needs an as-of date or a key")
+        return " and ".join(clauses), params
+
+    @staticmethod
+    def _rebatch(batches: Iterable[pa.RecordBatch], batch_size: int) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for offset in range(0, batch.num_rows, batch_size):
+                yield batch.slice(offset, batch_size)
+
+
+class CountedSource:
+    """Batches for a bulk load that a database pulls through an Arrow stream: counts the rows,
+    and keeps the exception the batches raised, which the database reports as its own error."""
+
+    def __init__(self, first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]):
+        self.rows = 0
+        self.failure: BaseException | None = None
+        self.reader = pa.RecordBatchReader.from_batches(first.schema, self._batches(first, rest))
+
+    def _batches(self, first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        self.rows += first.num_rows
+        yield first
+        try:
+            for batch in rest:
+                self.rows += batch.num_rows
+                yield batch
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self.failure = exc
+            raise
+
+    def reraise(self) -> None:
+        """Raise the batches' own exception, if that is why the load failed."""
+        if self.failure is not None:
+            raise self.failure from None

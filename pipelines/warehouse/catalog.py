@@ -1,0 +1,421 @@
+"""Every table batchpred owns, declared once: schema, name (derived from the model spec),
+columns (Arrow) and grain; and the named queries the pipeline runs on them.
+
+The rest of `pipelines` calls these functions and never writes SQL itself
+(tests/test_layout.py holds it to that). Identifiers are checked and quoted; values
+are bound parameters.
+
+This module is imported when a spec loads (`check_model_name`), so pyarrow and the
+drivers are imported inside the functions that need them, not here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipelines.errors import BatchpredError, SpecError
+from pipelines.identifiers import MAX_LENGTH, check_identifier, qualified, quote
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from pipelines.spec import ModelSpec, Source
+    from pipelines.warehouse.base import Warehouse
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    grain: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+# Per-model tables: (schema, name suffix after the model name, grain).
+_PER_MODEL = {
+    "predictions": ("predictions", "_scores", "one row per entity per as_of_date"),
+    "staging": ("analytics", "_scores_staging", "one row per entity per as_of_date per scoring run, until published"),
+    "quarantine": ("monitoring", "_quarantine", "one row per entity per as_of_date that broke a tolerated expectation"),
+}
+
+SCORING_RUNS = Table("monitoring", "scoring_runs", "one row per scoring attempt (and per unpublish)")
+VALIDATION_RESULTS = Table("monitoring", "validation_results", "one row per expectation per validation")
+
+# A dry run builds its features here (one schema per run, dropped at the end).
+SCRATCH_PREFIX = "batchpred_dry_run_"
+
+
+def _per_model(kind: str, model: str) -> Table:
+    schema, suffix, grain = _PER_MODEL[kind]
+    return Table(schema, f"{model}{suffix}", grain)
+
+
+def predictions(spec: ModelSpec) -> Table:
+    return _per_model("predictions", spec.name)
+
+
+def staging(spec: ModelSpec) -> Table:
+    return _per_model("staging", spec.name)
+
+
+def quarantine(spec: ModelSpec) -> Table:
+    return _per_model("quarantine", spec.name)
+
+
+def features(spec: ModelSpec, schema: str = "analytics") -> Table:
+    return Table(schema, spec.features_model, "one row per entity per as_of_date (dbt)")
+
+
+def labels(spec: ModelSpec) -> Table:
+    return Table("analytics", spec.labels_model, "one row per entity per as_of_date: the target (dbt)")
+
+
+def marts(spec: ModelSpec) -> dict[str, Table]:
+    return {
+        "latest_scores": Table("marts", f"{spec.name}_latest_scores", "one row per entity of the latest scored date"),
+        "daily_summary": Table("marts", f"{spec.name}_daily_summary", "one row per as_of_date per segment, and one for all"),
+    }
+
+
+def check_model_name(name: str) -> None:
+    """Refuse (SpecError) a model name that would make a derived table name too long for PostgreSQL."""
+    longest = max(len(suffix) for _, suffix, _ in _PER_MODEL.values())
+    longest = max(longest, len("_latest_scores"), len("_daily_summary"))
+    if len(name) + longest > MAX_LENGTH:
+        too_long = [f"{schema}.{name}{suffix}" for schema, suffix, _ in _PER_MODEL.values() if len(name + suffix) > MAX_LENGTH]
+        raise SpecError(
+            f"name {name!r} is {len(name)} characters: batchpred derives table names from it ({', '.join(too_long)}), "
+            f"and PostgreSQL allows {MAX_LENGTH}; use at most {MAX_LENGTH - longest} characters"
+        )
+
+
+def scratch_schema(run_id: str) -> str:
+    return check_identifier(SCRATCH_PREFIX + run_id.replace("-", "")[:16], "scratch schema")
+
+
+# -- Arrow schemas -----------------------------------------------------------------
+
+
+def predictions_schema(key: Sequence[pa.Field]) -> pa.Schema:
+    """predictions.<model>_scores: the key, the score, and its lineage."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            *key,
+            pa.field("as_of_date", pa.date32(), nullable=False),
+            pa.field("score", pa.float64(), nullable=False),
+            pa.field("model_name", pa.string(), nullable=False),
+            pa.field("model_version", pa.int64(), nullable=False),
+            pa.field("mlflow_run_id", pa.string(), nullable=False),
+            pa.field("scoring_run_id", pa.string(), nullable=False),
+            pa.field("airflow_run_id", pa.string()),
+            pa.field("scored_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        ]
+    )
+
+
+def staging_schema(key: Sequence[pa.Field]) -> pa.Schema:
+    """Staged shard output: the prediction columns plus the shard number."""
+    import pyarrow as pa
+
+    return predictions_schema(key).append(pa.field("shard", pa.int32(), nullable=False))
+
+
+def quarantine_schema(key: Sequence[pa.Field]) -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            *key,
+            pa.field("as_of_date", pa.date32(), nullable=False),
+            pa.field("reasons", pa.string(), nullable=False),
+            pa.field("validation_id", pa.string(), nullable=False),
+            pa.field("quarantined_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        ]
+    )
+
+
+def scoring_runs_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("scoring_run_id", pa.string()),
+            ("model_name", pa.string()),
+            ("model_alias", pa.string()),
+            ("model_version", pa.int64()),
+            ("mlflow_run_id", pa.string()),
+            ("as_of_date", pa.date32()),
+            ("airflow_run_id", pa.string()),
+            ("rows_read", pa.int64()),
+            ("rows_scored", pa.int64()),
+            ("rows_quarantined", pa.int64()),
+            ("validation_outcome", pa.string()),  # passed | failed
+            ("validation_id", pa.string()),
+            ("status", pa.string()),  # see pipelines.runlog.STATUSES
+            ("step", pa.string()),  # the step that failed, for a failed attempt
+            ("error", pa.string()),
+            ("started_at", pa.timestamp("us", tz="UTC")),
+            ("ended_at", pa.timestamp("us", tz="UTC")),
+            ("triggered_by", pa.string()),  # who: the OS user, or the Airflow run id
+        ]
+    )
+
+
+def validation_results_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("validation_id", pa.string()),
+            ("model_name", pa.string()),
+            ("as_of_date", pa.date32()),
+            ("suite", pa.string()),
+            ("expectation_type", pa.string()),
+            ("column_name", pa.string()),
+            ("success", pa.bool_()),
+            ("observed_value", pa.string()),  # JSON
+            ("element_count", pa.int64()),
+            ("unexpected_count", pa.int64()),
+            ("unexpected_percent", pa.float64()),
+            ("partial_unexpected", pa.string()),  # JSON list, at most 20 values
+            ("error", pa.string()),
+            ("validated_at", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+
+
+# -- named queries -------------------------------------------------------------------
+
+
+def _one(warehouse: Warehouse, sql: str, params: list[Any] | None = None) -> dict[str, Any]:
+    rows = warehouse.query(sql, params).to_pylist()
+    return rows[0] if rows else {}
+
+
+def source_extent(warehouse: Warehouse, source: Source) -> tuple[dt.date | None, dt.date | None]:
+    """(first, last) event date of a completeness source, as UTC dates; (None, None) when it is empty.
+
+    Refuses (BatchpredError) a table or column that does not exist, or an event column
+    that is not a date or timestamp, naming the source and the spec key.
+    """
+    from pipelines.warehouse.base import type_family
+
+    columns = warehouse.table_columns(source.schema, source.table)
+    where = f"completeness source {source.name}"
+    if columns is None:
+        raise BatchpredError(
+            f"{where} does not exist in the warehouse; load the raw data first (for the demo: batchpred generate)"
+        )
+    if source.event_column not in columns:
+        raise SpecError(f"{where} has no column {source.event_column!r} (it has {sorted(columns)}); fix completeness.sources")
+    if type_family(columns[source.event_column]) not in ("date", "timestamp"):
+        raise SpecError(
+            f"{where} column {source.event_column!r} has type {columns[source.event_column]}; an event column must be "
+            "a date or a timestamp"
+        )
+    column = quote(source.event_column)
+    # Sessions run in UTC, so a timestamp's date is its UTC date.
+    row = _one(
+        warehouse,
+        f"select cast(min({column}) as date) as first, cast(max({column}) as date) as last "
+        f"from {qualified(source.schema, source.table)}",
+    )
+    return row.get("first"), row.get("last")
+
+
+def partition_query(table: Table, as_of_date: dt.date) -> str:
+    """The SELECT of one date of a table, for Great Expectations (whose query assets take no
+    bind parameters). The date is a `datetime.date`, whose isoformat() is always YYYY-MM-DD."""
+    if type(as_of_date) is not dt.date:
+        raise TypeError("as_of_date must be a datetime.date")
+    return f"select * from {qualified(table.schema, table.name)} where as_of_date = date '{as_of_date.isoformat()}'"
+
+
+def count_partition(warehouse: Warehouse, table: Table, as_of_date: dt.date) -> int:
+    if warehouse.table_columns(table.schema, table.name) is None:
+        return 0
+    return int(
+        _one(warehouse, f"select count(*) as n from {qualified(table.schema, table.name)} where as_of_date = $1", [as_of_date])[
+            "n"
+        ]
+    )
+
+
+@contextmanager
+def read_for_scoring(
+    warehouse: Warehouse,
+    spec: ModelSpec,
+    columns: Sequence[str],
+    as_of_date: dt.date,
+    validation_id: str,
+    shard: int,
+    shards: int,
+    batch_size: int,
+) -> Iterator[Iterator[pa.RecordBatch]]:
+    """Stream the rows of `as_of_date` to score: the feature partition minus exactly the rows
+    that validation `validation_id` quarantined, and only the shard's rows when sharded."""
+    q = quarantine(spec)
+    predicates, params = [], []
+    if warehouse.table_columns(q.schema, q.name) is not None:
+        match = " and ".join(f"q.{quote(c)} = t.{quote(c)}" for c in spec.key_columns)
+        predicates.append(
+            f"not exists (select 1 from {qualified(q.schema, q.name)} as q "
+            f"where q.as_of_date = t.as_of_date and q.validation_id = $2 and {match})"
+        )
+        params.append(validation_id)
+    if shards > 1:
+        predicates.append(warehouse.shard_predicate(spec.key_columns, shards, shard))
+    table = features(spec)
+    with warehouse.read_partition(
+        table.schema, table.name, as_of_date, columns, batch_size, " and ".join(predicates), params
+    ) as batches:
+        yield batches
+
+
+def staged_rows(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, scoring_run_id: str) -> int:
+    t = staging(spec)
+    if warehouse.table_columns(t.schema, t.name) is None:
+        return 0
+    return int(
+        _one(
+            warehouse,
+            f"select count(*) as n from {qualified(t.schema, t.name)} where as_of_date = $1 and scoring_run_id = $2",
+            [as_of_date, scoring_run_id],
+        )["n"]
+    )
+
+
+def training_rows(warehouse: Warehouse, spec: ModelSpec, columns: Sequence[str], dates: Sequence[dt.date]) -> pa.Table:
+    """Features joined to labels for the snapshot `dates`, ordered by date and key."""
+    f, lab = features(spec), labels(spec)
+    select = ", ".join([*(f"f.{quote(c)}" for c in columns), f"l.{quote(spec.target)}"])
+    join = " and ".join(f"l.{quote(c)} = f.{quote(c)}" for c in spec.key_columns)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(dates) + 1))
+    order = ", ".join(["f.as_of_date", *(f"f.{quote(c)}" for c in spec.key_columns)])
+    return warehouse.query(
+        f"select {select} from {qualified(f.schema, f.name)} as f "
+        f"inner join {qualified(lab.schema, lab.name)} as l on l.as_of_date = f.as_of_date and {join} "
+        f"where f.as_of_date in ({placeholders}) order by {order}",
+        list(dates),
+    )
+
+
+def quarantine_count(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, validation_id: str) -> int:
+    t = quarantine(spec)
+    if warehouse.table_columns(t.schema, t.name) is None:
+        return 0
+    return int(
+        _one(
+            warehouse,
+            f"select count(*) as n from {qualified(t.schema, t.name)} where as_of_date = $1 and validation_id = $2",
+            [as_of_date, validation_id],
+        )["n"]
+    )
+
+
+def validation_outcome(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, validation_id: str) -> dict[str, Any]:
+    """{'n': expectations stored, 'ok': all passed} for one validation of one date."""
+    t = VALIDATION_RESULTS
+    if warehouse.table_columns(t.schema, t.name) is None:
+        return {"n": 0, "ok": False}
+    return _one(
+        warehouse,
+        f"select count(*) as n, coalesce(bool_and(success), false) as ok from {qualified(t.schema, t.name)} "
+        "where validation_id = $1 and model_name = $2 and as_of_date = $3",
+        [validation_id, spec.name, as_of_date],
+    )
+
+
+def scored_versions(warehouse: Warehouse, spec: ModelSpec, start: dt.date, end: dt.date) -> dict[dt.date, set[int]]:
+    """The model versions whose predictions each date of start..end holds."""
+    t = predictions(spec)
+    if warehouse.table_columns(t.schema, t.name) is None:
+        return {}
+    found: dict[dt.date, set[int]] = {}
+    for row in warehouse.query(
+        f"select distinct as_of_date, model_version from {qualified(t.schema, t.name)} where as_of_date between $1 and $2",
+        [start, end],
+    ).to_pylist():
+        found.setdefault(row["as_of_date"], set()).add(int(row["model_version"]))
+    return found
+
+
+def latest_statuses(warehouse: Warehouse, model: str, start: dt.date, end: dt.date) -> dict[dt.date, str]:
+    """The status of each date's latest attempt in start..end."""
+    t = SCORING_RUNS
+    if warehouse.table_columns(t.schema, t.name) is None:
+        return {}
+    latest: dict[dt.date, str] = {}
+    for row in warehouse.query(
+        f"select as_of_date, status from {qualified(t.schema, t.name)} "
+        "where model_name = $1 and as_of_date between $2 and $3 and status <> 'unpublished' order by started_at",
+        [model, start, end],
+    ).to_pylist():
+        latest[row["as_of_date"]] = row["status"]
+    return latest
+
+
+def record_run(warehouse: Warehouse, row: dict[str, Any]) -> None:
+    """Write an attempt's run-log row, replacing the one it had (one row per attempt)."""
+    import pyarrow as pa
+
+    t = SCORING_RUNS
+    rows = pa.Table.from_pylist([row], schema=scoring_runs_schema())
+    warehouse.replace_partition(t.schema, t.name, None, rows.schema, rows.to_batches(), {"scoring_run_id": row["scoring_run_id"]})
+
+
+def update_run(warehouse: Warehouse, scoring_run_id: str, values: dict[str, Any]) -> bool:
+    """Change some columns of an attempt's run-log row; False if the attempt has no row."""
+    t = SCORING_RUNS
+    return warehouse.update_rows(t.schema, t.name, {"scoring_run_id": scoring_run_id}, values) > 0
+
+
+def store_validation(warehouse: Warehouse, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+
+    t = VALIDATION_RESULTS
+    warehouse.append(t.schema, t.name, pa.Table.from_pylist(rows, schema=validation_results_schema()))
+
+
+def replace_quarantine(
+    warehouse: Warehouse, spec: ModelSpec, key: Sequence[pa.Field], as_of_date: dt.date, rows: pa.Table
+) -> int:
+    t = quarantine(spec)
+    return warehouse.replace_partition(t.schema, t.name, as_of_date, quarantine_schema(key), rows.to_batches())
+
+
+def clear_quarantine(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date) -> None:
+    t = quarantine(spec)
+    warehouse.delete_partition(t.schema, t.name, as_of_date)
+
+
+def drop_scratch(warehouse: Warehouse, schema: str) -> None:
+    """Drop a dry run's scratch schema, and nothing else."""
+    if not schema.startswith(SCRATCH_PREFIX):
+        raise ValueError(f"{schema!r} is not a scratch schema")
+    warehouse.drop_schema(check_identifier(schema, "scratch schema"))
+
+
+def dashboard_view(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, top: int = 5) -> tuple[pa.Table, pa.Table]:
+    """What the demo prints: the highest scores of the latest date, and the date's summary."""
+    m = marts(spec)
+    latest, summary = m["latest_scores"], m["daily_summary"]
+    key = ", ".join(quote(c) for c in spec.key_columns)
+    highest = warehouse.query(
+        f"select {key}, as_of_date, score, risk_band, {quote(spec.segment)}, model_version "
+        f"from {qualified(latest.schema, latest.name)} order by score desc, {key} limit {int(top)}"
+    )
+    day = warehouse.query(
+        f"select as_of_date, {quote(spec.segment)}, entities, mean_score, p90_score, high_risk "
+        f"from {qualified(summary.schema, summary.name)} where as_of_date = $1 order by {quote(spec.segment)} nulls last",
+        [as_of_date],
+    )
+    return highest, day
