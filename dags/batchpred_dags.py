@@ -19,7 +19,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_conte
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from pipelines import tasks
-from pipelines.errors import BatchpredError
+from pipelines.errors import BatchpredError, DryRun
 from pipelines.spec import ModelSpec, list_models, load_spec
 
 # Tasks that write to the warehouse share this pool. `batchpred demo` (and the
@@ -59,7 +59,7 @@ def _run(step: str, model: str, **inputs):
     )
     try:
         return tasks.run(step, model, ctx, inputs)
-    except tasks.DryRun as skip:
+    except DryRun as skip:
         raise AirflowSkipException(str(skip)) from None
     except BatchpredError as exc:
         if exc.retryable:

@@ -73,3 +73,7 @@ class WarehouseBusy(BatchpredError):
 
 class NoWarehouse(BatchpredError):
     """The embedded warehouse file does not exist yet: there is no raw data to work on."""
+
+
+class DryRun(BatchpredError):
+    """Raised by a writing task of a dry run: the DAG marks the task skipped, not failed."""

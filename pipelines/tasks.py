@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.errors import BatchpredError, InputError
+from pipelines.errors import DryRun, InputError
 from pipelines.spec import ALIAS_PATTERN
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,3 @@ def run(step: str, model: str, ctx: RunContext, inputs: dict[str, Any]) -> Any:
         steps.build_marts(settings, spec, [attempt])
         return {"as_of_date": attempt.as_of_date.isoformat()}
     raise ValueError(f"unknown step {step!r}")
-
-
-class DryRun(BatchpredError):
-    """Raised by a writing task of a dry run: the DAG marks it skipped."""

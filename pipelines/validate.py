@@ -191,7 +191,7 @@ def _prepare_engine(engine, kind: str, query: str) -> None:
     """
     from sqlalchemy import event
 
-    zero_rows = f"select * from ({query}) as columns_only limit 0"
+    zero_rows = catalog.columns_only(query)
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _no_rows(connection, cursor, statement, parameters, context, executemany):

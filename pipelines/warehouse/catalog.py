@@ -239,6 +239,11 @@ def partition_query(table: Table, as_of_date: dt.date) -> str:
     return f"select * from {qualified(table.schema, table.name)} where as_of_date = date '{as_of_date.isoformat()}'"
 
 
+def columns_only(query: str) -> str:
+    """A query with the same columns as `query` and no rows (for GX's column lookup)."""
+    return f"select * from ({query}) as columns_only limit 0"
+
+
 def count_partition(warehouse: Warehouse, table: Table, as_of_date: dt.date) -> int:
     if warehouse.table_columns(table.schema, table.name) is None:
         return 0
