@@ -10,19 +10,29 @@ Figures, per row count N and warehouse:
   peak_rss         peak resident memory of that process (imports, model load, scoring one date)
   validation       the GX suite (bench/bench_features.json) on the date, in seconds per 1M rows
   validation_sql   the same checks as one hand-written aggregate query, in seconds per 1M rows
+  drift            drift of every feature of the scored date: the single-scan histogram of the 40
+                   features over the version's reference bins, plus the score histogram over the
+                   date's predictions (pipelines.monitoring.drift.profile), in seconds per 1M rows
+  estimated_performance   pipelines.monitoring.performance.estimate on the date, s per 1M rows
+  realized_performance    pipelines.monitoring.performance.realize on the date once its labels
+                   exist (analytics.bench_labels, drawn from the bench signal), s per 1M rows
+  monitor_peak_rss peak RSS of a fresh process monitoring the date (target < 1 GB at 10M, DuckDB)
 At the first N only (a fresh process each):
   whole_task       wall time of everything a scoring task does for one date: imports, model
                    resolve and load, validation, scoring, write, run log
   fixed_cost       its fixed part: interpreter start, imports, model resolve and load
   naive_baseline   pandas.read_sql -> pyfunc predict -> DataFrame.to_sql, rows/s and peak RSS
   whole_task_vs_naive
+  monitor_task     wall time of the whole monitor of one date: imports, registry resolve and
+                   pipelines.monitoring.monitor.monitor_date, launch to exit
 Once:
   dag_parse        seconds each DAG file adds to a parse, beyond `import airflow`
   backfill         `batchpred backfill churn` over 30 dates x ~100k rows (bench/backfill.py)
 
 Every figure is the median of its runs with the min-max range. The heavy ones run fewer times
 at large N (see `repeats_for`); each figure's `runs` in the JSON says how many. Results go to
-bench/results/<timestamp>.json and bench/results/latest.json.
+bench/results/<timestamp>.json and bench/results/latest.json. The table is printed twice: one row per
+measurement, then a summary in the README's layout (figure | DuckDB | PostgreSQL | target, met or missed).
 """
 
 from __future__ import annotations
@@ -45,8 +55,19 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from bench import backfill
-from bench.common import DAY, Figure, bench_spec, feature_batches, measure, run_child
+from bench import backfill, summary
+from bench.common import (
+    DAY,
+    LABELS_SCHEMA,
+    Figure,
+    bench_contract,
+    bench_spec,
+    feature_batches,
+    label_select,
+    measure,
+    run_child,
+    signal,
+)
 from bench.validation_sql import validate_sql
 from pipelines.settings import DAGS_DIR, Settings
 from pipelines.spec import ModelSpec
@@ -59,43 +80,64 @@ NAIVE_ROWS = {"postgres": 1_000_000, "duckdb": 100_000}
 
 
 def repeats_for(rows: int, repeats: int) -> int:
-    """Fewer runs at large N, to keep `make bench` under 15 minutes: 3, 2 and 1 at 1M, 5M and 10M
-    by default. The GX validation runs once above 1M and the whole task at most twice (see main)."""
+    """Fewer runs at large N, to keep `make bench` under 20 minutes: 3, 2 and 1 at 1M, 5M and 10M
+    by default. The GX validation runs once above 1M, the whole task and the monitor task at most
+    twice, and the monitor's peak RSS once above the first N (see main)."""
     return repeats if rows <= 1_000_000 else min(repeats, 2) if rows <= 5_000_000 else 1
 
 
 def train_and_register(settings: Settings, spec: ModelSpec):
+    """Train the bench booster on 50k rows, validate it on 50k more, and register it as
+    bench@champion with its input contract and training reference. Returns the pinned version,
+    the booster, the reference and the label threshold (the training sample's median signal)."""
     import pandas as pd
     import xgboost as xgb
 
     from pipelines import registry
-    from pipelines.matrix import feature_matrix
+    from pipelines.monitoring.reference import training_reference
+    from pipelines.train import metrics_for
 
-    sample = pa.Table.from_batches(list(feature_batches(50_000, seed=1)))
-    x = feature_matrix(sample, spec)
-    signal = np.nan_to_num(x[:, 10] - x[:, 20] / 3 + x[:, 0])
-    y = (signal + np.random.default_rng(2).normal(0, 1, len(signal)) > np.median(signal)).astype(np.float32)
+    contract = bench_contract(spec)
+
+    def sample(seed: int, noise_seed: int, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+        x = contract.matrix(pa.Table.from_batches(list(feature_batches(50_000, seed=seed))))
+        s = signal(x)
+        threshold = float(np.median(s)) if threshold is None else threshold
+        y = (s + np.random.default_rng(noise_seed).normal(0, 1, len(s)) > threshold).astype(np.float32)
+        return x, y, threshold
+
+    x, y, threshold = sample(seed=1, noise_seed=2)
     booster = xgb.train(
         {"objective": "binary:logistic", "max_depth": 6, "eta": 0.1, "tree_method": "hist", "seed": 0},
-        xgb.DMatrix(x, label=y, feature_names=list(spec.feature_names)),
+        xgb.DMatrix(x, label=y, feature_names=list(contract.feature_names)),
         num_boost_round=300,
     )
-    example = pd.DataFrame(x[:5], columns=list(spec.feature_names))
-    model = registry.log_model(settings, spec.name, booster, example, {"trees": 300, "depth": 6}, {}, {})
+    x_valid, y_valid, _ = sample(seed=3, noise_seed=4, threshold=threshold)
+    valid_scores = booster.inplace_predict(x_valid)
+    metrics = metrics_for(y_valid, valid_scores)
+    reference = training_reference(
+        contract, x, {}, valid_scores, y_valid, metrics, booster.get_score(importance_type="total_gain"), spec.action_threshold
+    )
+    example = pd.DataFrame(x[:5], columns=list(contract.feature_names))
+    model = registry.log_model(
+        settings, spec.name, booster, contract, example, {"trees": 300, "depth": 6},
+        {f"val_{k}": v for k, v in metrics.items()}, {"training_reference.json": reference},
+    )  # fmt: skip
     registry.set_alias(settings, model, "champion")
-    return registry.resolve(settings, spec.name, "champion"), booster
+    return registry.resolve(settings, spec.name, "champion"), booster, reference, threshold
 
 
 def load_partition(settings: Settings, rows: int, table: str = "bench_features") -> None:
     from pipelines.warehouse import open_warehouse
 
     schema = next(feature_batches(1)).schema
-    open_warehouse(settings.warehouse_url).replace_partition("analytics", table, DAY, schema, feature_batches(rows))
+    warehouse = open_warehouse(settings.warehouse_url, create=True)
+    warehouse.replace_partition("analytics", table, DAY, schema, feature_batches(rows))
 
 
 def scoring(settings: Settings, name: str, rows: int, runs: int, limit_rate: float) -> list[Figure]:
     """data_path and peak_rss, from the same fresh processes."""
-    results = [run_child("bench.tasks", settings, "score") for _ in range(runs)]
+    results = [run_child("bench.tasks", settings, "score", str(rows)) for _ in range(runs)]
     assert all(r["rows"] == rows for r in results), results
     rate = [rows / r["seconds"] for r in results]
     return [
@@ -145,8 +187,97 @@ def validation(settings: Settings, spec: ModelSpec, name: str, rows: int, runs: 
     ]  # fmt: skip
 
 
+def model_health(
+    settings: Settings, spec: ModelSpec, name: str, rows: int, runs: int, version: int, reference: dict, threshold: float
+) -> list[Figure]:
+    """drift, estimated_performance and realized_performance of the scored date, in seconds per 1M rows.
+    The labels are written (untimed) between the estimate and the realized performance."""
+    from pipelines.monitoring import drift, performance
+    from pipelines.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings.warehouse_url)
+    per_1m = 1e6 / rows
+    baseline = {n: f["counts"] for n, f in reference["features"].items()} | {drift.SCORE: reference["score"]["counts"]}
+    found: dict = {}
+
+    def drift_of_all_features() -> None:
+        current = drift.profile(warehouse, spec, reference, version, DAY)
+        found["drift"] = current, drift.drift_rows(spec, reference, current, baseline, "baseline", None)
+
+    def estimated() -> None:
+        found["estimated"] = performance.estimate(warehouse, spec, reference, version, DAY)
+
+    drift_s, estimate_s = measure(drift_of_all_features, runs), measure(estimated, runs)
+    current, compared = found["drift"]
+    scored = sum(current.counts[drift.SCORE])
+    if current.rows != rows or scored != rows:
+        raise AssertionError(f"the drift profile counted {current.rows} feature rows and {scored} scores, not {rows}")
+    statuses = {s: sum(1 for r in compared if r["status"] == s) for s in ("ok", "warn", "alert")}
+    worst = max((r for r in compared if r["feature"] != drift.SCORE), key=lambda r: r["psi"])
+    est = found["estimated"]
+    if est is None or est["rows"] != rows:
+        raise AssertionError(f"the estimated performance counted {est and est['rows']} scores, not {rows}")
+
+    started = time.perf_counter()
+    labelled = warehouse.replace_partition_select(
+        "analytics", spec.labels_model, DAY, LABELS_SCHEMA, label_select(spec), [DAY, threshold]
+    )
+    labels_s = time.perf_counter() - started
+    if labelled != rows:
+        raise AssertionError(f"{labelled} labels written for {rows} rows")
+    labels_through = DAY + dt.timedelta(days=spec.training.label_horizon_days)
+
+    def realized() -> None:
+        found["realized"] = performance.realize(warehouse, spec, reference, version, DAY, labels_through, est["expected_auc"])
+
+    realize_s = measure(realized, runs)
+    row, _ = found["realized"]
+    if row["rows_labelled"] != rows:
+        raise AssertionError(f"the realized performance joined {row['rows_labelled']} labels, not {rows}")
+    band = f"[{est['expected_auc_lower']:.4f}, {est['expected_auc_upper']:.4f}]" if est["expected_auc"] is not None else ""
+    return [
+        Figure("drift", name, rows, [s * per_1m for s in drift_s], "s/1M rows",
+               note=f"drift.profile (one scan: histogram of {len(reference['features'])} features over the reference bins; "
+               f"one of the {rows:,} scores) + baseline comparison; statuses {statuses}, worst PSI {worst['psi']:.4f} "
+               f"({worst['feature']}) (target DuckDB <= 0.5, PostgreSQL <= 2.0)"),
+        Figure("estimated_performance", name, rows, [s * per_1m for s in estimate_s], "s/1M rows",
+               note=f"performance.estimate (score buckets + CBPE): expected AUC {est['expected_auc'] or 0:.4f} {band}, "
+               f"validation AUC {est['validation_auc']:.4f}, status {est['status']} (target <= 0.5)"),
+        Figure("realized_performance", name, rows, [s * per_1m for s in realize_s], "s/1M rows",
+               note=f"performance.realize over {rows:,} labels (written in {labels_s:.1f} s, untimed): ROC AUC "
+               f"{row.get('roc_auc') or 0:.4f}, PR AUC {row.get('pr_auc') or 0:.4f}, status {row['status']} (target <= 0.5)"),
+    ]  # fmt: skip
+
+
+def monitor_task(settings: Settings, name: str, rows: int, runs: int, whole_wall: float | None) -> list[Figure]:
+    """The whole monitor of the scored date in fresh processes: monitor_task (with `whole_wall`,
+    the whole scoring task's median wall time, to compare with) and monitor_peak_rss."""
+    results = [run_child("bench.tasks", settings, "monitor") for _ in range(runs)]
+    bad = [r["summary"] for r in results if r["status"] in ("no_reference", "no_predictions", "empty_partition")]
+    if bad:
+        raise AssertionError(f"the monitor did not monitor the bench date: {bad[0]}")
+    what = "fresh process: imports, resolve, monitor_date of one date (target < 1 GB at 10M rows on DuckDB)"
+    rss = Figure("monitor_peak_rss", name, rows, [r["peak_rss_bytes"] / 1e9 for r in results], "GB", note=what)
+    if whole_wall is None:
+        return [rss]
+    walls = [r["wall_s"] for r in results]
+
+    def phase(a: str, b: str) -> float:
+        return statistics.median(r["stamps"][b] - r["stamps"][a] for r in results)
+
+    startup = statistics.median(r["stamps"]["started"] - r["launched_at"] for r in results)
+    share = statistics.median(walls) / whole_wall
+    return [
+        Figure("monitor_task", name, rows, walls, "s",
+               note=f"fresh process, launch to exit: interpreter {startup:.2f} s, imports {phase('started', 'imported'):.2f} s, "
+               f"resolve {phase('imported', 'resolved'):.2f} s, monitor_date {phase('resolved', 'monitored'):.2f} s; "
+               f"{share:.2f} of the whole scoring task ({whole_wall:.1f} s); {results[-1]['summary']}"),
+        rss,
+    ]  # fmt: skip
+
+
 def whole_task(settings: Settings, name: str, rows: int, runs: int) -> tuple[list[Figure], float]:
-    """Returns the figures and the median whole-task rows/s."""
+    """Returns the figures and the median whole-task wall time."""
     results = [run_child("bench.tasks", settings, "whole") for _ in range(runs)]
     assert all(r["rows"] == rows for r in results), results
     walls = [r["wall_s"] for r in results]
@@ -161,7 +292,7 @@ def whole_task(settings: Settings, name: str, rows: int, runs: int) -> tuple[lis
         f"{phase('imported', 'imported_gx'):.2f} s, resolve {phase('imported_gx', 'resolved'):.2f} s, "
         f"load {phase('resolved', 'loaded'):.2f} s"
     )
-    rate = statistics.median(rows / w for w in walls)
+    rate = rows / statistics.median(walls)
     figures = [
         Figure("whole_task", name, rows, walls, "s",
                note=f"fresh process, launch to exit: fixed part, validation {phase('loaded', 'validated'):.2f} s "
@@ -170,11 +301,13 @@ def whole_task(settings: Settings, name: str, rows: int, runs: int) -> tuple[lis
         Figure("whole_task_peak_rss", name, rows, [r["peak_rss_bytes"] / 1e9 for r in results], "GB",
                note="peak RSS of that process (GX included)"),
     ]  # fmt: skip
-    return figures, rate
+    return figures, statistics.median(walls)
 
 
 def naive(settings: Settings, name: str, rows: int, cap: int, ours: float | None) -> list[Figure]:
-    """The tutorial pipeline on the first min(rows, cap) rows of the same data, in a fresh process."""
+    """The tutorial pipeline on the first min(rows, cap) rows of the same data, in a fresh process.
+    `ours` is the whole task's rows/s. Its whole task on the capped table replaces the bench date's
+    predictions with that table's, so this runs last at its N."""
     n = min(rows, cap)
     load_partition(settings, n, NAIVE_TABLE)
     r = run_child("bench.tasks", settings, "naive", NAIVE_TABLE)
@@ -246,17 +379,18 @@ def main() -> None:
     began = time.perf_counter()
 
     from pipelines import registry
-    from pipelines.matrix import feature_matrix
 
     home = Path(tempfile.mkdtemp(prefix="batchpred-bench-"))
     base = Settings.from_env({"BATCHPRED_HOME": str(home)})
     spec = bench_spec()
-    model, booster = train_and_register(base, spec)
+    contract = bench_contract(spec)
+    model, booster, reference, threshold = train_and_register(base, spec)
     registry.load_booster(base, model)
 
     warehouses = args.warehouses.split(",")
     urls = {}
     cluster = None
+    postgres = "PostgreSQL"
     if "duckdb" in warehouses or "duckdb" in args.backfill:
         urls["duckdb"] = f"duckdb:///{home / 'bench.duckdb'}"
     if "postgres" in warehouses or "postgres" in args.backfill:
@@ -267,6 +401,7 @@ def main() -> None:
             cluster = PostgresCluster().start()
             server = cluster.url
         urls["postgres"] = create_database(server, "batchpred_bench")
+        postgres = postgres_label(urls["postgres"])
 
     plan = [(rows, [w for w in warehouses if w in urls]) for rows in args.rows]
     plan += [(rows, ["duckdb"]) for rows in args.duckdb_rows if "duckdb" in urls]
@@ -278,7 +413,7 @@ def main() -> None:
             runs = repeats_for(rows, args.repeats)
             first = rows == args.rows[0]
             # Row-major, as inplace_predict likes it best: the limit is not tied to our matrix layout.
-            matrix = np.ascontiguousarray(feature_matrix(pa.Table.from_batches(list(feature_batches(rows))), spec))
+            matrix = np.ascontiguousarray(contract.matrix(pa.Table.from_batches(list(feature_batches(rows)))))
             limit_rate = [rows / s for s in measure(functools.partial(booster.inplace_predict, matrix), runs)]
             del matrix
             figures.append(
@@ -290,10 +425,14 @@ def main() -> None:
                 load_partition(settings, rows)
                 figures += scoring(settings, name, rows, runs, statistics.median(limit_rate))
                 figures += validation(settings, spec, name, rows, runs if rows <= 1_000_000 else 1, plant=first)
+                figures += model_health(settings, spec, name, rows, runs, model.version, reference, threshold)
                 if first:
-                    task_figures, ours = whole_task(settings, name, rows, min(runs, 2))
+                    task_figures, whole_wall = whole_task(settings, name, rows, min(runs, 2))
                     figures += task_figures
-                    figures += naive(settings, name, rows, args.naive_rows or NAIVE_ROWS[name], ours)
+                    figures += monitor_task(settings, name, rows, min(runs, 2), whole_wall)
+                    figures += naive(settings, name, rows, args.naive_rows or NAIVE_ROWS[name], rows / whole_wall)
+                else:
+                    figures += monitor_task(settings, name, rows, 1, None)
                 print_table(figures[done:], header=False, file=sys.stderr)
                 save(figures, args, began, stamp)  # a run cut short still leaves what it measured
         figures += dag_parse(args.repeats)
@@ -313,9 +452,18 @@ def main() -> None:
 
     save(figures, args, began, stamp, errors)
     print_table(figures)
+    print("\n" + summary.table(figures, postgres))
     print(f"\n{len(figures)} figures in {time.perf_counter() - began:.0f} s; results in {RESULTS / (stamp + '.json')}")
     if errors:
         sys.exit("\n".join(["failed:", *errors]))
+
+
+def postgres_label(url: str) -> str:
+    """'PostgreSQL 15', from the server."""
+    from pipelines.warehouse import open_warehouse
+
+    version = open_warehouse(url).query("select current_setting('server_version') as v").to_pylist()[0]["v"]
+    return f"PostgreSQL {version.split('.')[0]}"
 
 
 def machine() -> dict:
@@ -337,6 +485,7 @@ def save(figures: list[Figure], args: argparse.Namespace, began: float, stamp: s
         "arguments": vars(args),
         "elapsed_s": time.perf_counter() - began,
         "measurements": [f.as_dict() for f in figures],
+        "targets": summary.verdicts(figures),
         "errors": list(errors),
     }
     RESULTS.mkdir(exist_ok=True)

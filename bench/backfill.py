@@ -32,19 +32,22 @@ ACTIVE_SHARE = 0.56  # share of customers active on a date in the demo business 
 
 def register_churn_champion(settings: Settings) -> None:
     import pandas as pd
+    import pyarrow as pa
     import xgboost as xgb
 
     from pipelines import registry
+    from pipelines.contract import InputContract
     from pipelines.spec import load_spec
 
     spec = load_spec("churn")
+    contract = InputContract.for_spec(spec, {column: pa.int64() for column in spec.key_columns})  # customer_id
     rng = np.random.default_rng(0)
     x = rng.gamma(2.0, 5.0, (20_000, len(spec.feature_names))).astype(np.float32)
     y = (x[:, 0] + rng.normal(0, 5, len(x)) > np.median(x[:, 0])).astype(np.float32)
     params = {k: v for k, v in spec.training.params.items() if k != "eval_metric"}
     booster = xgb.train(params, xgb.DMatrix(x, label=y, feature_names=list(spec.feature_names)), spec.training.num_boost_round)
     example = pd.DataFrame(x[:5], columns=list(spec.feature_names))
-    model = registry.log_model(settings, "churn", booster, example, {"bench": True}, {}, {})
+    model = registry.log_model(settings, "churn", booster, contract, example, {"bench": True}, {}, {})
     registry.set_alias(settings, model, "champion")
 
 

@@ -1,5 +1,5 @@
-"""What the benchmark figures share: the bench model's spec and data, the Figure record,
-and running a fresh Python process that reports JSON on its last line."""
+"""What the benchmark figures share: the bench model's spec, input contract, data and labels,
+the Figure record, and running a fresh Python process that reports JSON on its last line."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pipelines.contract import InputContract
 from pipelines.settings import REPO_ROOT, Settings
-from pipelines.spec import ModelSpec, Training
+from pipelines.spec import Completeness, ModelSpec, Source, Training
 
 BENCH_DIR = Path(__file__).resolve().parent
 DAY = dt.date(2026, 1, 31)
@@ -25,22 +26,56 @@ N_FEATURES = 40
 N_CATEGORICAL_CODES = 8  # integer-coded categoricals among the 40 columns
 
 
-def bench_spec() -> ModelSpec:
+def bench_spec(features_model: str = "bench_features") -> ModelSpec:
+    """The bench model, built in code (it has no models/bench/model.yaml). Its only completeness
+    source is its own feature table, so a task's completeness check passes on the bench date
+    (score_partition, called directly, does not check completeness)."""
     return ModelSpec(
         name="bench",
         description="benchmark model: 300 trees of depth 6 over 40 columns",
-        entity_key="entity_id",
+        key_columns=("entity_id",),
         target="label",
-        features_model="bench_features",
-        training_model="bench_features",
+        features_model=features_model,
+        labels_model="bench_labels",  # analytics.bench_labels, made by bench/__main__.py (make_labels)
         suite="bench_features",  # bench/bench_features.json
         numeric_features=tuple(f"f{i:02d}" for i in range(N_FEATURES)),
         categorical_features={},
         segment="f00",
+        completeness=Completeness(lookback_days=1, sources=(Source("analytics", features_model, "as_of_date"),)),
         batch_size=100_000,
         training=Training(),
         suites_dir=BENCH_DIR,
     )
+
+
+def bench_contract(spec: ModelSpec) -> InputContract:
+    return InputContract.for_spec(spec, {"entity_id": pa.int64()})
+
+
+def signal(x: np.ndarray) -> np.ndarray:
+    """What the bench label depends on (plus unit normal noise): f10 - f20 / 3 + f00, 0 when any is missing.
+    `label_select` computes the same in SQL."""
+    return np.nan_to_num(x[:, 10] - x[:, 20] / 3 + x[:, 0])
+
+
+def label_select(spec: ModelSpec) -> str:
+    """The SELECT of the bench labels for one date ($1) of the feature table: 1 when the signal plus
+    unit normal noise (Box-Muller on random()) is above $2, the training sample's median signal."""
+    signal_sql = "case when t.f10 is null or t.f20 is null or t.f00 is null then 0 else t.f10 - t.f20 / 3 + t.f00 end"
+    noise = "sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())"
+    return (
+        f"select t.entity_id, t.as_of_date, cast(case when {signal_sql} + {noise} > $2 then 1 else 0 end as integer) as label "
+        f"from analytics.{spec.features_model} as t where t.as_of_date = $1"
+    )
+
+
+LABELS_SCHEMA = pa.schema(
+    [
+        pa.field("entity_id", pa.int64(), nullable=False),
+        pa.field("as_of_date", pa.date32(), nullable=False),
+        pa.field("label", pa.int32()),
+    ]
+)
 
 
 def feature_batches(rows: int, batch_size: int = 200_000, seed: int = 0, day: dt.date = DAY):

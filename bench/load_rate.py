@@ -18,13 +18,14 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from pipelines.score import predictions_schema
 from pipelines.spec import load_spec
 from pipelines.warehouse import open_warehouse
+from pipelines.warehouse.catalog import predictions_schema
 
 
 def prediction_batches(rows: int, batch_size: int = 100_000) -> list[pa.RecordBatch]:
-    schema = predictions_schema(load_spec("churn"))
+    spec = load_spec("churn")
+    schema = predictions_schema([pa.field(column, pa.int64(), nullable=False) for column in spec.key_columns])
     day = dt.date(2026, 1, 31)
     now = dt.datetime.now(dt.UTC)
     rng = np.random.default_rng(0)
@@ -38,7 +39,7 @@ def prediction_batches(rows: int, batch_size: int = 100_000) -> list[pa.RecordBa
                     pa.repeat(pa.scalar(day, pa.date32()), n),
                     pa.array(rng.random(n)),
                     pa.repeat(pa.scalar("churn"), n),
-                    pa.repeat(pa.scalar("1"), n),
+                    pa.repeat(pa.scalar(1, pa.int64()), n),
                     pa.repeat(pa.scalar("0123456789abcdef0123456789abcdef"), n),
                     pa.repeat(pa.scalar("run"), n),
                     pa.repeat(pa.scalar("scheduled__2026-02-01T00:00:00+00:00"), n),
@@ -51,7 +52,7 @@ def prediction_batches(rows: int, batch_size: int = 100_000) -> list[pa.RecordBa
 
 
 def measure(url: str, batches: list[pa.RecordBatch], repeats: int = 3) -> list[float]:
-    warehouse = open_warehouse(url)
+    warehouse = open_warehouse(url, create=True)
     schema = batches[0].schema
     day = dt.date(2026, 1, 31)
     rates = []

@@ -1,12 +1,15 @@
 """The fresh processes the harness times, one per figure:
 
-    python -m bench.tasks score        score_partition for the bench date, model loaded first:
-                                       the data path's seconds and the process's peak RSS
+    python -m bench.tasks score ROWS   score_partition for the bench date (ROWS rows, none
+                                       quarantined), model and contract loaded first: the data
+                                       path's seconds and the process's peak RSS
     python -m bench.tasks whole [TABLE] everything a scoring task does for one date, in order:
                                        imports, resolve, load, validate, score, write, run log
                                        (on analytics.TABLE instead of bench_features if given)
     python -m bench.tasks naive TABLE  the tutorial pipeline: pandas.read_sql -> pyfunc predict
                                        -> DataFrame.to_sql, reading analytics.TABLE for the bench date
+    python -m bench.tasks monitor      the whole monitor of the (scored) bench date: imports, resolve,
+                                       pipelines.monitoring.monitor.monitor_date
 
 Each prints one JSON line: time.time() stamps of its phases and its peak RSS.
 Settings come from the environment (BATCHPRED_HOME, BATCHPRED_WAREHOUSE_URL, MLFLOW_TRACKING_URI).
@@ -16,7 +19,6 @@ import time
 
 STARTED = time.time()
 
-import dataclasses  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 
@@ -30,18 +32,22 @@ def peak_rss_bytes() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def score() -> dict:
+def score(rows: str) -> dict:
     from bench.common import DAY, bench_spec
     from pipelines import registry
+    from pipelines.records import ValidationRef
     from pipelines.score import score_partition
     from pipelines.settings import Settings
 
     settings = Settings.from_env()
     model = registry.resolve(settings, "bench", "champion")
-    registry.input_columns(settings, model)
+    registry.contract(settings, model)
     registry.load_booster(settings, model)
+    # No validation ran: nothing is quarantined (there is no quarantine table, so the read
+    # excludes nothing), and the count the write is checked against is the partition's.
+    validation = ValidationRef(validation_id="bench", rows=int(rows), rows_quarantined=0)
     started = time.perf_counter()
-    result = score_partition(settings, bench_spec(), DAY, model, "bench")
+    result = score_partition(settings, bench_spec(), DAY, model, validation, "bench")
     return {"seconds": time.perf_counter() - started, "rows": result.rows_scored, "peak_rss_bytes": peak_rss_bytes()}
 
 
@@ -61,20 +67,41 @@ def whole(table: str | None = None) -> dict:
     from pipelines.validate import validate_partition  # noqa: F401
 
     stamps["imported_gx"] = time.time()
-    settings, spec = Settings.from_env(), bench_spec()
-    if table:
-        spec = dataclasses.replace(spec, features_model=table)
-    model = steps.resolve_model(settings, spec, DAY)
+    settings = Settings.from_env()
+    spec = bench_spec(table) if table else bench_spec()
+    # plan: completeness, the run log's first row, resolve the alias, check the contract.
+    attempt = steps.plan(settings, spec, DAY)
     stamps["resolved"] = time.time()
-    pinned = registry.ResolvedModel(spec.name, model["model_version"], model["mlflow_run_id"], model["alias"])
-    registry.input_columns(settings, pinned)
-    registry.load_booster(settings, pinned)
+    registry.load_booster(settings, attempt.model)
     stamps["loaded"] = time.time()
-    validation = steps.validate(settings, spec, DAY)
+    validation = steps.validate(settings, spec, attempt)
     stamps["validated"] = time.time()
-    result = steps.score(settings, spec, DAY, validation["validation_id"], model=model)
+    published = steps.score(settings, spec, attempt, validation)
     stamps["scored"] = time.time()
-    return {"stamps": stamps, "rows": result["rows_scored"], "peak_rss_bytes": peak_rss_bytes()}
+    return {"stamps": stamps, "rows": published.rows_scored, "peak_rss_bytes": peak_rss_bytes()}
+
+
+def monitor() -> dict:
+    stamps = {"started": STARTED}
+    from bench.common import DAY, bench_spec
+    from pipelines import registry
+    from pipelines.monitoring.monitor import monitor_date
+    from pipelines.settings import Settings
+
+    stamps["imported"] = time.time()
+    settings = Settings.from_env()
+    model = registry.resolve(settings, "bench", "champion")
+    stamps["resolved"] = time.time()
+    health = monitor_date(settings, bench_spec(), DAY, model)
+    stamps["monitored"] = time.time()
+    return {
+        "stamps": stamps,
+        "status": health.status,
+        "drift_status": health.drift_status,
+        "alerts": len(health.alerts),
+        "summary": health.summary(),
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
 
 
 def naive(table: str) -> dict:
@@ -85,7 +112,7 @@ def naive(table: str) -> dict:
 
     from bench.common import DAY
     from pipelines.settings import Settings
-    from pipelines.validate import sqlalchemy_url
+    from pipelines.warehouse.url import parse
 
     stamps["imported"] = time.time()
     settings = Settings.from_env()
@@ -93,7 +120,7 @@ def naive(table: str) -> dict:
     model = mlflow.pyfunc.load_model("models:/bench@champion")
     version = mlflow.MlflowClient().get_model_version_by_alias("bench", "champion").version
     stamps["loaded"] = time.time()
-    engine = sqlalchemy.create_engine(sqlalchemy_url(settings.warehouse_url))
+    engine = sqlalchemy.create_engine(parse(settings.warehouse_url).sqlalchemy)
     frame = pd.read_sql(f"select * from analytics.{table} where as_of_date = '{DAY.isoformat()}'", engine)
     stamps["read"] = time.time()
     features = [f"f{i:02d}" for i in range(40)]
@@ -110,5 +137,5 @@ def naive(table: str) -> dict:
 
 if __name__ == "__main__":
     task, *args = sys.argv[1:]
-    result = {"score": score, "whole": whole, "naive": naive}[task](*args)
+    result = {"score": score, "whole": whole, "naive": naive, "monitor": monitor}[task](*args)
     print(json.dumps(result))

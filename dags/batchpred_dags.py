@@ -1,4 +1,4 @@
-"""Airflow DAGs for every model in models/<name>/model.yaml: <name>_score and <name>_train.
+"""Airflow DAGs for every model in models/<name>/model.yaml: <name>_score, <name>_monitor and <name>_train.
 
 This file only wires tasks. Each task hands its name, its run's context and its
 inputs to `pipelines.tasks.run`, which calls one step; the schedule, retries,
@@ -15,8 +15,19 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetOrTimeSchedule,
+    BaseNotifier,
+    Connection,
+    CronDataIntervalTimetable,
+    CronTriggerTimetable,
+    Param,
+    get_current_context,
+    task,
+)
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 
 from pipelines import tasks
 from pipelines.errors import BatchpredError, DryRun
@@ -25,6 +36,54 @@ from pipelines.spec import ModelSpec, list_models, load_spec
 # Tasks that write to the warehouse share this pool. `batchpred demo` (and the
 # production init) create it: 1 slot for a DuckDB file, which takes one writer at a time.
 WAREHOUSE_POOL = "batchpred_warehouse"
+# The Airflow connection whose URL (e.g. http://hooks.example.com/batchpred) receives alerts
+# and task failures as JSON: AIRFLOW_CONN_BATCHPRED_ALERTS='https://...'. Without it, alerts
+# stay in monitoring.alerts and each task says once that nothing was sent.
+ALERTS_CONNECTION = "batchpred_alerts"
+# The monitor's daily run (realized performance of dates whose labels completed), UTC.
+MONITOR_SCHEDULE = "0 6 * * *"
+
+
+def predictions_asset(model: str) -> Asset:
+    """Updated by each publish of <model>_score; <model>_monitor runs on it."""
+    return Asset(name=f"{model}_predictions", uri=f"batchpred://{model}/predictions")
+
+
+def retrain_asset(model: str) -> Asset:
+    """Updated when monitoring asks for a retrain; <model>_train runs on it (or on its schedule)."""
+    return Asset(name=f"{model}_retrain", uri=f"batchpred://{model}/retrain")
+
+
+def _webhook_url() -> str | None:
+    try:
+        return Connection.get(ALERTS_CONNECTION).get_uri()
+    except AirflowNotFoundException:
+        return None
+
+
+class WebhookNotifier(BaseNotifier):
+    """Posts a failed task (as an on_failure_callback) to the ALERTS_CONNECTION webhook."""
+
+    def notify(self, context) -> None:
+        from pipelines.monitoring.alerts import post
+
+        url = _webhook_url()
+        if url is None:
+            return
+        ti, dag_run = context["ti"], context["dag_run"]
+        error = context.get("exception")
+        post(
+            url,
+            {
+                "model_name": dag_run.dag_id.rsplit("_", 1)[0],
+                "as_of_date": None,
+                "severity": "alert",
+                "check_name": "task_failed",
+                "subject": f"{ti.dag_id}.{ti.task_id}",
+                "message": f"{ti.dag_id} task {ti.task_id} failed in run {dag_run.run_id}: {error}",
+            },
+        )
+
 
 SCORE_DOC = """
 Scores **{name}** for one as-of date D, then rebuilds its marts.
@@ -54,11 +113,16 @@ def _run(step: str, model: str, **inputs):
     context = get_current_context()
     dag_run = context["dag_run"]
     run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+    events = [dict(e.extra or {}) for evs in (context.get("triggering_asset_events") or {}).values() for e in evs]
     ctx = tasks.RunContext(
-        context["run_id"], str(run_type), context.get("logical_date"), dict(context["params"]), dict(dag_run.conf or {})
+        context["run_id"], str(run_type), context.get("logical_date"), dict(context["params"]), dict(dag_run.conf or {}), events
     )
     try:
-        return tasks.run(step, model, ctx, inputs)
+        result = tasks.run(step, model, ctx, inputs)
+        if step == "publish":  # the monitor runs on this event, for this date and version
+            keep = ("as_of_date", "model_version", "scoring_run_id")
+            context["outlet_events"][predictions_asset(model)].extra = {k: result[k] for k in keep}
+        return result
     except DryRun as skip:
         raise AirflowSkipException(str(skip)) from None
     except BatchpredError as exc:
@@ -85,6 +149,7 @@ def score_dag(spec: ModelSpec) -> DAG:
             "retry_delay": dt.timedelta(minutes=2),
             "retry_exponential_backoff": True,
             "execution_timeout": dt.timedelta(minutes=spec.scoring.timeout_minutes),
+            "on_failure_callback": WebhookNotifier(),
         },
         params={name: Param(**schema) for name, schema in tasks.score_params(spec.alias).items()},
     ) as dag:
@@ -105,7 +170,7 @@ def score_dag(spec: ModelSpec) -> DAG:
         def score_shard(shard: int, attempt: dict, validation: dict) -> dict:
             return run("score_shard", attempt=attempt, validation=validation, shard=shard)
 
-        @task(pool=WAREHOUSE_POOL)
+        @task(pool=WAREHOUSE_POOL, outlets=[predictions_asset(spec.name)])
         def publish(attempt: dict, validation: dict, shard_results: list[dict]) -> dict:
             # [:] reads every mapped result; iterating the lazy sequence probes one past
             # the end and logs a harmless "XCom not found" error.
@@ -123,16 +188,79 @@ def score_dag(spec: ModelSpec) -> DAG:
     return dag
 
 
+def monitor_dag(spec: ModelSpec) -> DAG:
+    with DAG(
+        dag_id=spec.monitor_dag_id,
+        description=f"Model health of {spec.name}: drift, estimated and realized performance, alerts",
+        doc_md=f"""
+Model health of **{spec.name}**, after every date `{spec.score_dag_id}` publishes (it runs on
+that asset), and daily at 06:00 UTC for the realized performance of dates whose labels
+completed. Writes the `monitoring` tables (feature_drift, estimated_performance,
+realized_performance, alerts, daily_health), posts each alert to the `{ALERTS_CONNECTION}`
+connection's webhook, and asks `{spec.train_dag_id}` for a retrain when the policy fires.
+It never delays or fails scoring. Rerun a date: Trigger with `as_of_date`, or
+`batchpred monitor {spec.name} --date D`.
+""",
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(MONITOR_SCHEDULE, timezone="UTC"), assets=[predictions_asset(spec.name)]
+        ),
+        start_date=None,
+        catchup=False,
+        max_active_runs=1,
+        tags=["batchpred", "monitoring", spec.name],
+        default_args={
+            "retries": 1,
+            "retry_delay": dt.timedelta(minutes=5),
+            "execution_timeout": dt.timedelta(minutes=spec.scoring.timeout_minutes),
+            "on_failure_callback": WebhookNotifier(),
+        },
+        params={name: Param(**schema) for name, schema in tasks.MONITOR_PARAMS.items()},
+    ) as dag:
+
+        @task(pool=WAREHOUSE_POOL)
+        def monitor() -> dict:
+            return _run("monitor", spec.name)
+
+        @task
+        def notify(found: dict) -> dict:
+            from pipelines.monitoring.alerts import send
+
+            return {"sent": send(_webhook_url(), found["alerts"], ALERTS_CONNECTION)}
+
+        @task(outlets=[retrain_asset(spec.name)])
+        def request_retrain(found: dict) -> dict:
+            if not found["retrain_requested_for"]:
+                raise AirflowSkipException("the retrain policy did not fire")
+            extra = {"retrain_requested_for": found["retrain_requested_for"], "reason": found["reason"]}
+            get_current_context()["outlet_events"][retrain_asset(spec.name)].extra = extra
+            return extra
+
+        found = monitor()
+        notify(found)
+        request_retrain(found)
+    return dag
+
+
 def train_dag(spec: ModelSpec) -> DAG:
+    retrain = retrain_asset(spec.name)
+    cron = spec.training.schedule
     with DAG(
         dag_id=spec.train_dag_id,
         description=f"Retrain {spec.name}; promote to @{spec.alias} only if it beats the current one",
-        schedule=spec.training.schedule,
+        doc_md=f"Retrains **{spec.name}** on its schedule (`{cron}`) or when `{spec.monitor_dag_id}` asks for it (drift).",
+        schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[retrain])
+        if cron
+        else [retrain],
         start_date=None,
         catchup=False,
         max_active_runs=1,
         tags=["batchpred", "training", spec.name],
-        default_args={"retries": 1, "retry_delay": dt.timedelta(minutes=5), "execution_timeout": dt.timedelta(hours=2)},
+        default_args={
+            "retries": 1,
+            "retry_delay": dt.timedelta(minutes=5),
+            "execution_timeout": dt.timedelta(hours=2),
+            "on_failure_callback": WebhookNotifier(),
+        },
         params={name: Param(**schema) for name, schema in tasks.TRAIN_PARAMS.items()},
     ) as dag:
 
@@ -177,4 +305,5 @@ for _name in list_models():
         broken_dag(_name, _error)
         continue
     score_dag(_spec)
+    monitor_dag(_spec)
     train_dag(_spec)

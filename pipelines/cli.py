@@ -257,6 +257,77 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
         )
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--date", "as_of_date", type=DATE, default=None, help="A scored as-of date to monitor.")
+@click.option("--start", type=DATE, default=None, help="First as-of date of a range (dates without predictions are skipped).")
+@click.option("--end", type=DATE, default=None, help="Last as-of date of the range (inclusive).")
+@click.option("--version", type=int, default=None, help="The model version to monitor [default: the one that scored each date].")
+@JSON
+def monitor(model: str, as_of_date, start, end, version: int | None, as_json: bool) -> None:
+    """Model health of scored dates: drift, estimated performance and alerts (monitoring.* tables);
+    then realized performance of every date whose labels are complete."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipelines import steps
+    from pipelines.backfill import date_range
+    from pipelines.console import stderr
+    from pipelines.warehouse import health, open_warehouse
+
+    settings, spec = Settings.from_env(), _spec(model)
+    if (as_of_date is None) == (start is None or end is None):
+        raise click.UsageError("give --date D, or --start A and --end B")
+    if as_of_date is not None:
+        days = [as_of_date]
+    else:
+        scored = health.versions_scored(open_warehouse(settings.warehouse_url), spec, start, end)
+        days = [d for d in date_range(start, end) if d in scored]
+        if not days:
+            raise click.ClickException(f"no date of {start}..{end} has predictions in predictions.{spec.name}_scores")
+    results = []
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"{spec.name}: monitoring", total=len(days) + 1)
+        for day in days:
+            bar.update(task, description=f"{spec.name}: {day}")
+            results.append(steps.monitor(settings, spec, day, version))
+            bar.advance(task)
+        bar.update(task, description=f"{spec.name}: realized performance")
+        realized = steps.realize(settings, spec)
+        bar.advance(task)
+    if as_json:
+        _echo_json(
+            {
+                "health": [{k: v for k, v in vars(h).items() if k != "alerts"} | {"alerts": len(h.alerts)} for h in results],
+                "realized": [{"as_of_date": r.as_of_date, "model_version": r.version, **(r.row or {})} for r in realized],
+            }
+        )
+        return
+    for h in results:
+        click.echo(h.summary())
+        for a in h.alerts:
+            if a["severity"] == "alert":
+                click.echo(f"  ALERT {a['message']}")
+        if h.retrain:
+            click.echo(f"  retrain requested: {h.retrain_reason}")
+    labelled = [r for r in realized if r.row and r.row.get("roc_auc") is not None]
+    if labelled:
+        last = labelled[-1]
+        click.echo(
+            f"realized performance of {len(labelled)} labelled date(s), latest {last.as_of_date}: AUC {last.row['roc_auc']:.3f} "
+            f"(estimated {last.row['expected_auc']:.3f})"
+            if last.row.get("expected_auc") is not None
+            else f"realized AUC {last.row['roc_auc']:.3f}"
+        )
+    click.echo("  tables: monitoring.daily_health, feature_drift, estimated_performance, realized_performance, alerts")
+
+
 @cli.command("setup-warehouse")
 @click.option("--bi-role", default=None, help="Also create this read-only login role for dashboards (PostgreSQL).")
 def setup_warehouse(bi_role: str | None) -> None:
@@ -280,11 +351,15 @@ def setup_warehouse(bi_role: str | None) -> None:
 @cli.command()
 @click.option("--customers", default=20_000, show_default=True, help="Size of the demo business.")
 @click.option("--end", type=DATE, default=None, help="Last day of demo data, and the date scored [default: yesterday, UTC].")
-def demo(customers: int, end: dt.date | None) -> None:
-    """Generate data, train both demo models, run their score DAGs through Airflow, and show the dashboards' view."""
+@click.option(
+    "--drift-from", type=DATE, default=None, help="Shift the business's behaviour from this date on, for monitoring to find."
+)
+def demo(customers: int, end: dt.date | None, drift_from: dt.date | None) -> None:
+    """Generate data, train both demo models, run their score and monitor DAGs through Airflow,
+    and show the dashboards' view and the date's health."""
     from pipelines.demo import run_demo
 
-    run_demo(Settings.from_env(), customers=customers, end=end or _yesterday())
+    run_demo(Settings.from_env(), customers=customers, end=end or _yesterday(), drift_from=drift_from)
 
 
 def main() -> None:

@@ -67,9 +67,12 @@ def run_airflow(settings: Settings, *args: str, log_name: str) -> None:
         raise BatchpredError(f"`airflow {' '.join(args)}` exited with {code}; its log is {log_path}:\n{tail}")
 
 
-def run_demo(settings: Settings, customers: int, end: dt.date, models: tuple[str, ...] = DEMO_MODELS) -> None:
-    """Generate the demo business ending `end`, train each model on it, run each model's
-    score DAG through Airflow for `end`, and print what the dashboards see."""
+def run_demo(
+    settings: Settings, customers: int, end: dt.date, drift_from: dt.date | None = None, models: tuple[str, ...] = DEMO_MODELS
+) -> None:
+    """Generate the demo business ending `end` (its behaviour shifting from `drift_from`, if
+    given), train each model on it, run each model's score and monitor DAGs through Airflow
+    for `end`, and print what the dashboards see and the date's health."""
     specs = [load_spec(model) for model in models]
     settings.home.mkdir(parents=True, exist_ok=True)
 
@@ -77,8 +80,9 @@ def run_demo(settings: Settings, customers: int, end: dt.date, models: tuple[str
         click.secho(f"==> {message}", bold=True)
         return time.perf_counter()
 
-    began = stage(f"generating {customers:,} customers of demo data ending {end}")
-    config = DemoConfig(customers=customers, end_date=end)
+    drifting = f", behaviour shifting from {drift_from}" if drift_from else ""
+    began = stage(f"generating {customers:,} customers of demo data ending {end}{drifting}")
+    config = DemoConfig(customers=customers, end_date=end, drift_from=drift_from)
     counts = load_demo_data(settings, config)
     click.echo("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in counts.items()))
 
@@ -99,11 +103,15 @@ def run_demo(settings: Settings, customers: int, end: dt.date, models: tuple[str
         # No logical date: the run is dated now, so it never takes the logical date of a
         # scheduled run (unpausing the DAG later just works); the date is a run parameter.
         conf = json.dumps({"as_of_date": end.isoformat()})
-        run_airflow(settings, "dags", "test", spec.score_dag_id, "-c", conf, log_name=f"{spec.score_dag_id}-{end}")
+        for dag_id in (spec.score_dag_id, spec.monitor_dag_id):
+            run_airflow(settings, "dags", "test", dag_id, "-c", conf, log_name=f"{dag_id}-{end}")
     click.echo(f"    DAG runs succeeded in {time.perf_counter() - started:.0f}s (logs: {settings.home / 'logs'})")
 
     for spec in specs:
         show_dashboard(settings, spec, end)
+    click.secho(f"\nModel health of {end} (monitoring.daily_health, monitoring.alerts):", bold=True)
+    for spec in specs:
+        show_health(settings, spec, end)
     embedded_mlflow = settings.mlflow_tracking_uri.startswith("sqlite:")
     artifacts = f"  (artifacts: {settings.mlflow_artifact_root})" if embedded_mlflow else ""
     click.secho(f"\nDone in {time.perf_counter() - began:.0f}s. Where everything lives:", bold=True)
@@ -123,6 +131,27 @@ def show_dashboard(settings: Settings, spec, as_of_date: dt.date) -> None:
     click.echo(_table(top))
     click.secho(f"\nmarts.{spec.name}_daily_summary for {as_of_date}:", bold=True)
     click.echo(_table(summary))
+
+
+def show_health(settings: Settings, spec, as_of_date: dt.date) -> None:
+    """Print the date's health in a few lines: drift, estimated AUC, alerts."""
+    from pipelines.warehouse import health
+
+    warehouse = open_warehouse(settings.warehouse_url)
+    rows = health.rows_of(warehouse, catalog.DAILY_HEALTH, spec.name, as_of_date, as_of_date).to_pylist()
+    if not rows:
+        click.echo(f"  {spec.name}: not monitored")
+        return
+    day = rows[-1]
+    line = f"  {spec.name} (version {day['model_version']}): {day['status']}; drift {day['drift_status']}"
+    if day["worst_feature"]:
+        line += f", most drifted {day['worst_feature']} (PSI {day['worst_psi']:.3f})"
+    if day["expected_auc"] is not None:
+        line += f"; estimated AUC {day['expected_auc']:.3f} [{day['expected_auc_lower']:.3f}, {day['expected_auc_upper']:.3f}]"
+    click.echo(line + f"; {day['alerts']} alert(s); realized AUC once labels complete on {day['labels_due']}")
+    alerts = health.rows_of(warehouse, catalog.ALERTS, spec.name, as_of_date, as_of_date).to_pylist()
+    for alert in [a for a in alerts if a["severity"] == "alert"][:5]:
+        click.echo(f"    ALERT {alert['message']}" + (f" ({alert['action']})" if alert["action"] else ""))
 
 
 def _table(table) -> str:

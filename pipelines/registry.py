@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +40,12 @@ def check_alias(alias: object) -> str:
 
 def connect(settings: Settings):
     """Point MLflow at the configured tracking server or local store; return a client."""
+    # Quiet at the source: MLflow logs an INFO line per store migration, a warning when the
+    # venv has no pip (uv's venvs do not) while it writes the model's conda.yaml, and draws
+    # a progress bar for every artifact it downloads.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
-    # Quiet at the source: MLflow logs an INFO line per store migration and a warning
-    # when the venv has no pip (uv's venvs do not) while it writes the model's conda.yaml.
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)

@@ -77,6 +77,30 @@ class Training:
 
 
 @dataclass(frozen=True)
+class Monitoring:
+    """Model-health thresholds (README, "Model health"). Drift statuses are `ok`, `warn` or `alert`."""
+
+    psi_warn: float = 0.1
+    psi_alert: float = 0.25
+    js_distance_alert: float = 0.1  # Jensen-Shannon distance, base 2
+    linf_distance_alert: float = 0.3  # categorical features
+    null_share_increase_alert: float = 0.05
+    estimated_auc_sampling_errors: float = 3.0  # alert when the estimated AUC is this many sampling errors below validation
+    realized_auc_drop_alert: float = 0.03  # realized AUC below the validation AUC by more than this
+    # Drift-triggered retraining: alert-level drift on at least `retrain_drifted_features` of the
+    # `retrain_top_features` most important features on `retrain_consecutive_days` dates in a row,
+    # or an estimated-AUC alert (when `retrain_on_estimated_auc`); at most once per cool-down.
+    retrain_drifted_features: int = 2
+    retrain_top_features: int = 5
+    retrain_consecutive_days: int = 2
+    retrain_on_estimated_auc: bool = True
+    retrain_cooldown_days: int = 7
+    # Realized performance is (re)computed for scored dates whose labels completed within
+    # this many days, so labels that arrive late are counted.
+    realized_lookback_days: int = 60
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str
@@ -96,6 +120,7 @@ class ModelSpec:
     shards: int = 1  # scoring fans out to this many parallel tasks, split by a hash of the entity key
     scoring: Scoring = field(default_factory=Scoring)
     training: Training = field(default_factory=Training)
+    monitoring: Monitoring = field(default_factory=Monitoring)
     source_dir: Path | None = None
     suites_dir: Path = EXPECTATIONS_DIR  # where <suite>.json lives
 
@@ -111,6 +136,10 @@ class ModelSpec:
     @property
     def train_dag_id(self) -> str:
         return f"{self.name}_train"
+
+    @property
+    def monitor_dag_id(self) -> str:
+        return f"{self.name}_monitor"
 
     @property
     def suite_path(self) -> Path:
@@ -165,6 +194,7 @@ _TOP_KEYS = {
     "shards",
     "scoring",
     "training",
+    "monitoring",
 }
 
 
@@ -284,6 +314,7 @@ def _parse(raw: Any, path: Path) -> ModelSpec:
         shards=shards,
         scoring=_scoring(raw.get("scoring")),
         training=_training(raw.get("training")),
+        monitoring=_monitoring(raw.get("monitoring")),
         source_dir=path.parent,
     )
 
@@ -338,3 +369,22 @@ def _training(raw: Any) -> Training:
     if not isinstance(training.params, dict):
         raise ValueError("training.params must be a mapping of XGBoost parameters")
     return training
+
+
+def _monitoring(raw: Any) -> Monitoring:
+    section = _mapping(raw, "monitoring", set(Monitoring.__dataclass_fields__))
+    monitoring = Monitoring(**section)
+    for key, f in Monitoring.__dataclass_fields__.items():
+        value = getattr(monitoring, key)
+        if f.type == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"monitoring.{key} must be true or false; got {value!r}")
+        elif f.type == "int":
+            _positive_int(value, f"monitoring.{key}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"monitoring.{key} must be a positive number; got {value!r}")
+    if monitoring.psi_warn >= monitoring.psi_alert:
+        raise ValueError("monitoring.psi_warn must be below monitoring.psi_alert")
+    if monitoring.retrain_drifted_features > monitoring.retrain_top_features:
+        raise ValueError("monitoring.retrain_drifted_features cannot exceed monitoring.retrain_top_features")
+    return monitoring

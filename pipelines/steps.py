@@ -250,6 +250,7 @@ def build_marts(settings: Settings, spec: ModelSpec, attempts: Sequence[Attempt]
         return
     warehouse = open_warehouse(settings.warehouse_url)
     try:
+        catalog.ensure_health_tables(warehouse)  # <model>_health reads monitoring.daily_health
         transform.build_marts(settings, spec, sorted({a.as_of_date for a in attempts}))
     except BaseException as exc:
         for attempt in attempts:
@@ -280,3 +281,42 @@ def train(settings: Settings, spec: ModelSpec, as_of_date: dt.date, force: bool 
     from pipelines.train import train_model
 
     return train_model(settings, spec, as_of_date, force=force, reason=reason)
+
+
+def monitor(settings: Settings, spec: ModelSpec, as_of_date: dt.date, version: int | None = None):
+    """Compute and store the health of a scored date (`pipelines.monitoring.monitor`), for the
+    version whose predictions it holds unless `version` is given. Returns its DayHealth.
+
+    Refuses (InputError) a date with no predictions of that version: score it first.
+    """
+    from pipelines.monitoring.monitor import monitor_date
+    from pipelines.warehouse import health
+
+    scored = health.versions_scored(open_warehouse(settings.warehouse_url), spec, as_of_date, as_of_date).get(as_of_date, [])
+    if version is None and len(scored) == 1:
+        version = scored[0]
+    if version is None or version not in scored:
+        which = f"version {version}" if version is not None else "any version"
+        raise InputError(
+            f"{catalog.predictions(spec)} has no predictions of {which} for {as_of_date}"
+            + (f" (it has version(s) {scored})" if scored else "")
+            + f"; score it first: batchpred score {spec.name} --date {as_of_date}"
+        )
+    return monitor_date(settings, spec, as_of_date, registry.pin(settings, spec.name, version))
+
+
+def realize(settings: Settings, spec: ModelSpec, at: dt.datetime | None = None):
+    """Realized performance of every scored date whose labels are complete (within the spec's
+    lookback, so late labels are counted). Returns the `Realized` records."""
+    from pipelines.monitoring.monitor import labelled_dates
+    from pipelines.monitoring.monitor import realize as realize_dates
+
+    dates, last = labelled_dates(settings, spec, at or now())
+    return realize_dates(settings, spec, dates, last) if last else []
+
+
+def record_retrain(settings: Settings, spec: ModelSpec, requested_for: dt.date, outcome: str) -> None:
+    """Say on the alerts that asked for a retrain what the retrain did."""
+    from pipelines.warehouse import health
+
+    health.record_retrain_result(open_warehouse(settings.warehouse_url), spec.name, requested_for, outcome[:2000])

@@ -60,6 +60,17 @@ SCORE_PARAMS: dict[str, dict[str, Any]] = {
     },
 }
 
+MONITOR_PARAMS: dict[str, dict[str, Any]] = {
+    "as_of_date": {
+        "default": None,
+        "type": ["null", "string"],
+        "pattern": DATE_PATTERN,
+        "title": "As-of date",
+        "description": "YYYY-MM-DD: a scored date to (re)monitor. Empty: the dates the triggering scoring runs "
+        "published (none for the daily run, which computes realized performance only).",
+    },
+}
+
 TRAIN_PARAMS: dict[str, dict[str, Any]] = {
     "as_of_date": {
         "default": None,
@@ -84,6 +95,7 @@ class RunContext:
     logical_date: dt.datetime | None
     params: dict[str, Any] = field(default_factory=dict)
     conf: dict[str, Any] = field(default_factory=dict)
+    asset_events: list[dict[str, Any]] = field(default_factory=list)  # the `extra` of each triggering asset event
 
 
 def choose_as_of_date(ctx: RunContext, allowed: tuple[str, ...], last_complete: Callable[[], dt.date]) -> tuple[dt.date, str]:
@@ -124,9 +136,17 @@ def run(step: str, model: str, ctx: RunContext, inputs: dict[str, Any]) -> Any:
         return records.to_xcom(attempt)
     if step == "train":
         as_of_date, how = choose_as_of_date(ctx, tuple(TRAIN_PARAMS), lambda: steps.last_complete_date(settings, spec))
+        requests = [e for e in ctx.asset_events if e.get("retrain_requested_for")]
+        if requests:
+            how = f"retrain requested by monitoring: {'; '.join(str(e.get('reason')) for e in requests)}"
         log.info("training %s on data known up to %s (%s)", model, as_of_date, how)
         result = steps.train(settings, spec, as_of_date)
+        outcome = f"version {result.model.version} trained on data up to {as_of_date}: {result.verdict}"
+        for event in requests:
+            steps.record_retrain(settings, spec, steps.parse_date(event["retrain_requested_for"]), outcome)
         return {"model_version": result.model.version, "promoted": result.promoted, "verdict": result.verdict}
+    if step == "monitor":
+        return monitor_run(settings, spec, ctx)
 
     attempt = records.from_xcom(records.Attempt, inputs["attempt"])
     log.info(
@@ -151,3 +171,43 @@ def run(step: str, model: str, ctx: RunContext, inputs: dict[str, Any]) -> Any:
         steps.build_marts(settings, spec, [attempt])
         return {"as_of_date": attempt.as_of_date.isoformat()}
     raise ValueError(f"unknown step {step!r}")
+
+
+def monitor_run(settings, spec, ctx: RunContext) -> dict[str, Any]:
+    """The <model>_monitor DAG's work: the health of each date the triggering scoring runs
+    published (or the `as_of_date` parameter), then realized performance of every date
+    whose labels completed. Returns the alerts to send and whether to ask for a retrain."""
+    from pipelines import steps
+
+    unknown = sorted(set(ctx.conf or {}) - set(MONITOR_PARAMS))
+    if unknown:
+        raise InputError(f"unknown run parameter(s) {unknown}; allowed: {list(MONITOR_PARAMS)}")
+    dates: dict[dt.date, int | None] = {}
+    if ctx.params.get("as_of_date"):
+        dates[steps.parse_date(ctx.params["as_of_date"])] = None
+    for event in ctx.asset_events:
+        if event.get("as_of_date"):
+            dates[steps.parse_date(event["as_of_date"])] = event.get("model_version")
+    found, retrain, reasons = [], None, []
+    for day, version in sorted(dates.items()):
+        health = steps.monitor(settings, spec, day, version)
+        log.info("%s", health.summary())
+        found += health.alerts
+        if health.retrain:
+            retrain, reasons = day, [*reasons, health.retrain_reason]
+    realized = steps.realize(settings, spec)
+    for r in realized:
+        found += r.alerts
+    if realized:
+        log.info(
+            "realized performance of %d date(s) whose labels are complete: %s",
+            len(realized),
+            ", ".join(str(r.as_of_date) for r in realized),
+        )
+    json_safe = [{k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in a.items()} for a in found]
+    return {
+        "monitored": [d.isoformat() for d in sorted(dates)],
+        "alerts": json_safe,
+        "retrain_requested_for": retrain.isoformat() if retrain else None,
+        "reason": "; ".join(reasons),
+    }

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from pipelines import completeness, registry, transform
 from pipelines.contract import InputContract
 from pipelines.errors import BatchpredError, ContractError, IncompleteDate, InputError, ModelNotFound
-from pipelines.monitoring.reference import reference_distribution
+from pipelines.monitoring.reference import training_reference
 from pipelines.records import PinnedModel
 from pipelines.settings import Settings
 from pipelines.spec import ModelSpec
@@ -165,13 +165,25 @@ def train_model(
         xgb.DMatrix(x_train, label=y_train, feature_names=list(contract.feature_names)),
         num_boost_round=spec.training.num_boost_round,
     )
-    metrics = metrics_for(y_valid, booster.inplace_predict(x_valid))
+    valid_scores = booster.inplace_predict(x_valid)
+    metrics = metrics_for(y_valid, valid_scores)
 
     champion, champion_metrics, verdict = _judge(settings, spec, metrics, table.filter(pa.array(is_valid)), y_valid)
     promoted = verdict.startswith("promoted")
     if not promoted and force:
         promoted, verdict = True, f"promoted by force ({verdict}): {reason}"
 
+    train_rows = table.filter(pa.array(~is_valid))
+    reference = training_reference(
+        contract,
+        x_train,
+        {name: train_rows.column(name) for name in spec.categorical_features},
+        valid_scores,
+        y_valid,
+        metrics,
+        booster.get_score(importance_type="total_gain"),
+        spec.action_threshold,
+    )
     example = pd.DataFrame(x_valid[:5], columns=list(contract.feature_names))
     logged = registry.log_model(
         settings,
@@ -194,7 +206,7 @@ def train_model(
             "validation_rows": float(y_valid.size),
             "train_positive_share": float(y_train.mean()),
         },
-        artifacts={"training_reference.json": reference_distribution(x_train, contract)},
+        artifacts={"training_reference.json": reference},
     )
     tags = {f"val_{k}": f"{v:.6f}" for k, v in metrics.items()} | {"promoted": str(promoted).lower(), "verdict": verdict[:4000]}
     if force and promoted:

@@ -27,7 +27,26 @@ def dagbag():
 
 def test_dagbag_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert {"churn_score", "churn_train", "payment_risk_score", "payment_risk_train"} <= set(dagbag.dag_ids)
+    models = ("churn", "payment_risk")
+    assert {f"{m}_{kind}" for m in models for kind in ("score", "monitor", "train")} == set(dagbag.dag_ids)
+
+
+def test_publishing_updates_the_asset_the_monitor_runs_on_and_monitoring_can_ask_for_a_retrain(dagbag):
+    publish = dagbag.dags["churn_score"].get_task("publish")
+    assert [a.name for a in publish.outlets] == ["churn_predictions"]
+    monitor = dagbag.dags["churn_monitor"]
+    assert {t.task_id: sorted(t.downstream_task_ids) for t in monitor.tasks} == {
+        "monitor": ["notify", "request_retrain"],
+        "notify": [],
+        "request_retrain": [],
+    }
+    assert [a.name for a in monitor.get_task("request_retrain").outlets] == ["churn_retrain"]
+    schedule = dagbag.dags["churn_train"].timetable
+    assert type(schedule).__name__ == "AssetOrTimeSchedule"  # weekly, or when monitoring asks
+    assert "churn_retrain" in repr(schedule.asset_condition)
+    assert type(monitor.timetable).__name__ == "AssetOrTimeSchedule" and "churn_predictions" in repr(
+        monitor.timetable.asset_condition
+    )
 
 
 def test_score_dag_wiring_and_settings(dagbag):
@@ -94,7 +113,7 @@ def test_a_broken_spec_takes_down_only_its_own_model(tmp_path, monkeypatch):
     monkeypatch.setattr(settings, "MODELS_DIR", tmp_path)
     bag = DagBag(dag_folder=str(DAGS_DIR))
     assert bag.import_errors == {}
-    assert {"churn_score", "churn_train", "typo_score"} == set(bag.dag_ids)
+    assert {"churn_score", "churn_monitor", "churn_train", "typo_score"} == set(bag.dag_ids)
     broken = bag.dags["typo_score"]
     assert [t.task_id for t in broken.tasks] == ["spec_error"]
     assert "entity_kee" in broken.doc_md and "typo/model.yaml" in broken.doc_md

@@ -389,3 +389,46 @@ def test_airflow_backfill_reprocess_behaviours_pick_the_right_dates(stack, api):
     assert [r["d"] for r in by_date] == dates
     assert all(r["n"] == r["k"] > 0 for r in by_date)
     assert by_date[0]["run_id"] == scored_run  # "failed" left the scored date alone
+
+
+def test_drift_after_publishing_makes_the_monitor_ask_for_a_retrain_and_train_runs(stack, api):
+    """The asset chain, through the scheduler: each publish of churn_score updates the
+    churn_predictions asset, churn_monitor runs on it, and drift on the most important
+    features on two dates in a row updates churn_retrain, on which churn_train runs. Last in
+    this module: it replaces the stack's raw data with a drifted business."""
+    from pipelines.demo import load_demo_data
+    from pipelines.demo_data import DemoConfig
+
+    settings = stack["settings"]
+    load_demo_data(settings, DemoConfig(**DEMO, drift_from=AS_OF - dt.timedelta(days=20)))
+    for day in (AS_OF - dt.timedelta(days=1), AS_OF):
+        trigger(api, stack, None, {"as_of_date": day.isoformat()})
+
+    def finished_runs(dag_id, run_type):
+        runs = api.get(f"/dags/{dag_id}/dagRuns", params={"run_type": run_type}).json()["dag_runs"]
+        return [r for r in runs if r["state"] in ("success", "failed")]
+
+    def monitored():
+        rows = (
+            open_warehouse(settings.warehouse_url)
+            .query("select as_of_date from monitoring.daily_health where model_name = 'churn'")
+            .to_pylist()
+            if open_warehouse(settings.warehouse_url).table_columns("monitoring", "daily_health")
+            else []
+        )
+        return {r["as_of_date"] for r in rows} >= {AS_OF - dt.timedelta(days=1), AS_OF}
+
+    wait_until(monitored, 600, "churn_monitor to monitor both published dates", stack["stack"])
+    monitor_runs = finished_runs("churn_monitor", "asset_triggered")
+    assert monitor_runs and {r["state"] for r in monitor_runs} == {"success"}, stack["stack"].logs()
+    trained = wait_until(
+        lambda: finished_runs("churn_train", "asset_triggered"), 600, "churn_train to run on the retrain asset", stack["stack"]
+    )
+    assert [r["state"] for r in trained] == ["success"], stack["stack"].logs()
+    alerts = (
+        open_warehouse(settings.warehouse_url)
+        .query("select distinct as_of_date, action, action_result from monitoring.alerts where action = 'retrain requested'")
+        .to_pylist()
+    )
+    assert [a["as_of_date"] for a in alerts] == [AS_OF]
+    assert alerts[0]["action_result"].startswith("version ") and "trained on data up to 2026-01-31" in alerts[0]["action_result"]

@@ -47,9 +47,23 @@ def test_the_base_models_are_registered_as_champion_and_learn(base_home, spec, i
 
 
 def test_the_training_reference_is_logged_with_the_version(base_home, spec):
-    reference = registry.training_reference(base_home["settings"], base_home["trained"].model)
-    assert set(reference["features"]) == set(spec.feature_names)
-    assert abs(sum(reference["features"]["plan"]["shares"].values()) - 1) < 1e-6
+    trained = base_home["trained"]
+    reference = registry.training_reference(base_home["settings"], trained.model)
+    assert reference["format"] == 2 and list(reference["features"]) == list(spec.feature_names)
+    plan = reference["features"]["plan"]
+    assert plan["categories"] == ["basic", "standard", "premium"] and len(plan["counts"]) == 5  # + other, null
+    assert sum(plan["counts"]) == plan["rows"] == trained.train_rows
+    tenure = reference["features"]["tenure_days"]
+    assert (
+        1 <= len(tenure["cuts"]) <= 9
+        and tenure["cuts"] == sorted(tenure["cuts"])
+        and len(tenure["counts"]) == len(tenure["cuts"]) + 2
+    )
+    assert reference["score"]["rows"] == trained.validation_rows and sum(reference["score"]["counts"]) == trained.validation_rows
+    assert reference["validation"]["auc"] == pytest.approx(trained.metrics["auc"])
+    calibration = reference["calibration"]
+    assert len(calibration["x"]) == len(calibration["y"]) > 2 and calibration["y"] == sorted(calibration["y"])
+    assert sum(reference["importance"].values()) == pytest.approx(1.0)
 
 
 def test_the_alias_moves_only_to_a_better_model(own, spec):

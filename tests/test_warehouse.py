@@ -98,3 +98,13 @@ def test_postgres_tables_find_a_date_through_an_index(postgres):
         r["QUERY PLAN"] for r in pg.query("explain select * from predictions.t where as_of_date = $1", [D2]).to_pylist()
     )
     assert "t_as_of_date" in plan, plan
+
+
+def test_a_table_with_other_columns_is_refused_naming_them(wh):
+    old = pa.schema([("id", pa.int64()), ("as_of_date", pa.date32()), ("value", pa.string())])  # value was text once
+    wh.replace_partition(
+        "predictions", "t", D1, old, [pa.RecordBatch.from_pydict({"id": [1], "as_of_date": [D1], "value": ["x"]}, schema=old)]
+    )
+    with pytest.raises(BatchpredError, match=r"predictions.t exists with other columns.*value \(VARCHAR, needs float\)"):
+        wh.replace_partition("predictions", "t", D1, SCHEMA, [batch([1], D1, 1.0)])
+    assert wh.query("select value from predictions.t").to_pylist() == [{"value": "x"}]

@@ -175,3 +175,48 @@ final as (
 
 select * from final
 {%- endmacro %}
+
+{#-
+  One row per as-of date: the day's scores (from the daily summary's all-segments row)
+  beside the health of the version that scored them (monitoring.daily_health): drift
+  status, the most drifted feature, estimated AUC with its band, realized AUC once
+  labels are in, and how many alerts fired. "Model health over time" without a window
+  function. A view, so it always reads the latest health.
+-#}
+{% macro batchpred_health(model, daily_summary, daily_health) -%}
+{%- set spec = batchpred_spec(model) -%}
+{%- set segment = adapter.quote(spec['segment']) %}
+with summary as (
+    select * from {{ daily_summary }} where {{ segment }} = '(all)'
+),
+
+health as (
+    select * from {{ daily_health }} where model_name = '{{ model }}'
+),
+
+final as (
+    select
+        summary.as_of_date,
+        summary.model_version,
+        summary.entities,
+        summary.mean_score,
+        summary.high_risk,
+        health.status as health_status,
+        health.drift_status,
+        health.features_alert,
+        health.worst_feature,
+        health.worst_psi,
+        health.expected_auc,
+        health.expected_auc_lower,
+        health.expected_auc_upper,
+        health.realized_auc,
+        health.labels_due,
+        health.alerts,
+        health.message
+    from summary
+    left join health
+        on health.as_of_date = summary.as_of_date and health.model_version = summary.model_version
+)
+
+select * from final
+{%- endmacro %}

@@ -2,39 +2,169 @@
 version (MLflow artifact `training_reference.json`) when it is logged, so monitoring
 compares every scored date against the data that version learnt from, never against
 whatever the spec or the warehouse says today.
+
+It holds, per feature, the bins drift is measured on and the training data's share in
+each; the score distribution and the calibration map on the validation window (what
+the estimated performance reads); the validation metrics; and feature importances.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from pipelines.contract import InputContract
 
+FORMAT = 2
+NUMERIC_BINS = 10  # quantile bins per numeric feature (fewer when values repeat)
 
-def reference_distribution(matrix: np.ndarray, contract: InputContract) -> dict:
-    """Per-feature summary of the training matrix (rows x features, in the contract's order).
 
-    Numeric features: null share, mean, standard deviation, percentiles and a 10-bin
-    quantile histogram. Categorical features: null share and the share of each value.
+@dataclass(frozen=True)
+class Bins:
+    """How one feature (or the score) is binned: numeric `cuts` c1 < ... < ck give bins
+    (-inf, c1), [c1, c2), ..., [ck, inf); categorical `categories` give one bin per value
+    and one for any other value. Every feature also has a null bin, last."""
+
+    name: str
+    kind: str  # "numeric" | "categorical" | "score"
+    cuts: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    @property
+    def labels(self) -> list[str]:
+        if self.kind == "categorical":
+            return [*self.categories, "(other)", "(null)"]
+        edges = [-math.inf, *self.cuts, math.inf]
+        return [f"[{_fmt(lo)}, {_fmt(hi)})" for lo, hi in zip(edges, edges[1:], strict=False)] + ["(null)"]
+
+    def bounds(self) -> list[tuple[float | None, float | None]]:
+        """(lower, upper) of each numeric bin (None for the open ends and the null bin)."""
+        if self.kind == "categorical":
+            return [(None, None)] * (len(self.categories) + 2)
+        edges = [None, *self.cuts, None]
+        return [*zip(edges, edges[1:], strict=False), (None, None)]
+
+
+def _fmt(value: float) -> str:
+    return "inf" if value == math.inf else "-inf" if value == -math.inf else f"{value:.6g}"
+
+
+def quantile_cuts(values: np.ndarray, bins: int) -> tuple[float, ...]:
+    """Interior cut points at the quantiles 1/bins .. (bins-1)/bins of the non-null values,
+    deduplicated: a feature with few distinct values gets fewer bins. float32 values, as
+    the model reads them (`InputContract.matrix`)."""
+    present = values[~np.isnan(values)]
+    if present.size == 0:
+        return ()
+    cuts = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1], method="lower").astype(np.float32))
+    lowest = np.float32(present.min())
+    return tuple(float(c) for c in cuts if c > lowest)
+
+
+def numeric_counts(values: np.ndarray, cuts: tuple[float, ...]) -> list[int]:
+    """Rows per bin of `Bins(cuts=...)`, null bin last (NaN is null)."""
+    present = values[~np.isnan(values)]
+    index = np.searchsorted(np.asarray(cuts, dtype=np.float64), present.astype(np.float64), side="right")
+    counts = np.bincount(index, minlength=len(cuts) + 1).tolist()
+    return [*counts, int(values.size - present.size)]
+
+
+def categorical_counts(values: Any, categories: tuple[str, ...]) -> list[int]:
+    """Rows per category, then other values, then nulls, of an Arrow string array."""
+    import pyarrow.compute as pc
+
+    counts = [int(pc.sum(pc.equal(values, c)).as_py() or 0) for c in categories]
+    nulls = int(values.null_count)
+    return [*counts, len(values) - sum(counts) - nulls, nulls]
+
+
+def training_reference(
+    contract: InputContract,
+    matrix: np.ndarray,
+    categorical_values: dict[str, Any],
+    valid_scores: np.ndarray,
+    valid_labels: np.ndarray,
+    metrics: dict[str, float],
+    importance: dict[str, float],
+    action_threshold: float,
+) -> dict[str, Any]:
+    """The reference of a version trained on `matrix` (training rows x features, in the
+    contract's order; `categorical_values` each categorical feature's raw text, an Arrow array), and
+    validated with `valid_scores` against `valid_labels`.
+
+    Calibration map: isotonic regression of the label on the score over the validation
+    window (sklearn IsotonicRegression, out_of_bounds="clip"), as CBPE prescribes; stored
+    as its breakpoints.
     """
+    from sklearn.isotonic import IsotonicRegression
+
+    from pipelines.monitoring import metrics as m
+
     features = {}
     for i, feature in enumerate(contract.features):
-        column = matrix[:, i]
-        present = column[~np.isnan(column)]
-        entry: dict = {"rows": int(column.size), "null_share": float(1 - present.size / max(column.size, 1))}
         if feature.kind == "categorical":
-            counts = np.bincount(present.astype(np.int64), minlength=len(feature.categories))
-            entry["kind"] = "categorical"
-            entry["shares"] = {v: float(c / max(present.size, 1)) for v, c in zip(feature.categories, counts, strict=True)}
-        elif present.size:
-            edges = np.unique(np.quantile(present, np.linspace(0, 1, 11)))
-            counts, _ = np.histogram(present, bins=edges) if edges.size > 1 else (np.array([present.size]), edges)
-            entry.update(
-                kind="numeric",
-                mean=float(present.mean()),
-                std=float(present.std()),
-                quantiles={f"p{q}": float(np.quantile(present, q / 100)) for q in (1, 5, 25, 50, 75, 95, 99)},
-                histogram={"edges": edges.tolist(), "counts": counts.tolist()},
-            )
-        features[feature.name] = entry
-    return {"features": features}
+            counts = categorical_counts(categorical_values[feature.name], feature.categories)
+            bins = Bins(feature.name, "categorical", categories=feature.categories)
+            entry: dict[str, Any] = {}
+        else:
+            column = matrix[:, i]
+            bins = Bins(feature.name, "numeric", cuts=quantile_cuts(column, NUMERIC_BINS))
+            counts = numeric_counts(column, bins.cuts)
+            present = column[~np.isnan(column)].astype(np.float64)
+            entry = {
+                "mean": float(present.mean()) if present.size else None,
+                "std": float(present.std()) if present.size else None,
+            }
+        rows = int(sum(counts))
+        features[feature.name] = {
+            "kind": bins.kind,
+            "cuts": list(bins.cuts),
+            "categories": list(bins.categories),
+            "counts": counts,
+            "rows": rows,
+            "null_share": counts[-1] / rows if rows else None,
+            **entry,
+        }
+
+    scores = valid_scores.astype(np.float64)
+    score_bins = Bins("score", "score", cuts=quantile_cuts(scores.astype(np.float32), NUMERIC_BINS))
+    isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(scores, valid_labels)
+    calibrated = isotonic.predict(scores)
+    positives = float(calibrated.sum())
+    expected = m.expected_auc(scores, np.ones_like(scores), calibrated)
+    total = sum(importance.values()) or 1.0
+    return {
+        "format": FORMAT,
+        "features": features,
+        "score": {
+            "cuts": list(score_bins.cuts),
+            "counts": numeric_counts(scores.astype(np.float32), score_bins.cuts),
+            "rows": int(scores.size),
+            "mean": float(scores.mean()),
+            "share_above_threshold": float((scores >= action_threshold).mean()),
+            "action_threshold": action_threshold,
+        },
+        "calibration": {"x": isotonic.X_thresholds_.tolist(), "y": isotonic.y_thresholds_.tolist()},
+        "validation": {
+            **metrics,
+            "rows": int(scores.size),
+            "positives": int(valid_labels.sum()),
+            "positive_rate": float(valid_labels.mean()),
+            "expected_auc": expected,
+            "sampling_error": m.hanley_mcneil_se(expected, positives, scores.size - positives),
+        },
+        "importance": {name: importance.get(name, 0.0) / total for name in contract.feature_names},
+    }
+
+
+def bins_of(reference: dict[str, Any]) -> list[Bins]:
+    """The drift bins of every feature, in the reference's order."""
+    return [Bins(name, f["kind"], tuple(f["cuts"]), tuple(f["categories"])) for name, f in reference["features"].items()]
+
+
+def usable(reference: dict[str, Any] | None) -> bool:
+    """Whether monitoring can read this reference (versions trained before it existed cannot)."""
+    return bool(reference) and reference.get("format") == FORMAT

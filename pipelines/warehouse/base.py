@@ -286,7 +286,7 @@ class Warehouse(abc.ABC):
         """A transaction that holds the table's date (narrowed by `key`) and has already
         deleted its rows; whatever the caller writes replaces them, or nothing does."""
         where, params = self._key_filter(as_of_date, key)
-        self._ensure_table(schema, table, arrow_schema)
+        self.ensure_table(schema, table, arrow_schema)
         with self.transaction() as con:
             self._lock(con, self._partition_lock(schema, table, as_of_date, key))
             self._execute(con, f"delete from {qualified(schema, table)} where {where}", params)
@@ -311,7 +311,7 @@ class Warehouse(abc.ABC):
 
     def append(self, schema: str, table: str, rows: pa.Table) -> None:
         """Append rows to a log table, creating it on first use."""
-        self._ensure_table(schema, table, rows.schema)
+        self.ensure_table(schema, table, rows.schema)
         with self.transaction() as con:
             self._load(con, schema, table, rows.to_batches())
 
@@ -326,7 +326,7 @@ class Warehouse(abc.ABC):
             "read-only roles need a PostgreSQL warehouse; with DuckDB, dashboards open the file read-only instead"
         )
 
-    def _ensure_table(self, schema: str, table: str, arrow_schema: pa.Schema) -> None:
+    def ensure_table(self, schema: str, table: str, arrow_schema: pa.Schema) -> None:
         """Create the table on first use; refuse one that exists with other columns or key types."""
         with self.transaction() as con:
             existing = self._columns(con, schema, table)

@@ -47,6 +47,30 @@ _PER_MODEL = {
 SCORING_RUNS = Table("monitoring", "scoring_runs", "one row per scoring attempt (and per unpublish)")
 VALIDATION_RESULTS = Table("monitoring", "validation_results", "one row per expectation per validation")
 
+# Model health: shared by every model, keyed by model, version and as-of date (plus feature).
+FEATURE_PROFILES = Table(
+    "monitoring", "feature_profiles", "one row per bin per feature (and the score) per as_of_date per version"
+)
+FEATURE_DRIFT = Table(
+    "monitoring", "feature_drift", "one row per feature (and the score) per as_of_date per version per comparison"
+)
+ESTIMATED_PERFORMANCE = Table("monitoring", "estimated_performance", "one row per as_of_date per version")
+REALIZED_PERFORMANCE = Table(
+    "monitoring", "realized_performance", "one row per as_of_date per version, once its labels are complete"
+)
+CALIBRATION_BINS = Table("monitoring", "calibration_bins", "one row per score bin per labelled as_of_date per version")
+ALERTS = Table("monitoring", "alerts", "one row per check that fired per as_of_date per version")
+DAILY_HEALTH = Table("monitoring", "daily_health", "one row per as_of_date per version: the day's health in one line")
+HEALTH_TABLES = (
+    FEATURE_PROFILES,
+    FEATURE_DRIFT,
+    ESTIMATED_PERFORMANCE,
+    REALIZED_PERFORMANCE,
+    CALIBRATION_BINS,
+    ALERTS,
+    DAILY_HEALTH,
+)
+
 # A dry run builds its features here (one schema per run, dropped at the end).
 SCRATCH_PREFIX = "batchpred_dry_run_"
 
@@ -190,6 +214,93 @@ def validation_results_schema() -> pa.Schema:
             ("validated_at", pa.timestamp("us", tz="UTC")),
         ]
     )
+
+
+def _health_key() -> list:
+    import pyarrow as pa
+
+    return [
+        pa.field("model_name", pa.string(), nullable=False),
+        pa.field("model_version", pa.int64(), nullable=False),
+        pa.field("as_of_date", pa.date32(), nullable=False),
+    ]
+
+
+def health_schema(table: Table) -> pa.Schema:
+    """The columns of a model-health table (see README, "Model health")."""
+    import pyarrow as pa
+
+    f64, i64, txt = pa.float64(), pa.int64(), pa.string()
+    columns = {
+        FEATURE_PROFILES: [
+            ("feature", txt), ("kind", txt), ("bin", pa.int32()), ("label", txt), ("lower", f64), ("upper", f64), ("rows", i64),
+        ],
+        FEATURE_DRIFT: [
+            ("feature", txt), ("kind", txt), ("comparison", txt), ("compared_date", pa.date32()), ("rows", i64),
+            ("reference_rows", i64), ("null_share", f64), ("reference_null_share", f64), ("null_share_delta", f64),
+            ("mean", f64), ("reference_mean", f64), ("mean_delta_std", f64), ("psi", f64), ("js_distance", f64),
+            ("linf_distance", f64), ("tv_distance", f64), ("share_above_threshold", f64),
+            ("reference_share_above_threshold", f64), ("importance", f64), ("psi_warn", f64), ("psi_alert", f64),
+            ("js_distance_alert", f64), ("linf_distance_alert", f64), ("null_share_increase_alert", f64),
+            ("status", txt), ("reason", txt),
+        ],
+        ESTIMATED_PERFORMANCE: [
+            ("rows", i64), ("expected_auc", f64), ("sampling_error", f64), ("expected_auc_lower", f64),
+            ("expected_auc_upper", f64), ("expected_positive_rate", f64), ("expected_precision_top_decile", f64),
+            ("validation_auc", f64), ("alert_below", f64), ("status", txt),
+        ],
+        REALIZED_PERFORMANCE: [
+            ("rows_labelled", i64), ("positives", i64), ("roc_auc", f64), ("pr_auc", f64), ("log_loss", f64),
+            ("brier_score", f64), ("expected_calibration_error", f64), ("precision_top_decile", f64),
+            ("recall_top_decile", f64), ("expected_auc", f64), ("estimation_error", f64), ("validation_auc", f64),
+            ("labels_complete_through", pa.date32()), ("status", txt),
+        ],
+        CALIBRATION_BINS: [
+            ("bin", pa.int32()), ("lower", f64), ("upper", f64), ("rows", i64), ("mean_score", f64), ("positive_rate", f64),
+        ],
+        ALERTS: [
+            ("check_name", txt), ("subject", txt), ("severity", txt), ("value", f64), ("threshold", f64),
+            ("consecutive_days", pa.int32()), ("message", txt), ("action", txt), ("action_result", txt),
+        ],
+        DAILY_HEALTH: [
+            ("status", txt), ("message", txt), ("rows_scored", i64), ("drift_status", txt), ("features_warn", pa.int32()),
+            ("features_alert", pa.int32()), ("worst_feature", txt), ("worst_psi", f64), ("expected_auc", f64),
+            ("expected_auc_lower", f64), ("expected_auc_upper", f64), ("realized_auc", f64), ("labels_due", pa.date32()),
+            ("alerts", pa.int32()),
+        ],
+    }[table]  # fmt: skip
+    return pa.schema(
+        [*_health_key(), *(pa.field(n, t) for n, t in columns), pa.field("computed_at", pa.timestamp("us", tz="UTC"))]
+    )
+
+
+def ensure_health_tables(warehouse: Warehouse) -> None:
+    """Create the model-health tables if they are missing (the health marts are views over them)."""
+    for table in HEALTH_TABLES:
+        warehouse.ensure_table(table.schema, table.name, health_schema(table))
+
+
+def replace_health(warehouse: Warehouse, table: Table, model: str, version: int, as_of_date: dt.date, rows: list[dict]) -> int:
+    """Replace one date's rows of a model-health table for one model version."""
+    import pyarrow as pa
+
+    schema = health_schema(table)
+    now = dt.datetime.now(dt.UTC)
+    data = pa.Table.from_pylist(
+        [{"model_name": model, "model_version": version, "as_of_date": as_of_date, "computed_at": now, **r} for r in rows],
+        schema=schema,
+    )
+    return warehouse.replace_partition(
+        table.schema, table.name, as_of_date, schema, data.to_batches(), {"model_name": model, "model_version": version}
+    )
+
+
+def update_health(
+    warehouse: Warehouse, table: Table, model: str, version: int, as_of_date: dt.date, values: dict[str, Any]
+) -> int:
+    """Set some columns of one date's model-health row(s) for one version."""
+    key = {"model_name": model, "model_version": int(version), "as_of_date": as_of_date}
+    return warehouse.update_rows(table.schema, table.name, key, values)
 
 
 # -- named queries -------------------------------------------------------------------

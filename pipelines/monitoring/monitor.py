@@ -1,0 +1,225 @@
+"""Model health of one scored date, and realized performance of the dates whose labels completed.
+
+`monitor_date` runs after a date is published (the <model>_monitor DAG, `batchpred
+monitor`): drift of every feature and of the score, the estimated performance, the
+alerts and the retrain decision, and one `monitoring.daily_health` row that sums the
+day up. `realize` computes realized performance for every scored date whose label
+horizon completed, within `monitoring.realized_lookback_days`, so labels that arrive
+late are counted. Each writes only its own tables, replacing the date's rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pipelines import completeness, registry, transform
+from pipelines.monitoring import alerts as alerting
+from pipelines.monitoring import drift, performance
+from pipelines.monitoring.reference import usable
+from pipelines.records import PinnedModel
+from pipelines.settings import Settings
+from pipelines.spec import ModelSpec
+from pipelines.warehouse import catalog, health, open_warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DayHealth:
+    """What monitoring found for one date and version (the daily_health row, plus the alerts)."""
+
+    model: str
+    version: int
+    as_of_date: dt.date
+    status: str  # ok | warn | alert | no_reference | no_predictions | empty_partition
+    message: str
+    drift_status: str | None = None
+    worst_feature: str | None = None
+    worst_psi: float | None = None
+    expected_auc: float | None = None
+    expected_auc_band: tuple[float, float] | None = None
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    retrain: bool = False
+    retrain_reason: str = ""
+
+    def summary(self) -> str:
+        parts = [f"{self.model} {self.as_of_date} (version {self.version}): {self.status}"]
+        if self.drift_status:
+            worst = f", worst {self.worst_feature} (PSI {self.worst_psi:.3f})" if self.worst_feature else ""
+            parts.append(f"drift {self.drift_status}{worst}")
+        if self.expected_auc is not None and self.expected_auc_band:
+            parts.append(
+                f"estimated AUC {self.expected_auc:.3f} [{self.expected_auc_band[0]:.3f}, {self.expected_auc_band[1]:.3f}]"
+            )
+        parts.append(f"{len(self.alerts)} alert(s)")
+        return "; ".join(parts) + (f" — {self.message}" if self.message and self.status not in ("ok",) else "")
+
+
+def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model: PinnedModel) -> DayHealth:
+    """Compute and store the health of `as_of_date` as scored by `model` (see the module docstring)."""
+    warehouse = open_warehouse(settings.warehouse_url)
+    reference = registry.training_reference(settings, model)
+
+    def day(status: str, message: str, **fields: Any) -> DayHealth:
+        extra = fields.pop("extra", {})
+        result = DayHealth(spec.name, model.version, as_of_date, status, message, **fields)
+        row = {
+            "status": status,
+            "message": message,
+            "drift_status": result.drift_status,
+            "worst_feature": result.worst_feature,
+            "worst_psi": result.worst_psi,
+            "expected_auc": result.expected_auc,
+            "expected_auc_lower": result.expected_auc_band[0] if result.expected_auc_band else None,
+            "expected_auc_upper": result.expected_auc_band[1] if result.expected_auc_band else None,
+            "alerts": len(result.alerts),
+            # Realized performance is computed once the label horizon after the date is complete.
+            "labels_due": as_of_date + dt.timedelta(days=spec.training.label_horizon_days),
+            **extra,
+        }
+        catalog.replace_health(warehouse, catalog.DAILY_HEALTH, spec.name, model.version, as_of_date, [row])
+        return result
+
+    if not usable(reference):
+        return day(
+            "no_reference", f"{model.uri} has no training reference (trained before batchpred kept one): retrain it to monitor it"
+        )
+    current = drift.profile(warehouse, spec, reference, model.version, as_of_date)
+    if current is None:
+        return day("empty_partition", f"analytics.{spec.features_model} has no rows for {as_of_date}")
+    if not sum(current.counts[drift.SCORE]):
+        return day("no_predictions", f"{model.uri} has no predictions for {as_of_date} in {catalog.predictions(spec)}")
+
+    baseline = {name: f["counts"] for name, f in reference["features"].items()} | {drift.SCORE: reference["score"]["counts"]}
+    rows = drift.drift_rows(spec, reference, current, baseline, "baseline", None)
+    for comparison, days in drift.COMPARISONS.items():
+        then = as_of_date - dt.timedelta(days=days)
+        stored = health.stored_profile(warehouse, spec.name, model.version, then)
+        if stored:
+            other = drift.Profile(
+                sum(stored[drift.SCORE]), stored, health.stored_means(warehouse, spec.name, model.version, then)
+            )
+        else:
+            other = drift.profile(warehouse, spec, reference, model.version, then)
+        if other is not None and sum(other.counts.get(drift.SCORE, [0])):
+            rows += drift.drift_rows(spec, reference, current, other.counts, comparison, then, other.means)
+    catalog.replace_health(
+        warehouse, catalog.FEATURE_PROFILES, spec.name, model.version, as_of_date, drift.profile_rows(reference, current)
+    )
+    catalog.replace_health(warehouse, catalog.FEATURE_DRIFT, spec.name, model.version, as_of_date, rows)
+
+    estimated = performance.estimate(warehouse, spec, reference, model.version, as_of_date)
+    catalog.replace_health(
+        warehouse, catalog.ESTIMATED_PERFORMANCE, spec.name, model.version, as_of_date, [estimated] if estimated else []
+    )
+
+    yesterday = health.rows_of(
+        warehouse, catalog.ALERTS, spec.name, as_of_date - dt.timedelta(days=1), as_of_date - dt.timedelta(days=1), model.version
+    )
+    found = alerting.with_streaks(alerting.from_drift(rows) + alerting.from_performance(estimated, None), yesterday.to_pylist())
+    retrain, why = alerting.retrain_decision(
+        spec, reference, found, as_of_date, health.last_retrain_request(warehouse, spec.name, as_of_date - dt.timedelta(days=1))
+    )
+    earlier = health.rows_of(warehouse, catalog.ALERTS, spec.name, as_of_date, as_of_date, model.version).to_pylist()
+    requested_before = any(a["action"] == "retrain requested" for a in earlier)
+    if retrain or requested_before:
+        found = [a if a.severity != "alert" else replace(a, action="retrain requested") for a in found]
+    elif why:
+        found = [a if a.severity != "alert" else replace(a, action=why[:500]) for a in found]
+    catalog.replace_health(warehouse, catalog.ALERTS, spec.name, model.version, as_of_date, [a.row() for a in found])
+
+    baseline_rows = [r for r in rows if r["comparison"] == "baseline" and r["feature"] != drift.SCORE]
+    worst = max(baseline_rows, key=lambda r: r["psi"], default=None)
+    statuses = [r["status"] for r in rows if r["comparison"] == "baseline"]
+    drift_status = "alert" if "alert" in statuses else "warn" if "warn" in statuses else "ok"
+    overall = "alert" if any(a.severity == "alert" for a in found) else "warn" if found else "ok"
+    message = "; ".join(a.message for a in found if a.severity == "alert")[:2000]
+    if retrain and requested_before:  # this date was monitored before and asked already: not twice
+        retrain, why = False, f"retrain already requested for {as_of_date}"
+    if retrain:
+        message = f"retrain requested: {why}. {message}"
+    return day(
+        overall,
+        message,
+        drift_status=drift_status,
+        worst_feature=worst["feature"] if worst else None,
+        worst_psi=worst["psi"] if worst else None,
+        expected_auc=estimated["expected_auc"] if estimated else None,
+        expected_auc_band=(estimated["expected_auc_lower"], estimated["expected_auc_upper"])
+        if estimated and estimated["expected_auc"] is not None
+        else None,
+        alerts=[{"model_name": spec.name, "model_version": model.version, "as_of_date": as_of_date, **a.row()} for a in found],
+        retrain=retrain,
+        retrain_reason=why,
+        extra={
+            "rows_scored": sum(current.counts[drift.SCORE]),
+            "features_warn": sum(1 for r in baseline_rows if r["status"] == "warn"),
+            "features_alert": sum(1 for r in baseline_rows if r["status"] == "alert"),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Realized:
+    as_of_date: dt.date
+    version: int
+    row: dict[str, Any] | None
+    alerts: list[dict[str, Any]]
+
+
+def labelled_dates(settings: Settings, spec: ModelSpec, now: dt.datetime) -> tuple[dict[dt.date, list[int]], dt.date | None]:
+    """({scored date: versions} whose labels are complete, within the lookback), and the last complete day."""
+    warehouse = open_warehouse(settings.warehouse_url)
+    cover = completeness.coverage(warehouse, spec, now)
+    last = cover.last_complete
+    if last is None:
+        return {}, None
+    horizon = spec.training.label_horizon_days
+    newest = last - dt.timedelta(days=horizon)
+    oldest = newest - dt.timedelta(days=spec.monitoring.realized_lookback_days)
+    scored = health.versions_scored(warehouse, spec, oldest, newest)
+    return {d: v for d, v in scored.items() if cover.problem(d, horizon) is None}, last
+
+
+def realize(settings: Settings, spec: ModelSpec, dates: dict[dt.date, list[int]], labels_through: dt.date) -> list[Realized]:
+    """Build the labels of `dates` (one dbt run) and store the realized performance of each date and version."""
+    if not dates:
+        return []
+    transform.build_labels(settings, spec, sorted(dates))
+    warehouse = open_warehouse(settings.warehouse_url)
+    done = []
+    for day, versions in sorted(dates.items()):
+        for version in versions:
+            model = registry.pin(settings, spec.name, version)
+            reference = registry.training_reference(settings, model)
+            if not usable(reference):
+                continue
+            estimated = health.rows_of(warehouse, catalog.ESTIMATED_PERFORMANCE, spec.name, day, day, version).to_pylist()
+            expected = estimated[0]["expected_auc"] if estimated else None
+            result = performance.realize(warehouse, spec, reference, version, day, labels_through, expected)
+            row, calibration = result if result else (None, [])
+            catalog.replace_health(warehouse, catalog.REALIZED_PERFORMANCE, spec.name, version, day, [row] if row else [])
+            catalog.replace_health(warehouse, catalog.CALIBRATION_BINS, spec.name, version, day, calibration)
+            found = alerting.from_performance(None, row)
+            if found:  # the realized alert joins the date's other alerts
+                kept = [
+                    a
+                    for a in health.rows_of(warehouse, catalog.ALERTS, spec.name, day, day, version).to_pylist()
+                    if a["check_name"] != "realized_auc"
+                ]
+                rows = [{k: a[k] for k in alerting.Alert.__dataclass_fields__} for a in kept] + [x.row() for x in found]
+                catalog.replace_health(warehouse, catalog.ALERTS, spec.name, version, day, rows)
+            if row and row.get("roc_auc") is not None:
+                catalog.update_health(warehouse, catalog.DAILY_HEALTH, spec.name, version, day, {"realized_auc": row["roc_auc"]})
+            done.append(
+                Realized(
+                    day,
+                    version,
+                    row,
+                    [{"model_name": spec.name, "model_version": version, "as_of_date": day, **a.row()} for a in found],
+                )
+            )
+    return done
