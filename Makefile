@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export BATCHPRED_HOME ?= $(CURDIR)/.batchpred
 
-.PHONY: install services demo test lint bench clean
+.PHONY: install services demo ui test lint bench clean
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --user uv
@@ -21,12 +21,19 @@ demo: install
 	$(UV) run --locked batchpred demo
 
 # The integration tests start their own PostgreSQL cluster and Redis server from these
-# binaries (as the `postgres` user when run as root); install them if they are missing.
+# binaries (as the `postgres` user when run as root), and open the HTML report in headless
+# Chromium; install them from the system packages if they are missing.
 services:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
 		echo "installing PostgreSQL server binaries"; apt-get update -qq && apt-get install -y -qq postgresql; fi
 	@if ! command -v redis-server >/dev/null; then \
 		echo "installing redis-server"; apt-get update -qq && apt-get install -y -qq redis-server; fi
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
+		echo "installing chromium (the report tests open the HTML in it)"; apt-get update -qq && apt-get install -y -qq chromium; fi
+
+# The Airflow UI of the embedded default; PORT=8081 make ui to choose the port.
+ui: install
+	$(UV) run --locked batchpred ui $(if $(PORT),--port $(PORT))
 
 test: install services
 	$(UV) run --locked ruff check .

@@ -96,6 +96,7 @@ validates the features in a scratch schema and resolves the model, writing nothi
 **Rerun a date**: Trigger with `as_of_date`, clear the run's tasks, or
 `batchpred score {name} --date D`. Each replaces exactly that date's rows in
 `predictions.{name}_scores`; the same data and version give the same scores.
+A date that should not have been published: `batchpred unpublish {name} --date D`.
 
 **When it fails**: the first line of each task's log names the as-of date and the
 model version. `plan` refuses dates that are not complete (the message names the
@@ -198,8 +199,10 @@ that asset), and daily at 06:00 UTC for the realized performance of dates whose 
 completed. Writes the `monitoring` tables (feature_drift, estimated_performance,
 realized_performance, alerts, daily_health), posts each alert to the `{ALERTS_CONNECTION}`
 connection's webhook, and asks `{spec.train_dag_id}` for a retrain when the policy fires.
-It never delays or fails scoring. Rerun a date: Trigger with `as_of_date`, or
-`batchpred monitor {spec.name} --date D`.
+It never delays or fails scoring. Each monitored date's report (one HTML page) goes to
+`$BATCHPRED_HOME/reports/{spec.name}/<as_of_date>.html` on the worker; the task log
+says where. Rerun a date: Trigger with `as_of_date`, or `batchpred monitor {spec.name} --date D`
+then `batchpred report {spec.name} --date D`.
 """,
         schedule=AssetOrTimeSchedule(
             timetable=CronTriggerTimetable(MONITOR_SCHEDULE, timezone="UTC"), assets=[predictions_asset(spec.name)]

@@ -42,6 +42,7 @@ class Plan:
     dates: list[dt.date]  # to score, in order
     skipped: dict[dt.date, str] = field(default_factory=dict)  # not complete (or before scoring.start_date): why
     existing: dict[dt.date, set[int]] = field(default_factory=dict)  # dates of the range that have rows: versions
+    shadows: list[PinnedModel] = field(default_factory=list)  # shadow versions, pinned once too
 
 
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -87,7 +88,7 @@ def plan(
     elif only == "failed":
         latest = catalog.latest_statuses(warehouse, spec.name, start, end)
         complete = [d for d in complete if latest.get(d) in runlog.UNFINISHED]
-    return Plan(model, complete, dict(sorted(skipped.items())), existing)
+    return Plan(model, complete, dict(sorted(skipped.items())), existing, steps.resolve_shadows(settings, spec, model))
 
 
 def run(
@@ -120,7 +121,7 @@ def run(
             on_stage(f"scoring {day}")
             started = time.perf_counter()
             try:
-                attempt = steps.plan(settings, spec, day, model=planned.model, date_chosen_by="backfill")
+                attempt = steps.plan(settings, spec, day, model=planned.model, date_chosen_by="backfill", shadows=planned.shadows)
                 if day in unbuilt:
                     with steps.recorded(settings, attempt, "build_features"):
                         raise unbuilt[day]

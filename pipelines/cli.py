@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -103,15 +104,20 @@ def generate(customers: int, days: int, end: dt.date | None, seed: int, drift_fr
     "--force-promote", is_flag=True, help="Move the alias to the new version even if it is not better (needs --reason)."
 )
 @click.option("--reason", default=None, help="Why --force-promote: recorded on the version.")
+@click.option(
+    "--alias", default=None, help="The alias to move if the new version is better [default: the spec's], e.g. challenger."
+)
 @JSON
-def train(model: str, as_of_date: dt.date | None, force_promote: bool, reason: str | None, as_json: bool) -> None:
+def train(
+    model: str, as_of_date: dt.date | None, force_promote: bool, reason: str | None, alias: str | None, as_json: bool
+) -> None:
     """Train MODEL, register a version, and move its alias if the new version is better."""
     from pipelines import steps
 
     settings, spec = Settings.from_env(), _spec(model)
     as_of_date = as_of_date or steps.last_complete_date(settings, spec)
     started = time.perf_counter()
-    result = steps.train(settings, spec, as_of_date, force=force_promote, reason=reason)
+    result = steps.train(settings, spec, as_of_date, force=force_promote, reason=reason, alias=alias)
     if as_json:
         _echo_json(
             {
@@ -326,6 +332,106 @@ def monitor(model: str, as_of_date, start, end, version: int | None, as_json: bo
             else f"realized AUC {last.row['roc_auc']:.3f}"
         )
     click.echo("  tables: monitoring.daily_health, feature_drift, estimated_performance, realized_performance, alerts")
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port for the UI [default: the first free from 8080].")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+def ui(port: int | None, host: str) -> None:
+    """Start the Airflow UI of the embedded default (api-server, scheduler, dag-processor); Ctrl-C stops it."""
+    from pipelines.ui import run_ui
+
+    run_ui(Settings.from_env(), host, port)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--date", "as_of_date", type=DATE, default=None, help="The as-of date to remove.")
+@click.option("--start", type=DATE, default=None, help="First as-of date of a range to remove.")
+@click.option("--end", type=DATE, default=None, help="Last as-of date of the range (inclusive).")
+@JSON
+def unpublish(model: str, as_of_date, start, end, as_json: bool) -> None:
+    """Take published dates back: remove their predictions (and shadow scores, reasons,
+    quarantine and health rows) in one transaction, log who did it, rebuild the marts."""
+    from pipelines import steps
+
+    settings, spec = Settings.from_env(), _spec(model)
+    if (as_of_date is None) == (start is None or end is None):
+        raise click.UsageError("give --date D, or --start A and --end B")
+    if as_of_date is not None:
+        start = end = as_of_date
+    if start > end:
+        raise click.UsageError(f"--start {start} is after --end {end}")
+    result = steps.unpublish(settings, spec, start, end)
+    if as_json:
+        _echo_json(result)
+        return
+    removed = ", ".join(f"{t}: {n:,}" for t, n in result["removed"].items() if n)
+    click.echo(f"unpublished {spec.name} for {', '.join(str(d) for d in result['dates'])}: removed {removed}")
+    if result["skipped"]:
+        click.echo(f"  {len(result['skipped'])} date(s) of the range had no predictions and were left as they were")
+    click.echo("  marts rebuilt; monitoring.scoring_runs has an 'unpublished' row per date")
+    click.echo(f"  to score them again: batchpred backfill {spec.name} --start {start} --end {end} --only missing")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--date", "as_of_date", type=DATE, required=True, help="The as-of date to report on.")
+@click.option("--days", type=click.IntRange(min=1), default=60, show_default=True, help="How many days of history to draw.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The HTML file to write [default: $BATCHPRED_HOME/reports/MODEL/DATE.html].",
+)
+def report(model: str, as_of_date: dt.date, days: int, out: Path | None) -> None:
+    """Write MODEL's model-health report for a date: one self-contained HTML page."""
+    from pipelines import report as health_report
+
+    settings, spec = Settings.from_env(), _spec(model)
+    started = time.perf_counter()
+    path = health_report.write(settings, spec, as_of_date, days, out)
+    click.echo(f"{spec.name} report for {as_of_date} ({days} days) in {time.perf_counter() - started:.1f}s: {path}")
+    click.echo(f"  open it in a browser: file://{path.resolve()}")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--alias", default="champion", show_default=True, help="The alias to move.")
+@click.option("--version", type=int, required=True, help="The version to point it at.")
+@click.option("--reason", default=None, help="Why (recorded in monitoring.promotions and on the MLflow version).")
+@click.option("--force", is_flag=True, help="Promote without a shadow record, or despite a worse realized AUC.")
+def promote(model: str, alias: str, version: int, reason: str | None, force: bool) -> None:
+    """Move MODEL's alias to a version, after looking at its shadow record."""
+    from pipelines import promote as promotion
+
+    settings, spec = Settings.from_env(), _spec(model)
+    record = promotion.shadow_record(settings, spec, version)
+    click.echo(f"version {version}: {record.describe()}")
+    for row in record.rows[-10:]:
+        click.echo(f"  {row['as_of_date']} against version {row['model_version']}: {_comparison(row)}")
+    before, after, _ = promotion.promote(settings, spec, alias, version, reason, force)
+    click.echo(
+        f"models:/{spec.name}@{alias}: version {before.version if before else 'none'} -> {after.version}"
+        + (" (forced)" if force else "")
+    )
+    click.echo(
+        f"  recorded in monitoring.promotions; rescore the history: batchpred backfill {spec.name} --start A --end B --only stale"
+    )
+
+
+def _comparison(row: dict) -> str:
+    """One shadow_comparison row in words."""
+    parts = []
+    if row["challenger_expected_auc"] is not None and row["champion_expected_auc"] is not None:
+        parts.append(f"estimated AUC {row['challenger_expected_auc']:.4f} vs {row['champion_expected_auc']:.4f}")
+    if row["challenger_realized_auc"] is not None:
+        parts.append(
+            f"realized AUC {row['challenger_realized_auc']:.4f} vs {row['champion_realized_auc']:.4f} "
+            f"(DeLong p {row['delong_p_value']:.3g})"
+        )
+    parts.append(f"decisions flip for {row['flip_share']:.2%}")
+    return ", ".join(parts)
 
 
 @cli.command("setup-warehouse")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from pipelines import steps
+from pipelines import report, steps
 from pipelines.demo_data import DemoConfig, generate
 from pipelines.errors import BatchpredError
 from pipelines.settings import DAGS_DIR, Settings
@@ -29,6 +29,7 @@ from pipelines.warehouse import catalog, open_warehouse, safe_url
 
 WAREHOUSE_POOL = "batchpred_warehouse"
 DEMO_MODELS = ("churn", "payment_risk")
+CHALLENGER = "challenger"
 
 
 def load_demo_data(settings: Settings, config: DemoConfig) -> dict[str, int]:
@@ -52,11 +53,35 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "BATCHPRED_HOME": str(settings.home),
         "BATCHPRED_WAREHOUSE_URL": settings.warehouse_url,
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        # Airflow's own start-up warnings (no graphviz for rendering graphs; starlette's
+        # deprecation inside `dags test`'s in-process API client) say nothing about the run.
+        "PYTHONWARNINGS": "ignore:Could not import graphviz:UserWarning,ignore:Using `httpx` with:UserWarning",
     }
+
+
+def write_airflow_cfg(settings: Settings) -> Path:
+    """The embedded Airflow's airflow.cfg, written before Airflow first runs (it would write one
+    pointing at a DAG folder that does not exist, with the example DAGs on)."""
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    path = settings.home / "airflow" / "airflow.cfg"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)  # it holds this home's keys
+        path.write_text(
+            "# Written by batchpred for the embedded default (pipelines/demo.py); Airflow's defaults apply to the rest.\n"
+            f"[core]\ndags_folder = {DAGS_DIR}\nload_examples = False\nunit_test_mode = False\n"
+            f"fernet_key = {Fernet.generate_key().decode()}\n\n"
+            f"[api_auth]\njwt_secret = {secrets.token_urlsafe(32)}\n"
+        )
+    return path
 
 
 def run_airflow(settings: Settings, *args: str, log_name: str) -> None:
     """Run an `airflow` CLI command with the embedded environment; its output goes to a log file."""
+    write_airflow_cfg(settings)
     airflow = Path(sys.executable).with_name("airflow")
     log_path = settings.home / "logs" / f"{log_name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,12 +112,17 @@ def run_demo(
     click.echo("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in counts.items()))
 
     for spec in specs:
-        started = stage(f"training {spec.name} on data known up to {end}")
-        trained = steps.train(settings, spec, end)
-        click.echo(
-            f"    version {trained.model.version}: validation AUC {trained.metrics['auc']:.3f}, "
-            f"PR-AUC {trained.metrics['pr_auc']:.3f} in {time.perf_counter() - started:.0f}s; {trained.verdict}"
-        )
+        # The first model also gets a challenger: its champion is trained two weeks earlier,
+        # and a version trained on all the data scores beside it in the shadow.
+        shadowed = spec is specs[0] and CHALLENGER in spec.shadow_aliases
+        plan = [(spec.alias, end - dt.timedelta(days=14)), (CHALLENGER, end)] if shadowed else [(spec.alias, end)]
+        for alias, day in plan:
+            started = stage(f"training {spec.name} on data known up to {day}" + (f" (@{alias})" if shadowed else ""))
+            trained = steps.train(settings, spec, day, alias=alias)
+            click.echo(
+                f"    version {trained.model.version}: validation AUC {trained.metrics['auc']:.3f}, "
+                f"PR-AUC {trained.metrics['pr_auc']:.3f} in {time.perf_counter() - started:.0f}s; {trained.verdict}"
+            )
 
     started = stage(f"running {', '.join(s.score_dag_id for s in specs)} through Airflow for as-of date {end}")
     run_airflow(settings, "db", "migrate", log_name="airflow-db-migrate")
@@ -112,6 +142,10 @@ def run_demo(
     click.secho(f"\nModel health of {end} (monitoring.daily_health, monitoring.alerts):", bold=True)
     for spec in specs:
         show_health(settings, spec, end)
+    click.secho(f"\nModel-health reports of {end} (written by the monitor DAGs; open in a browser):", bold=True)
+    for spec in specs:
+        path = report.default_path(settings, spec.name, end)
+        click.echo(f"  {spec.name:<14} {path.as_uri() if path.exists() else 'missing: see the monitor DAG log'}")
     embedded_mlflow = settings.mlflow_tracking_uri.startswith("sqlite:")
     artifacts = f"  (artifacts: {settings.mlflow_artifact_root})" if embedded_mlflow else ""
     click.secho(f"\nDone in {time.perf_counter() - began:.0f}s. Where everything lives:", bold=True)
@@ -120,6 +154,7 @@ def run_demo(
         ("MLflow", safe_url(settings.mlflow_tracking_uri) + artifacts),
         ("Airflow", f"{settings.home / 'airflow'}  (AIRFLOW_HOME; DAGs from {DAGS_DIR})"),
         ("logs", str(settings.home / "logs")),
+        ("reports", str(settings.home / "reports")),
     ):
         click.echo(f"  {label:<10} {where}")
 
@@ -152,6 +187,12 @@ def show_health(settings: Settings, spec, as_of_date: dt.date) -> None:
     alerts = health.rows_of(warehouse, catalog.ALERTS, spec.name, as_of_date, as_of_date).to_pylist()
     for alert in [a for a in alerts if a["severity"] == "alert"][:5]:
         click.echo(f"    ALERT {alert['message']}" + (f" ({alert['action']})" if alert["action"] else ""))
+    for c in health.rows_of(warehouse, catalog.SHADOW_COMPARISON, spec.name, as_of_date, as_of_date).to_pylist():
+        click.echo(
+            f"    shadow {c['challenger_alias']} (version {c['challenger_version']}) beside version {c['model_version']}: "
+            f"Spearman {c['spearman']:.3f}, decisions flipped {c['flip_share']:.1%}, estimated AUC "
+            f"{c['challenger_expected_auc']:.3f} vs {c['champion_expected_auc']:.3f} (monitoring.shadow_comparison)"
+        )
 
 
 def _table(table) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 R = TypeVar("R")
@@ -70,12 +70,17 @@ class Attempt:
     dry_run: bool = False
     triggered_by: str | None = None  # who asked: the OS user at a terminal, "airflow" in a DAG
     date_chosen_by: str = ""  # how the as-of date was chosen (a parameter, the logical date, ...)
+    shadow: list = field(default_factory=list)  # shadow versions, pinned too: [{"alias", "version", "run_id"}]
 
     @property
     def model(self) -> PinnedModel:
         if self.model_version is None or self.mlflow_run_id is None:
             raise ValueError("the attempt has no pinned model version yet")
         return PinnedModel(self.model_name, self.model_version, self.mlflow_run_id, self.alias)
+
+    @property
+    def shadow_models(self) -> list[PinnedModel]:
+        return [PinnedModel(self.model_name, s["version"], s["run_id"], s["alias"]) for s in self.shadow]
 
     @property
     def scratch_schema(self) -> str | None:
@@ -101,6 +106,9 @@ class ShardResult:
     shard: int
     rows_read: int
     rows_scored: int
+    shadow_errors: list = field(default_factory=list)  # why a shadow version did not score (it never fails the shard)
+    abs_contribution: list = field(default_factory=list)  # sum of |contribution| per feature, for the attribution profile
+    explained_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,3 +119,4 @@ class Published:
     rows_scored: int
     rows_quarantined: int
     table: str
+    shadow_errors: list = field(default_factory=list)

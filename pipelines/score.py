@@ -5,34 +5,49 @@ The model is a pinned version (never an alias), read through its own input contr
 (memory bounded by the batch size, not the row count), minus exactly the rows the
 date's validation quarantined, scored with the booster's `inplace_predict`, and
 written to `predictions.<model>_scores` in one transaction that replaces exactly
-that date. Before anything becomes visible, scored plus quarantined must equal the
-partition the validation counted.
+that date, together with each row's reasons (`pipelines.monitoring.explanations`).
+Before anything becomes visible, scored plus quarantined must equal the partition
+the validation counted.
+
+Shadow versions (`shadow_aliases` in model.yaml, default `challenger`) score the same
+batches in the same read, and go to `predictions.<model>_shadow_scores`, never to the
+table dashboards treat as the truth. A shadow that fails is dropped, with why, and
+never fails or delays the champion.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from pipelines import registry
-from pipelines.errors import BatchpredError, EmptyPartition, FeatureSchemaError, PartitionMismatch
+from pipelines.contract import InputContract
+from pipelines.errors import BatchpredError, ContractError, EmptyPartition, FeatureSchemaError, PartitionMismatch
+from pipelines.monitoring.explanations import Reasons
 from pipelines.prefetch import Prefetch
 from pipelines.records import PinnedModel, ValidationRef
 from pipelines.settings import Settings
 from pipelines.spec import ModelSpec
 from pipelines.warehouse import catalog, open_warehouse
+from pipelines.warehouse.base import PartitionWrite
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ScoreResult:
     rows_read: int
     rows_scored: int
+    shadow_errors: list[str] = field(default_factory=list)
+    abs_contribution: list[float] = field(default_factory=list)  # sum of |contribution| per feature, contract order
+    explained_rows: int = 0
 
 
 def check_accounted(spec: ModelSpec, as_of_date: dt.date, scored: int, validation: ValidationRef) -> None:
@@ -45,13 +60,84 @@ def check_accounted(spec: ModelSpec, as_of_date: dt.date, scored: int, validatio
         )
 
 
-def check_features_table(settings: Settings, spec: ModelSpec, model: PinnedModel) -> None:
-    """Refuse (FeatureSchemaError) a feature table that lacks a column the version reads, or has one of the wrong kind."""
-    table = catalog.features(spec)
+def feature_columns(settings: Settings, spec: ModelSpec, schema: str = "analytics") -> dict[str, str]:
+    table = catalog.features(spec, schema)
     columns = open_warehouse(settings.warehouse_url).table_columns(table.schema, table.name)
     if columns is None:
         raise FeatureSchemaError(f"feature table {table} does not exist; build it with dbt first")
-    registry.contract(settings, model).check_columns(columns, str(table))
+    return columns
+
+
+def check_features_table(settings: Settings, spec: ModelSpec, model: PinnedModel, schema: str = "analytics") -> None:
+    """Refuse (FeatureSchemaError) a feature table that lacks a column the version reads, or has one of the wrong kind."""
+    registry.contract(settings, model).check_columns(feature_columns(settings, spec, schema), str(catalog.features(spec, schema)))
+
+
+class _Shadow:
+    """A shadow version scoring beside the champion: its scores spool to a file as they come."""
+
+    def __init__(self, model: PinnedModel, contract: InputContract, booster, same_inputs: bool, key_fields: list[pa.Field]):
+        self.model, self.contract, self.booster, self.same_inputs = model, contract, booster, same_inputs
+        self.schema = pa.schema([*key_fields, pa.field("score", pa.float64(), nullable=False)])
+        self.spool = tempfile.NamedTemporaryFile(prefix="batchpred-shadow-", suffix=".arrows", delete=False)
+        self.writer = pa.ipc.new_stream(self.spool, self.schema)
+
+    @property
+    def label(self) -> str:
+        return f"@{self.model.alias} (version {self.model.version})"
+
+    def add(self, keys: list[pa.Array], batch: pa.RecordBatch, matrix: np.ndarray) -> None:
+        scores = self.booster.inplace_predict(matrix if self.same_inputs else self.contract.matrix(batch))
+        self.writer.write_batch(pa.RecordBatch.from_arrays([*keys, pa.array(scores, pa.float64())], schema=self.schema))
+
+    def batches(self, schema: pa.Schema, constants: dict) -> Iterator[pa.RecordBatch]:
+        self.writer.close()
+        self.spool.close()
+        with pa.memory_map(self.spool.name) as source:
+            for batch in pa.ipc.open_stream(source):
+                n = batch.num_rows
+                columns = {name: batch.column(name) for name in batch.schema.names}
+                yield pa.RecordBatch.from_arrays(
+                    [
+                        columns[f.name] if f.name in columns else pa.repeat(pa.scalar(constants[f.name], f.type), n)
+                        for f in schema
+                    ],
+                    schema=schema,
+                )
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        except Exception:  # noqa: BLE001 - already closed
+            pass
+        self.spool.close()
+        Path(self.spool.name).unlink(missing_ok=True)
+
+
+def _shadows(
+    settings: Settings,
+    contract: InputContract,
+    columns: dict[str, str],
+    where: str,
+    models: Sequence[PinnedModel],
+    errors: list[str],
+) -> list[_Shadow]:
+    """The shadow versions that can score this partition; each one that cannot is left out, with why."""
+    live = []
+    for model in models:
+        try:
+            shadow_contract = registry.contract(settings, model)
+            if shadow_contract.key != contract.key:
+                raise ContractError(f"is keyed by {shadow_contract.key}, the champion by {contract.key}")
+            shadow_contract.check_columns(columns, where)
+            booster = registry.load_booster(settings, model)
+        except BatchpredError as exc:
+            errors.append(f"@{model.alias} (version {model.version}): {exc}")
+            continue
+        live.append(
+            _Shadow(model, shadow_contract, booster, shadow_contract.features == contract.features, contract.key_fields())
+        )
+    return live
 
 
 def score_partition(
@@ -64,14 +150,16 @@ def score_partition(
     airflow_run_id: str | None = None,
     shard: int = 0,
     shards: int = 1,
+    shadows: Sequence[PinnedModel] = (),
 ) -> ScoreResult:
-    """Score one shard of `as_of_date` with the pinned `model`.
+    """Score one shard of `as_of_date` with the pinned `model` (and the `shadows` beside it).
 
-    With one shard the date's predictions are replaced directly, in one transaction,
-    and only if scored plus quarantined is the validated partition. With several, the
-    shard's rows (a hash of the entity key picks them) replace that shard's rows in the
-    staging table `analytics.<model>_scores_staging`, and `publish_predictions` checks
-    the total and makes the whole date visible at once.
+    With one shard the date's predictions and reasons are replaced directly, in one
+    transaction, and only if scored plus quarantined is the validated partition. With
+    several, the shard's rows (a hash of the entity key picks them) replace that shard's
+    rows in the staging tables, and `publish_predictions` checks the total and makes the
+    whole date visible at once. Shadow scores are staged after the champion's write, in a
+    transaction of their own; a shadow's failure is returned in `shadow_errors`.
 
     Refuses (FeatureSchemaError) a feature table missing a column the version reads or
     holding one of the wrong type. On any failure the previous predictions stay.
@@ -79,14 +167,33 @@ def score_partition(
     if not 0 <= shard < shards:
         raise ValueError(f"shard {shard} is outside 0..{shards - 1}")
     warehouse = open_warehouse(settings.warehouse_url)
-    check_features_table(settings, spec, model)
+    where = str(catalog.features(spec))
+    columns = feature_columns(settings, spec)
     contract = registry.contract(settings, model)
+    contract.check_columns(columns, where)
     booster = registry.load_booster(settings, model)
     staged = shards > 1
     key_fields = contract.key_fields()
     schema = catalog.staging_schema(key_fields) if staged else catalog.predictions_schema(key_fields)
-    scored_at = pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", tz="UTC"))
-    where = str(catalog.features(spec))
+    now = dt.datetime.now(dt.UTC)
+    constants = {
+        "as_of_date": as_of_date,
+        "model_name": spec.name,
+        "model_version": model.version,
+        "mlflow_run_id": model.run_id,
+        "scoring_run_id": scoring_run_id,
+        "airflow_run_id": airflow_run_id,
+        "scored_at": now,
+        "shard": shard,
+    }
+    errors: list[str] = []
+    live = _shadows(settings, contract, columns, where, shadows, errors)
+    reasons = None
+    if spec.reasons.method != "off":
+        reasons_schema = catalog.reasons_schema(key_fields, staged)
+        expected = validation.rows - validation.rows_quarantined
+        reasons = Reasons(booster, contract, spec.reasons, reasons_schema, constants, expected // shards + 1)
+    scored_at = pa.scalar(now, pa.timestamp("us", tz="UTC"))
     read = 0
 
     def scored(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -109,11 +216,21 @@ def score_partition(
             n = batch.num_rows
             if n == 0:
                 continue
-            scores = booster.inplace_predict(contract.matrix(batch))
+            matrix = contract.matrix(batch)
+            scores = booster.inplace_predict(matrix)
+            keys = contract.keys(batch)
+            if reasons is not None:
+                reasons.add(keys, matrix, scores)
+            for shadow in list(live):
+                try:
+                    shadow.add(keys, batch, matrix)
+                except Exception as exc:  # noqa: BLE001 - a shadow must never stop the champion
+                    errors.append(f"{shadow.label}: {type(exc).__name__}: {exc}")
+                    live.remove(shadow)
+                    shadow.close()
             if not repeated or len(repeated[0]) < n:
                 repeated = [pa.repeat(value, n) for value in values]
             day, *lineage = (column.slice(0, n) for column in repeated)
-            keys = contract.keys(batch)
             del batch
             yield pa.RecordBatch.from_arrays([*keys, day, pa.array(scores, pa.float64()), *lineage], schema=schema)
 
@@ -134,19 +251,57 @@ def score_partition(
     # this thread writes the last (pipelines.prefetch). Each hands over at most one
     # batch at a time, so memory stays bounded by the batch size. An error in any stage
     # reaches the write below as itself, and the write transaction rolls back.
-    columns = [*contract.key_columns, *contract.feature_names]
-    with (
-        catalog.read_for_scoring(
-            warehouse, spec, columns, as_of_date, validation.validation_id, shard, shards, spec.batch_size
-        ) as batches,
-        Prefetch(batches, depth=1, name="batchpred-read") as read_ahead,
-        Prefetch(scored(iter(read_ahead)), depth=1, name="batchpred-score") as predictions,
-    ):
-        target = catalog.staging(spec) if staged else catalog.predictions(spec)
-        key = {"scoring_run_id": scoring_run_id, "shard": shard} if staged else None
-        written = warehouse.replace_partition(target.schema, target.name, as_of_date, schema, counted(iter(predictions)), key)
-    log.info("scored %d rows of %s for %s (shard %d of %d) with %s", written, where, as_of_date, shard + 1, shards, model.uri)
-    return ScoreResult(rows_read=read, rows_scored=written)
+    needed = list(
+        dict.fromkeys([*contract.key_columns, *contract.feature_names, *(f for s in live for f in s.contract.feature_names)])
+    )
+    try:
+        with (
+            catalog.read_for_scoring(
+                warehouse, spec, needed, as_of_date, validation.validation_id, shard, shards, spec.batch_size
+            ) as batches,
+            Prefetch(batches, depth=1, name="batchpred-read") as read_ahead,
+            Prefetch(scored(iter(read_ahead)), depth=1, name="batchpred-score") as predictions,
+        ):
+            target = catalog.staging(spec) if staged else catalog.predictions(spec)
+            key = {"scoring_run_id": scoring_run_id, "shard": shard} if staged else None
+            writes = [PartitionWrite(target.schema, target.name, schema, lambda: counted(iter(predictions)), key)]
+            if reasons is not None:
+                explained = catalog.reasons_staging(spec) if staged else catalog.reasons(spec)
+                writes.append(PartitionWrite(explained.schema, explained.name, reasons.schema, reasons.batches, key))
+            written = warehouse.replace_partitions(as_of_date, writes)[0]
+        log.info("scored %d rows of %s for %s (shard %d of %d) with %s", written, where, as_of_date, shard + 1, shards, model.uri)
+        _stage_shadows(warehouse, spec, as_of_date, key_fields, live, constants, scoring_run_id, shard, errors)
+    finally:
+        for shadow in live:
+            shadow.close()
+        if reasons is not None:
+            reasons.close()
+    return ScoreResult(
+        rows_read=read,
+        rows_scored=written,
+        shadow_errors=errors,
+        abs_contribution=reasons.abs_sum.tolist() if reasons is not None else [],
+        explained_rows=reasons.rows if reasons is not None else 0,
+    )
+
+
+def _stage_shadows(warehouse, spec, as_of_date, key_fields, live, constants, scoring_run_id, shard, errors) -> None:
+    """Stage each shadow's scores, in a transaction of its own: a failure is recorded, not raised."""
+    table = catalog.shadow_staging(spec)
+    schema = catalog.shadow_schema(key_fields, staged=True)
+    for shadow in live:
+        shadow_constants = constants | {
+            "model_version": shadow.model.version,
+            "mlflow_run_id": shadow.model.run_id,
+            "alias": shadow.model.alias,
+        }
+        try:
+            key = {"scoring_run_id": scoring_run_id, "shard": shard, "alias": shadow.model.alias}
+            warehouse.replace_partition(
+                table.schema, table.name, as_of_date, schema, shadow.batches(schema, shadow_constants), key
+            )
+        except Exception as exc:  # noqa: BLE001 - a shadow must never stop the champion
+            errors.append(f"{shadow.label}: staging its scores failed: {type(exc).__name__}: {exc}")
 
 
 def publish_predictions(
@@ -159,7 +314,8 @@ def publish_predictions(
     validation: ValidationRef,
     rows_scored: int,
 ) -> None:
-    """Make a sharded scoring run's predictions for `as_of_date` visible, all at once.
+    """Make a sharded scoring run's predictions (and their reasons) for `as_of_date` visible,
+    all at once.
 
     Refuses, leaving the previous predictions in place, unless the staging table holds
     exactly `rows_scored` rows of this run, and those plus the quarantined rows are the
@@ -180,12 +336,36 @@ def publish_predictions(
             f"{rows_scored}; nothing was published, the previous predictions stay"
         )
     check_accounted(spec, as_of_date, rows_scored, validation)
-    source, target = catalog.staging(spec), catalog.predictions(spec)
     key_fields = registry.contract(settings, model).key_fields()
-    warehouse.move_partition(
-        (source.schema, source.name),
-        (target.schema, target.name),
+    moves = [(catalog.staging(spec), catalog.predictions(spec), catalog.predictions_schema(key_fields))]
+    if spec.reasons.method != "off":
+        moves.append((catalog.reasons_staging(spec), catalog.reasons(spec), catalog.reasons_schema(key_fields)))
+    warehouse.move_partitions(
         as_of_date,
-        catalog.predictions_schema(key_fields),
+        [((s.schema, s.name), (t.schema, t.name), schema) for s, t, schema in moves],
         {"scoring_run_id": scoring_run_id},
     )
+
+
+def publish_shadows(
+    settings: Settings, spec: ModelSpec, as_of_date: dt.date, model: PinnedModel, scoring_run_id: str, aliases: Sequence[str]
+) -> list[str]:
+    """Replace the date's shadow scores of each alias with this run's staged ones, each in a
+    transaction of its own. Returns the errors (a shadow never fails the publish)."""
+    if not aliases:
+        return []
+    warehouse = open_warehouse(settings.warehouse_url)
+    key_fields = registry.contract(settings, model).key_fields()
+    errors = []
+    for alias in aliases:
+        try:
+            warehouse.move_partitions(
+                as_of_date,
+                [((catalog.shadow_staging(spec).schema, catalog.shadow_staging(spec).name),
+                  (catalog.shadow(spec).schema, catalog.shadow(spec).name), catalog.shadow_schema(key_fields))],
+                {"scoring_run_id": scoring_run_id, "alias": alias},
+                replace_key={"alias": alias},
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - a shadow must never stop the champion
+            errors.append(f"@{alias}: publishing its scores failed: {type(exc).__name__}: {exc}")
+    return errors

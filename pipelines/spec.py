@@ -77,6 +77,18 @@ class Training:
 
 
 @dataclass(frozen=True)
+class Reasons:
+    """Per-row reasons: each scored row's top features by contribution to the margin (log-odds)."""
+
+    # "default": approximate (Saabas) contributions for every row, exact TreeSHAP for the
+    # highest-scored rows; "approximate" or "exact" for every row; "off": no reasons.
+    method: str = "default"
+    top_k: int = 3
+    exact_share: float = 0.02  # "default": this share of a date's rows, the highest scores, get exact TreeSHAP ...
+    exact_cap: int = 20_000  # ... but at most this many
+
+
+@dataclass(frozen=True)
 class Monitoring:
     """Model-health thresholds (README, "Model health"). Drift statuses are `ok`, `warn` or `alert`."""
 
@@ -98,6 +110,9 @@ class Monitoring:
     # Realized performance is (re)computed for scored dates whose labels completed within
     # this many days, so labels that arrive late are counted.
     realized_lookback_days: int = 60
+    # Attribution drift: alert when the ranking of features by mean |contribution| on a date
+    # agrees with the validation window's less than this (nDCG).
+    attribution_ndcg_alert: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,8 @@ class ModelSpec:
     alias: str = "champion"
     batch_size: int = 100_000
     shards: int = 1  # scoring fans out to this many parallel tasks, split by a hash of the entity key
+    shadow_aliases: tuple[str, ...] = ("challenger",)  # scored beside the champion, into <model>_shadow_scores
+    reasons: Reasons = field(default_factory=Reasons)
     scoring: Scoring = field(default_factory=Scoring)
     training: Training = field(default_factory=Training)
     monitoring: Monitoring = field(default_factory=Monitoring)
@@ -195,6 +212,8 @@ _TOP_KEYS = {
     "scoring",
     "training",
     "monitoring",
+    "shadow_aliases",
+    "reasons",
 }
 
 
@@ -315,6 +334,8 @@ def _parse(raw: Any, path: Path) -> ModelSpec:
         scoring=_scoring(raw.get("scoring")),
         training=_training(raw.get("training")),
         monitoring=_monitoring(raw.get("monitoring")),
+        shadow_aliases=_shadow_aliases(raw.get("shadow_aliases", ["challenger"]), alias),
+        reasons=_reasons(raw.get("reasons")),
         source_dir=path.parent,
     )
 
@@ -383,8 +404,30 @@ def _monitoring(raw: Any) -> Monitoring:
             _positive_int(value, f"monitoring.{key}")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"monitoring.{key} must be a positive number; got {value!r}")
+    if monitoring.attribution_ndcg_alert >= 1:
+        raise ValueError("monitoring.attribution_ndcg_alert must be below 1")
     if monitoring.psi_warn >= monitoring.psi_alert:
         raise ValueError("monitoring.psi_warn must be below monitoring.psi_alert")
     if monitoring.retrain_drifted_features > monitoring.retrain_top_features:
         raise ValueError("monitoring.retrain_drifted_features cannot exceed monitoring.retrain_top_features")
     return monitoring
+
+
+def _shadow_aliases(raw: Any, alias: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(a, str) and re.match(ALIAS_PATTERN, a) for a in raw):
+        raise ValueError(f"shadow_aliases must be a list of MLflow alias names matching {ALIAS_PATTERN}; got {raw!r}")
+    if alias in raw:
+        raise ValueError(f"shadow_aliases must not include the scoring alias {alias!r}")
+    return tuple(dict.fromkeys(raw))
+
+
+def _reasons(raw: Any) -> Reasons:
+    reasons = Reasons(**_mapping(raw, "reasons", set(Reasons.__dataclass_fields__)))
+    if reasons.method not in ("default", "approximate", "exact", "off"):
+        raise ValueError(f"reasons.method must be default, approximate, exact or off; got {reasons.method!r}")
+    _positive_int(reasons.top_k, "reasons.top_k")
+    _positive_int(reasons.exact_cap, "reasons.exact_cap")
+    _probability(reasons.exact_share, "reasons.exact_share")
+    return reasons

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 from pipelines import completeness, registry, runlog, transform
 from pipelines.errors import BatchpredError, InputError
@@ -83,6 +84,7 @@ def plan(
     at: dt.datetime | None = None,
     model: PinnedModel | None = None,
     date_chosen_by: str = "",
+    shadows: list[PinnedModel] | None = None,
 ) -> Attempt:
     """Start an attempt at scoring `as_of_date`: check the date is complete, pin
     models:/<model>@<alias> to one version (or use the pinned `model` of a backfill), and
@@ -128,12 +130,32 @@ def plan(
         extra = registry.contract(settings, pinned).check_spec(spec, pinned.uri)
         if extra:
             log.info("%s does not read feature(s) %s that models/%s/model.yaml lists", pinned.uri, extra, spec.name)
+    shadows = resolve_shadows(settings, spec, pinned) if shadows is None else shadows
+    attempt = replace(attempt, shadow=[{"alias": m.alias, "version": m.version, "run_id": m.run_id} for m in shadows])
     log.info(
         "%s as-of date %s%s with %s (alias @%s)%s",
         "dry run of" if dry_run else "scoring", as_of_date, f" ({date_chosen_by})" if date_chosen_by else "",
         pinned.uri, alias, f", Airflow run {airflow_run_id}" if airflow_run_id else "",
     )  # fmt: skip
     return attempt
+
+
+def resolve_shadows(settings: Settings, spec: ModelSpec, champion: PinnedModel) -> list[PinnedModel]:
+    """Pin each of the spec's shadow aliases that exists (and is not the champion's version).
+    An alias that does not exist is the normal state (no challenger yet), not an error."""
+    from pipelines.errors import ModelNotFound
+
+    found = []
+    for alias in spec.shadow_aliases:
+        try:
+            model = registry.resolve(settings, spec.name, alias)
+        except ModelNotFound:
+            continue
+        if model.version != champion.version:
+            found.append(model)
+    if found:
+        log.info("shadow scoring with %s", ", ".join(f"{m.uri} (@{m.alias})" for m in found))
+    return found
 
 
 def _user() -> str:
@@ -211,9 +233,13 @@ def score_shard(settings: Settings, spec: ModelSpec, attempt: Attempt, validatio
         check_passed(open_warehouse(settings.warehouse_url), spec, attempt.as_of_date, validation.validation_id)
         result = score_partition(
             settings, spec, attempt.as_of_date, attempt.model, validation, attempt.scoring_run_id,
-            attempt.airflow_run_id, shard, spec.shards,
+            attempt.airflow_run_id, shard, spec.shards, attempt.shadow_models,
         )  # fmt: skip
-    return ShardResult(shard, result.rows_read, result.rows_scored)
+    for error in result.shadow_errors:
+        log.warning("shadow scoring of %s %s: %s (the champion is not affected)", spec.name, attempt.as_of_date, error)
+    return ShardResult(
+        shard, result.rows_read, result.rows_scored, result.shadow_errors, result.abs_contribution, result.explained_rows
+    )
 
 
 def publish(
@@ -222,7 +248,7 @@ def publish(
     """Make the date's predictions visible all at once. Refuses unless every shard reported,
     and scored plus quarantined is the validated partition; the previous predictions stay
     until then."""
-    from pipelines.score import publish_predictions
+    from pipelines.score import publish_predictions, publish_shadows
 
     with recorded(settings, attempt, "publish"):
         missing = sorted(set(range(spec.shards)) - {r.shard for r in shard_results})
@@ -232,7 +258,15 @@ def publish(
         publish_predictions(
             settings, spec, attempt.as_of_date, attempt.model, attempt.scoring_run_id, spec.shards, validation, rows_scored
         )
-        runlog.record(open_warehouse(settings.warehouse_url), attempt, "published", rows_scored=rows_scored)
+        errors = [e for r in shard_results for e in r.shadow_errors]
+        failed = {m.alias for m in attempt.shadow_models if any(e.startswith(f"@{m.alias} ") for e in errors)}
+        ready = [m.alias for m in attempt.shadow_models if m.alias not in failed]
+        errors += publish_shadows(settings, spec, attempt.as_of_date, attempt.model, attempt.scoring_run_id, ready)
+        _record_attributions(settings, spec, attempt, shard_results)
+        runlog.record(
+            open_warehouse(settings.warehouse_url), attempt, "published",
+            rows_scored=rows_scored, shadow_error="; ".join(errors) or None,
+        )  # fmt: skip
     return Published(
         attempt.scoring_run_id,
         attempt.as_of_date,
@@ -240,7 +274,27 @@ def publish(
         rows_scored,
         validation.rows_quarantined,
         str(catalog.predictions(spec)),
+        errors,
     )
+
+
+def _record_attributions(settings: Settings, spec: ModelSpec, attempt: Attempt, shard_results: Sequence[ShardResult]) -> None:
+    """The date's mean |contribution| per feature (all shards), for attribution drift."""
+    import numpy as np
+
+    sums = [np.asarray(r.abs_contribution) for r in shard_results if r.abs_contribution]
+    rows = sum(r.explained_rows for r in shard_results)
+    if not sums or not rows:
+        return
+    names = registry.contract(settings, attempt.model).feature_names
+    means = np.sum(sums, axis=0) / rows
+    ranks = np.argsort(-means, kind="stable").argsort() + 1
+    profile = [
+        {"feature": n, "rank": int(r), "mean_abs_contribution": float(m), "rows": rows}
+        for n, m, r in zip(names, means, ranks, strict=True)
+    ]
+    warehouse = open_warehouse(settings.warehouse_url)
+    catalog.replace_health(warehouse, catalog.FEATURE_ATTRIBUTIONS, spec.name, attempt.model.version, attempt.as_of_date, profile)
 
 
 def build_marts(settings: Settings, spec: ModelSpec, attempts: Sequence[Attempt]) -> None:
@@ -275,12 +329,19 @@ def run_date(settings: Settings, spec: ModelSpec, attempt: Attempt) -> Published
     return published
 
 
-def train(settings: Settings, spec: ModelSpec, as_of_date: dt.date, force: bool = False, reason: str | None = None):
-    """Train on data known up to `as_of_date`, register a version, promote it if better
-    (or if forced, with a reason). Returns `pipelines.train.TrainResult`."""
+def train(
+    settings: Settings,
+    spec: ModelSpec,
+    as_of_date: dt.date,
+    force: bool = False,
+    reason: str | None = None,
+    alias: str | None = None,
+):
+    """Train on data known up to `as_of_date`, register a version, move `alias` (default: the
+    spec's) to it if better, or if forced with a reason. Returns `pipelines.train.TrainResult`."""
     from pipelines.train import train_model
 
-    return train_model(settings, spec, as_of_date, force=force, reason=reason)
+    return train_model(settings, spec, as_of_date, force=force, reason=reason, alias=alias)
 
 
 def monitor(settings: Settings, spec: ModelSpec, as_of_date: dt.date, version: int | None = None):
@@ -313,6 +374,50 @@ def realize(settings: Settings, spec: ModelSpec, at: dt.datetime | None = None):
 
     dates, last = labelled_dates(settings, spec, at or now())
     return realize_dates(settings, spec, dates, last) if last else []
+
+
+def unpublish(settings: Settings, spec: ModelSpec, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """Take published dates back: in one transaction, remove the predictions of every date of
+    start..end that has them (with their shadow scores, reasons, quarantine and model-health
+    rows) and write one run-log row per date, status `unpublished`, saying who removed which
+    version's rows; then rebuild the marts for those dates.
+
+    Refuses (InputError), removing nothing, when no date of the range has predictions.
+    Returns {"dates": [...], "skipped": [...], "removed": {table: rows}}. If the marts
+    fail to rebuild, the dates stay removed and DbtError says to rebuild them.
+    """
+    from pipelines.backfill import date_range
+
+    warehouse = open_warehouse(settings.warehouse_url)
+    scored = catalog.scored_versions(warehouse, spec, start, end)
+    dates = sorted(scored)
+    span = f"{start}" if start == end else f"{start}..{end}"
+    if not dates:
+        raise InputError(
+            f"{catalog.predictions(spec)} has no predictions for {span}: nothing to unpublish "
+            "(batchpred backfill --dry-run lists the dates that have rows)"
+        )
+    counts = {d: catalog.count_partition(warehouse, catalog.predictions(spec), d) for d in dates}
+    at, who = now(), _user()
+    rows = [
+        {
+            "scoring_run_id": str(uuid.uuid4()),
+            "model_name": spec.name,
+            "model_version": max(scored[d]),
+            "as_of_date": d,
+            "rows_removed": counts[d],
+            "status": "unpublished",
+            "step": "unpublish",
+            "started_at": at,
+            "ended_at": at,
+            "triggered_by": who,
+        }
+        for d in dates
+    ]
+    removed = catalog.unpublish(warehouse, spec, dates, rows)
+    catalog.ensure_health_tables(warehouse)
+    transform.build_marts(settings, spec, dates)
+    return {"dates": dates, "skipped": [d for d in date_range(start, end) if d not in scored], "removed": removed}
 
 
 def record_retrain(settings: Settings, spec: ModelSpec, requested_for: dt.date, outcome: str) -> None:

@@ -176,8 +176,9 @@ def run(step: str, model: str, ctx: RunContext, inputs: dict[str, Any]) -> Any:
 def monitor_run(settings, spec, ctx: RunContext) -> dict[str, Any]:
     """The <model>_monitor DAG's work: the health of each date the triggering scoring runs
     published (or the `as_of_date` parameter), then realized performance of every date
-    whose labels completed. Returns the alerts to send and whether to ask for a retrain."""
-    from pipelines import steps
+    whose labels completed, and each date's report (`pipelines.report`). Returns the alerts
+    to send and whether to ask for a retrain."""
+    from pipelines import report, steps
 
     unknown = sorted(set(ctx.conf or {}) - set(MONITOR_PARAMS))
     if unknown:
@@ -204,9 +205,17 @@ def monitor_run(settings, spec, ctx: RunContext) -> dict[str, Any]:
             len(realized),
             ", ".join(str(r.as_of_date) for r in realized),
         )
+    reports = []
+    for day in sorted(dates):
+        try:
+            reports.append(str(report.write(settings, spec, day)))
+            log.info("model-health report of %s: %s", day, reports[-1])
+        except Exception:  # the health is stored and the alerts must still go out: say so, loudly, and go on
+            log.exception("the model-health report of %s could not be written", day)
     json_safe = [{k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in a.items()} for a in found]
     return {
         "monitored": [d.isoformat() for d in sorted(dates)],
+        "reports": reports,
         "alerts": json_safe,
         "retrain_requested_for": retrain.isoformat() if retrain else None,
         "reason": "; ".join(reasons),

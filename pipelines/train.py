@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from pipelines import completeness, registry, transform
 from pipelines.contract import InputContract
 from pipelines.errors import BatchpredError, ContractError, IncompleteDate, InputError, ModelNotFound
+from pipelines.monitoring.explanations import contributions
 from pipelines.monitoring.reference import training_reference
 from pipelines.records import PinnedModel
 from pipelines.settings import Settings
@@ -124,19 +125,23 @@ def train_model(
     now: dt.datetime | None = None,
     force: bool = False,
     reason: str | None = None,
+    alias: str | None = None,
 ) -> TrainResult:
     """Build the training set for `as_of_date`, train, log and register a version (with its
-    input contract and training reference), and move `spec.alias` to it if it beats the
-    current holder on the same validation rows, or if `force` is given with a `reason`."""
+    input contract and training reference), and move `alias` (default: the spec's, champion)
+    to it if it beats the alias's current version on the same validation rows, or if `force`
+    is given with a `reason`. `alias="challenger"` trains a candidate to shadow-score."""
     import pandas as pd
     import xgboost as xgb
 
+    alias = registry.check_alias(alias or spec.alias)
     if force and not (reason and reason.strip()):
         raise InputError("--force-promote needs --reason: why this version should replace the champion")
     now = now or dt.datetime.now(dt.UTC)
     train_dates, valid_dates, skipped = plan_snapshots(settings, spec, as_of_date, now)
-    for day, why in sorted(skipped.items()):
-        log.warning("training snapshot %s skipped: %s", day, why)
+    if skipped:  # expected near the start of the data: said once, and in the result's summary
+        first = min(skipped)
+        log.info("%d training snapshot(s) skipped as incomplete, e.g. %s: %s", len(skipped), first, skipped[first])
     transform.build_labels(settings, spec, train_dates + valid_dates, with_features=True)
 
     warehouse = open_warehouse(settings.warehouse_url)
@@ -168,7 +173,7 @@ def train_model(
     valid_scores = booster.inplace_predict(x_valid)
     metrics = metrics_for(y_valid, valid_scores)
 
-    champion, champion_metrics, verdict = _judge(settings, spec, metrics, table.filter(pa.array(is_valid)), y_valid)
+    champion, champion_metrics, verdict = _judge(settings, spec, alias, metrics, table.filter(pa.array(is_valid)), y_valid)
     promoted = verdict.startswith("promoted")
     if not promoted and force:
         promoted, verdict = True, f"promoted by force ({verdict}): {reason}"
@@ -183,6 +188,13 @@ def train_model(
         metrics,
         booster.get_score(importance_type="total_gain"),
         spec.action_threshold,
+        dict(
+            zip(
+                contract.feature_names,
+                np.abs(contributions(booster, x_valid, contract.feature_names, False)[:, :-1]).mean(axis=0).tolist(),
+                strict=True,
+            )
+        ),
     )
     example = pd.DataFrame(x_valid[:5], columns=list(contract.feature_names))
     logged = registry.log_model(
@@ -213,7 +225,7 @@ def train_model(
         tags |= {"promotion_reason": reason.strip(), "promoted_by": getpass.getuser()}  # type: ignore[union-attr]
     registry.tag_version(settings, logged, tags)
     if promoted:
-        registry.set_alias(settings, logged, spec.alias)
+        registry.set_alias(settings, logged, alias)
     return TrainResult(
         model=logged,
         metrics=metrics,
@@ -229,15 +241,15 @@ def train_model(
 
 
 def _judge(
-    settings: Settings, spec: ModelSpec, metrics: dict[str, float], valid_rows: pa.Table, y_valid: np.ndarray
+    settings: Settings, spec: ModelSpec, alias: str, metrics: dict[str, float], valid_rows: pa.Table, y_valid: np.ndarray
 ) -> tuple[PinnedModel | None, dict[str, float] | None, str]:
     """(champion, its metrics on the same validation rows, verdict). The champion is scored
     through its own input contract; if it cannot be, the verdict says why and is not a promotion."""
     key = spec.training.promote_metric
     try:
-        champion = registry.resolve(settings, spec.name, spec.alias)
+        champion = registry.resolve(settings, spec.name, alias)
     except ModelNotFound:
-        return None, None, f"promoted to @{spec.alias}: there was no champion"
+        return None, None, f"promoted to @{alias}: there was no version at @{alias}"
     try:
         champion_contract = registry.contract(settings, champion)
         missing = [c for c in champion_contract.feature_names if c not in valid_rows.column_names]
@@ -251,7 +263,7 @@ def _judge(
         )  # fmt: skip
     champion_metrics = metrics_for(y_valid, scores)
     better = metrics[key] < champion_metrics[key] if key in _LOWER_IS_BETTER else metrics[key] > champion_metrics[key]
-    comparison = f"{key} {metrics[key]:.4f} against the champion's (version {champion.version}) {champion_metrics[key]:.4f}"
+    comparison = f"{key} {metrics[key]:.4f} against @{alias}'s (version {champion.version}) {champion_metrics[key]:.4f}"
     if better:
-        return champion, champion_metrics, f"promoted to @{spec.alias}: {comparison}"
-    return champion, champion_metrics, f"not promoted, @{spec.alias} stays on version {champion.version}: {comparison}"
+        return champion, champion_metrics, f"promoted to @{alias}: {comparison}"
+    return champion, champion_metrics, f"not promoted, @{alias} stays on version {champion.version}: {comparison}"

@@ -261,7 +261,13 @@ def validate_partition(
             from pipelines.transform import _probe
 
             _probe(url.path)
-            report = _run_suite(settings, spec, suite, table, as_of_date)
+            try:
+                report = _run_suite(settings, spec, suite, table, as_of_date)
+            except Exception as exc:  # the lock taken between the probe and GX's connect
+                holder = lock_holder(_causes(exc))
+                if holder:
+                    raise Busy(holder) from None
+                raise
             holder = next((lock_holder(o.error) for o in report.outcomes if o.error and lock_holder(o.error)), None)
             if holder:
                 raise Busy(holder)
@@ -274,6 +280,16 @@ def validate_partition(
         warehouse = open_warehouse(settings.warehouse_url)
         _store(warehouse, spec, report, key_fields)
     return report
+
+
+def _causes(exc: BaseException) -> str:
+    """The messages of an exception and of everything it was raised from (GX wraps the driver's error)."""
+    messages, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        messages.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(messages)
 
 
 def _run_suite(settings: Settings, spec: ModelSpec, suite, table: catalog.Table, as_of_date: dt.date) -> ValidationReport:

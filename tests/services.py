@@ -123,3 +123,15 @@ class Redis:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+def wait_until(check, timeout: float, what: str, logs=lambda: ""):
+    """Poll `check` each second until it returns something truthy (returned), or fail after
+    `timeout` seconds naming `what`, with `logs()` appended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs()}")

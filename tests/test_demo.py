@@ -1,12 +1,16 @@
 """`batchpred demo` end to end, through `airflow dags test`, twice: the second run
 must leave the same tables, with nothing duplicated."""
 
+import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from pipelines.warehouse import open_warehouse
+from tests.services import free_port, wait_until
+from tests.test_ui import running_ui
 
 BATCHPRED = str(Path(sys.executable).with_name("batchpred"))
 
@@ -37,6 +41,15 @@ def test_demo_twice_gives_the_same_tables(tmp_path):
     assert "marts.churn_latest_scores" in first.stdout and "churn_daily_summary" in first.stdout
     assert "marts.payment_risk_latest_scores" in first.stdout and "INV-0" in first.stdout
     assert first.stderr.strip() == "", first.stderr[-3000:]  # nothing on stderr: no warnings, no leak reports
+    # The DAG runs' logs: a warning or error line there must mean something.
+    for log in (tmp_path / "logs").glob("*_*-2026-01-31.log"):
+        noise = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if re.search(r"\[(warning|error)\s*\]|\bERROR\b|Traceback|leaked|Skipping registering|XCom not found", line)
+            and "none sent: no webhook" not in line  # signal: alerts exist and nobody was told
+        ]
+        assert noise == [], f"{log.name}: {noise[:5]}"
     warehouse = open_warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
     before = snapshot(warehouse)
     keys = [(r["customer_id"], r["as_of_date"]) for r in before["predictions"]]
@@ -51,6 +64,28 @@ def test_demo_twice_gives_the_same_tables(tmp_path):
         "from monitoring.scoring_runs group by 1 order by 1"
     ).to_pylist()
     assert runs == [{"model_name": m, "n": 2, "k": 2, "status": "succeeded"} for m in ("churn", "payment_risk")]
+    assert "shadow challenger (version 2) beside version 1" in first.stdout  # the demo's challenger, compared
+    report = tmp_path / "reports" / "churn" / "2026-01-31.html"
+    assert report.as_uri() in first.stdout and report.stat().st_size > 0  # written by the monitor DAG
+    top = warehouse.query("select top_reason from marts.churn_latest_scores order by score desc limit 5").to_pylist()
+    assert all(re.fullmatch(r"\w+ = [\w.\-]+, (raises|lowers) risk", r["top_reason"]) for r in top), top
+
+    # Unpausing the DAG afterwards just works: the scheduler creates the next scheduled run
+    # (the demo's runs have no logical date, so they never take the next run's).
+    with running_ui(tmp_path, free_port()) as (_, api, _):
+        demo_runs = api.get("/dags/churn_score/dagRuns").json()["dag_runs"]
+        assert len(demo_runs) == 2 and all(r["logical_date"] is None for r in demo_runs)
+        for r in demo_runs:  # the grid shows the run's real length, not days
+            took = dt.datetime.fromisoformat(r["end_date"]) - dt.datetime.fromisoformat(r["start_date"])
+            assert took < dt.timedelta(minutes=10), r
+        assert api.patch("/dags/churn_score", json={"is_paused": False}).status_code == 200
+        wait_until(
+            lambda: any(r["run_type"] == "scheduled" for r in api.get("/dags/churn_score/dagRuns").json()["dag_runs"]),
+            120,
+            "the scheduler to create churn_score's next scheduled run",
+        )
+        assert api.patch("/dags/churn_score", json={"is_paused": True}).status_code == 200
+    assert "already exists" not in (tmp_path / "logs" / "ui-scheduler.log").read_text()
 
 
 def test_demo_on_postgres_with_a_url_as_users_write_it(tmp_path, postgres):

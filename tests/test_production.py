@@ -28,6 +28,7 @@ from pipelines.settings import DAGS_DIR, REPO_ROOT
 from pipelines.warehouse import open_warehouse
 from tests.conftest import AS_OF, DEMO, settings_for
 from tests.services import Redis, create_database, free_port, wait_for_port
+from tests.services import wait_until as services_wait_until
 
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
@@ -67,13 +68,7 @@ class Stack:
 
 
 def wait_until(check, timeout: float, what: str, stack: Stack):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}\n{stack.logs()}")
+    return services_wait_until(check, timeout, what, stack.logs)
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +152,7 @@ def stack(postgres, base_home, tmp_path_factory):
         # Only now the scheduler: the DAGs are unpaused at creation, and a scheduled run
         # building the staging views while training builds them too collides in
         # PostgreSQL ("relation already exists"), as it did once in a fresh-clone run.
-        stack.start("scheduler", str(BIN / "airflow"), "scheduler")
+        stack.start("scheduler", str(BIN / "airflow"), "scheduler", AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()))
         stack.start("dag-processor", str(BIN / "airflow"), "dag-processor")
         wait_for_port(api_port, timeout=120)
         yield {"stack": stack, "api": f"http://127.0.0.1:{api_port}", "settings": settings, "trained": trained}

@@ -55,7 +55,7 @@ def test_a_model_name_too_long_for_its_table_names_is_refused_at_load(tmp_path):
     folder.mkdir()
     raw = yaml.safe_load((MODELS_DIR / "churn" / "model.yaml").read_text()) | {"name": name}
     (folder / "model.yaml").write_text(yaml.safe_dump(raw))
-    with pytest.raises(SpecError, match=f"{name}_scores_staging.*use at most 48 characters"):
+    with pytest.raises(SpecError, match=f"{name}_scores_staging.*{name}_reasons_staging.*use at most 47 characters"):
         load_spec(name, tmp_path)
 
 

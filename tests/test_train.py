@@ -68,7 +68,7 @@ def test_the_training_reference_is_logged_with_the_version(base_home, spec):
 
 def test_the_alias_moves_only_to_a_better_model(own, spec):
     first = steps.train(replace(own, mlflow_tracking_uri=own.mlflow_tracking_uri.replace("own-mlflow", "fresh")), spec, AS_OF)
-    assert first.promoted and first.champion_metrics is None and "there was no champion" in first.verdict
+    assert first.promoted and first.champion_metrics is None and "there was no version at @champion" in first.verdict
     second = steps.train(own, spec, AS_OF)  # same data, same seed as the base's champion: not better, so not promoted
     assert second.champion_metrics == pytest.approx(second.metrics)
     assert second.promoted is False and "stays on version" in second.verdict

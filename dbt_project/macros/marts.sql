@@ -48,10 +48,24 @@
 {#-
   One row per entity scored on the latest as-of date: its score and risk band, its
   segment as of that date (from the features), its score on the previous scored date
-  and whether it newly reached the action threshold, and how fresh the date is.
+  and whether it newly reached the action threshold, how fresh the date is, and (given
+  the model's reasons table) its top reason in words: "failed_payments_30d = 3, raises risk".
 -#}
-{% macro batchpred_latest_scores(model, scores, features) -%}
+{% macro batchpred_reason_text(feature, value, label, contribution) -%}
+    {{ feature }} || ' = ' || coalesce(
+        {{ label }},
+        case
+            when {{ value }} is null then 'missing'
+            when {{ value }} = round({{ value }}) then cast(cast({{ value }} as bigint) as varchar)
+            else cast(round(cast({{ value }} as numeric), 2) as varchar)
+        end
+    ) || case when {{ contribution }} > 0 then ', raises risk' else ', lowers risk' end
+{%- endmacro %}
+
+{% macro batchpred_latest_scores(model, scores, features, reasons=none) -%}
 {%- set spec = batchpred_spec(model) -%}
+{#- A model with `reasons: {method: off}` has no reasons table: the column is then left out. -#}
+{%- if reasons is not none and execute and load_relation(reasons) is none -%}{%- set reasons = none -%}{%- endif -%}
 {%- set key = spec['key'] -%}
 {%- set segment = adapter.quote(spec['segment']) -%}
 {%- set threshold = spec['action_threshold'] | float %}
@@ -82,6 +96,17 @@ segments as (
     from {{ features }} as features
     inner join latest on features.as_of_date = latest.as_of_date
 ),
+{%- if reasons is not none %}
+
+top_reasons as (
+    select {% for column in key %}r.{{ adapter.quote(column) }}, {% endfor %}
+        {{ batchpred_reason_text('r.feature', 'r.value', 'r.value_label', 'r.contribution') }} as top_reason,
+        r.reason_method
+    from {{ reasons }} as r
+    inner join latest on r.as_of_date = latest.as_of_date
+    where r.rank = 1
+),
+{%- endif %}
 
 final as (
     select
@@ -106,11 +131,19 @@ final as (
         -- Freshness: how long ago the date on show was published, whatever the reader's time zone.
         cast(extract(epoch from (current_timestamp - current_scores.scored_at)) / 3600.0 as double precision)
             as hours_since_scored
+        {%- if reasons is not none %},
+        top_reasons.top_reason,
+        top_reasons.reason_method
+        {%- endif %}
     from current_scores
     left join previous_scores
         on {{ batchpred_key_join('previous_scores', 'current_scores', key) }}
     left join segments
         on {{ batchpred_key_join('segments', 'current_scores', key) }}
+    {%- if reasons is not none %}
+    left join top_reasons
+        on {{ batchpred_key_join('top_reasons', 'current_scores', key) }}
+    {%- endif %}
 )
 
 select * from final

@@ -90,6 +90,33 @@ def from_performance(estimated: dict[str, Any] | None, realized: dict[str, Any] 
     return found
 
 
+def from_attribution(
+    reference: dict[str, Any], today: list[dict[str, Any]], threshold: float
+) -> tuple[float | None, list[Alert]]:
+    """nDCG of the date's feature ranking by mean |contribution| against the validation window's,
+    and an alert when it is below `threshold` (the features the model leans on have changed)."""
+    from pipelines.monitoring.metrics import ndcg
+
+    expected = reference.get("attribution") or {}
+    if not expected or not today or len(expected) < 2:
+        return None, []
+    score = ndcg(expected, {r["feature"]: r["mean_abs_contribution"] for r in today})
+    if score >= threshold:
+        return score, []
+    return score, [
+        Alert(
+            "attribution_ndcg", "model", "alert", score, threshold, f"attribution ranking nDCG {score:.3f} is below {threshold:g}"
+        )
+    ]
+
+
+def from_shadow(errors: str | None) -> list[Alert]:
+    """An alert for a shadow version that did not score (the champion was published)."""
+    if not errors:
+        return []
+    return [Alert("shadow_failed", "shadow", "warn", 1.0, 0.0, f"shadow scoring failed: {errors[:500]}")]
+
+
 def with_streaks(alerts: list[Alert], yesterday: list[dict[str, Any]]) -> list[Alert]:
     """Count consecutive days: an alert that also fired the day before (same check and subject) continues its streak."""
     before = {(a["check_name"], a["subject"]): a["consecutive_days"] for a in yesterday}

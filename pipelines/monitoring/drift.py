@@ -70,10 +70,11 @@ def score_bins(reference: dict[str, Any]) -> Bins:
 
 
 def profile_rows(reference: dict[str, Any], profile: Profile) -> list[dict[str, Any]]:
-    """The rows of monitoring.feature_profiles for one date."""
+    """The rows of monitoring.feature_profiles for one date, each bin beside the training reference's."""
     rows = []
     for b in [*bins_of(reference), score_bins(reference)]:
         name = SCORE if b.kind == "score" else b.name
+        reference_counts = reference["score"]["counts"] if name == SCORE else reference["features"][name]["counts"]
         for j, (label, (lower, upper)) in enumerate(zip(b.labels, b.bounds(), strict=True)):
             rows.append(
                 {
@@ -84,6 +85,7 @@ def profile_rows(reference: dict[str, Any], profile: Profile) -> list[dict[str, 
                     "lower": lower,
                     "upper": upper,
                     "rows": profile.counts[name][j],
+                    "reference_rows": reference_counts[j],
                 }
             )
     return rows

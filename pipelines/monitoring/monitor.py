@@ -17,7 +17,7 @@ from typing import Any
 
 from pipelines import completeness, registry, transform
 from pipelines.monitoring import alerts as alerting
-from pipelines.monitoring import drift, performance
+from pipelines.monitoring import challenger, drift, performance
 from pipelines.monitoring.reference import usable
 from pipelines.records import PinnedModel
 from pipelines.settings import Settings
@@ -115,11 +115,17 @@ def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model
     catalog.replace_health(
         warehouse, catalog.ESTIMATED_PERFORMANCE, spec.name, model.version, as_of_date, [estimated] if estimated else []
     )
+    comparisons = challenger.compare(settings, warehouse, spec, as_of_date, model, reference, estimated)
 
-    yesterday = health.rows_of(
-        warehouse, catalog.ALERTS, spec.name, as_of_date - dt.timedelta(days=1), as_of_date - dt.timedelta(days=1), model.version
+    attributions = health.rows_of(warehouse, catalog.FEATURE_ATTRIBUTIONS, spec.name, as_of_date, as_of_date, model.version)
+    attribution_ndcg, attribution_alerts = alerting.from_attribution(
+        reference, attributions.to_pylist(), spec.monitoring.attribution_ndcg_alert
     )
-    found = alerting.with_streaks(alerting.from_drift(rows) + alerting.from_performance(estimated, None), yesterday.to_pylist())
+    day_before = as_of_date - dt.timedelta(days=1)
+    yesterday = health.rows_of(warehouse, catalog.ALERTS, spec.name, day_before, day_before, model.version)
+    checks = alerting.from_drift(rows) + alerting.from_performance(estimated, None) + attribution_alerts
+    checks += alerting.from_shadow(health.shadow_errors(warehouse, spec.name, as_of_date))
+    found = alerting.with_streaks(checks, yesterday.to_pylist())
     retrain, why = alerting.retrain_decision(
         spec, reference, found, as_of_date, health.last_retrain_request(warehouse, spec.name, as_of_date - dt.timedelta(days=1))
     )
@@ -155,6 +161,8 @@ def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model
         retrain=retrain,
         retrain_reason=why,
         extra={
+            "attribution_ndcg": attribution_ndcg,
+            "challengers": len(comparisons),
             "rows_scored": sum(current.counts[drift.SCORE]),
             "features_warn": sum(1 for r in baseline_rows if r["status"] == "warn"),
             "features_alert": sum(1 for r in baseline_rows if r["status"] == "alert"),
@@ -214,6 +222,7 @@ def realize(settings: Settings, spec: ModelSpec, dates: dict[dt.date, list[int]]
                 catalog.replace_health(warehouse, catalog.ALERTS, spec.name, version, day, rows)
             if row and row.get("roc_auc") is not None:
                 catalog.update_health(warehouse, catalog.DAILY_HEALTH, spec.name, version, day, {"realized_auc": row["roc_auc"]})
+            challenger.realize(warehouse, spec, day, version)
             done.append(
                 Realized(
                     day,

@@ -28,10 +28,11 @@ from pipelines.warehouse import Warehouse, health
 
 
 def estimate(
-    warehouse: Warehouse, spec: ModelSpec, reference: dict[str, Any], version: int, as_of_date: dt.date
+    warehouse: Warehouse, spec: ModelSpec, reference: dict[str, Any], version: int, as_of_date: dt.date, alias: str | None = None
 ) -> dict[str, Any] | None:
-    """The row of monitoring.estimated_performance for one date, or None when it has no predictions."""
-    buckets = health.score_buckets(warehouse, spec, as_of_date, version)
+    """The row of monitoring.estimated_performance for one date (of a shadow version's scores,
+    with its `alias`), or None when it has no predictions."""
+    buckets = health.score_buckets(warehouse, spec, as_of_date, version, alias)
     if buckets.num_rows == 0:
         return None
     scores = buckets.column("mean_score").to_numpy()

@@ -90,10 +90,13 @@ def training_reference(
     metrics: dict[str, float],
     importance: dict[str, float],
     action_threshold: float,
+    attribution: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The reference of a version trained on `matrix` (training rows x features, in the
     contract's order; `categorical_values` each categorical feature's raw text, an Arrow array), and
-    validated with `valid_scores` against `valid_labels`.
+    validated with `valid_scores` against `valid_labels`; `attribution` is the mean
+    |contribution| of each feature over the validation window (what attribution drift
+    compares a date's with).
 
     Calibration map: isotonic regression of the label on the score over the validation
     window (sklearn IsotonicRegression, out_of_bounds="clip"), as CBPE prescribes; stored
@@ -157,6 +160,7 @@ def training_reference(
             "sampling_error": m.hanley_mcneil_se(expected, positives, scores.size - positives),
         },
         "importance": {name: importance.get(name, 0.0) / total for name in contract.feature_names},
+        "attribution": attribution or {},
     }
 
 

@@ -15,8 +15,9 @@ import abc
 import datetime as dt
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -116,6 +117,17 @@ def _column_type(field: pa.Field) -> str:
 def create_table_sql(schema: str, table: str, arrow_schema: pa.Schema) -> str:
     columns = ", ".join(f"{quote(f.name)} {_column_type(f)}{'' if f.nullable else ' not null'}" for f in arrow_schema)
     return f"create table if not exists {qualified(schema, table)} ({columns})"
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    """One table's part of `Warehouse.replace_partitions`."""
+
+    schema: str
+    table: str
+    arrow_schema: pa.Schema
+    batches: Callable[[], Iterable[pa.RecordBatch]]
+    key: dict[str, Any] | None = None
 
 
 class Warehouse(abc.ABC):
@@ -229,6 +241,22 @@ class Warehouse(abc.ABC):
         with self._replacing(schema, table, as_of_date, arrow_schema, key) as con:
             return self._load(con, schema, table, batches)
 
+    def replace_partitions(self, as_of_date: dt.date, writes: list[PartitionWrite]) -> list[int]:
+        """Replace one date's rows in several tables, in order, in one transaction: readers see
+        all of them change at once, or none. Each write's `batches` is called only when its
+        turn comes, so a later table may be filled from what writing an earlier one produced
+        (reasons spooled while the predictions streamed). Returns the rows written to each."""
+        for w in writes:
+            self.ensure_table(w.schema, w.table, w.arrow_schema)
+        written = []
+        with self.transaction() as con:
+            for w in writes:
+                where, params = self._key_filter(as_of_date, w.key)
+                self._lock(con, self._partition_lock(w.schema, w.table, as_of_date, w.key))
+                self._execute(con, f"delete from {qualified(w.schema, w.table)} where {where}", params)
+                written.append(self._load(con, w.schema, w.table, w.batches()))
+        return written
+
     def replace_partition_select(
         self, schema: str, table: str, as_of_date: dt.date, arrow_schema: pa.Schema, select: str, params: list[Any]
     ) -> int:
@@ -243,29 +271,37 @@ class Warehouse(abc.ABC):
             self._execute(con, f"insert into {target} ({names}) {select}", params)
             return int(self._value(con, f"select count(*) from {target} where as_of_date = $1", [as_of_date]))
 
-    def move_partition(
+    def move_partitions(
         self,
-        source: tuple[str, str],
-        target: tuple[str, str],
         as_of_date: dt.date,
-        arrow_schema: pa.Schema,
+        moves: list[tuple[tuple[str, str], tuple[str, str], pa.Schema]],
         key: dict[str, Any],
-        then: Callable[[Any], None] | None = None,
-    ) -> int:
-        """Publish staged rows: in one transaction, replace `as_of_date` in `target` with the
-        `arrow_schema` columns of the `source` rows matching `key`, then delete those staged
-        rows, then call `then(con)` (which may raise to roll it all back). Returns the rows moved."""
-        names = ", ".join(quote(f.name) for f in arrow_schema)
-        where, params = self._key_filter(as_of_date, key)
-        with self._replacing(*target, as_of_date, arrow_schema) as con:
-            self._execute(
-                con, f"insert into {qualified(*target)} ({names}) select {names} from {qualified(*source)} where {where}", params
-            )
-            moved = int(self._value(con, f"select count(*) from {qualified(*target)} where as_of_date = $1", [as_of_date]))
-            self._execute(con, f"delete from {qualified(*source)} where {where}", params)
-            if then is not None:
-                then(con)
-            return moved
+        replace_key: dict[str, Any] | None = None,
+    ) -> list[int]:
+        """Publish staged rows: in one transaction, for each (source, target, schema), replace
+        `as_of_date` in `target` (narrowed by `replace_key`) with the `schema` columns of the
+        `source` rows of that date matching `key`, then delete those staged rows. Returns the
+        rows moved into each target."""
+        for _, target, arrow_schema in moves:
+            self.ensure_table(*target, arrow_schema)
+        moved = []
+        with self.transaction() as con:
+            for source, target, arrow_schema in moves:
+                names = ", ".join(quote(f.name) for f in arrow_schema)
+                target_where, target_params = self._key_filter(as_of_date, replace_key)
+                self._lock(con, self._partition_lock(*target, as_of_date, replace_key))
+                self._execute(con, f"delete from {qualified(*target)} where {target_where}", target_params)
+                where, params = self._key_filter(as_of_date, key)
+                self._execute(
+                    con,
+                    f"insert into {qualified(*target)} ({names}) select {names} from {qualified(*source)} where {where}",
+                    params,
+                )
+                moved.append(
+                    int(self._value(con, f"select count(*) from {qualified(*target)} where {target_where}", target_params))
+                )
+                self._execute(con, f"delete from {qualified(*source)} where {where}", params)
+        return moved
 
     def delete_partition(self, schema: str, table: str, as_of_date: dt.date, key: dict[str, Any] | None = None) -> int:
         """Delete the rows of `as_of_date` (narrowed by `key`) in one transaction, serialised
@@ -278,6 +314,33 @@ class Warehouse(abc.ABC):
             n = int(self._value(con, f"select count(*) from {qualified(schema, table)} where {where}", params))
             self._execute(con, f"delete from {qualified(schema, table)} where {where}", params)
             return n
+
+    def delete_dates(
+        self,
+        as_of_dates: Sequence[dt.date],
+        tables: Sequence[tuple[str, str, dict[str, Any] | None]],
+        log: tuple[str, str, pa.Table] | None = None,
+    ) -> dict[str, int]:
+        """In one transaction: delete the rows of every date from each (schema, table, key)
+        that exists, and append the `log` rows to (schema, table). Returns the rows deleted
+        per "schema.table"; all of it happens, or none of it."""
+        if log is not None:
+            self.ensure_table(log[0], log[1], log[2].schema)
+        deleted: dict[str, int] = {}
+        with self.transaction() as con:
+            for schema, table, key in tables:
+                if not self._columns(con, schema, table):
+                    continue
+                deleted[f"{schema}.{table}"] = 0
+                for day in as_of_dates:
+                    self._lock(con, self._partition_lock(schema, table, day, key))
+                    where, params = self._key_filter(day, key)
+                    n = int(self._value(con, f"select count(*) from {qualified(schema, table)} where {where}", params))
+                    self._execute(con, f"delete from {qualified(schema, table)} where {where}", params)
+                    deleted[f"{schema}.{table}"] += n
+            if log is not None:
+                self._load(con, log[0], log[1], log[2].to_batches())
+        return deleted
 
     @contextmanager
     def _replacing(
@@ -327,16 +390,19 @@ class Warehouse(abc.ABC):
         )
 
     def ensure_table(self, schema: str, table: str, arrow_schema: pa.Schema) -> None:
-        """Create the table on first use; refuse one that exists with other columns or key types."""
+        """Create the table on first use. An existing table is refused if its columns do not fit;
+        nullable columns a later batchpred added are added to it (old rows hold null)."""
         with self.transaction() as con:
             existing = self._columns(con, schema, table)
-            if not existing:
-                # "if not exists" is not safe against a concurrent creator in PostgreSQL:
-                # serialise creators, and look again once it is our turn.
-                self._lock(con, "batchpred:ddl")
-                existing = self._columns(con, schema, table)
+            if existing and not self._check_shape(schema, table, existing, arrow_schema):
+                return
+            # "if not exists" is not safe against a concurrent creator in PostgreSQL:
+            # serialise creators, and look again once it is our turn.
+            self._lock(con, "batchpred:ddl")
+            existing = self._columns(con, schema, table)
             if existing:
-                self._check_shape(schema, table, existing, arrow_schema)
+                for f in self._check_shape(schema, table, existing, arrow_schema):
+                    self._execute(con, f"alter table {qualified(schema, table)} add column {quote(f.name)} {_column_type(f)}")
                 return
             self._execute(con, f"create schema if not exists {quote(schema)}")
             self._execute(con, create_table_sql(schema, table, arrow_schema))
@@ -344,18 +410,22 @@ class Warehouse(abc.ABC):
                 self._index_dates(con, schema, table)
 
     @staticmethod
-    def _check_shape(schema: str, table: str, existing: dict[str, str], arrow_schema: pa.Schema) -> None:
+    def _check_shape(schema: str, table: str, existing: dict[str, str], arrow_schema: pa.Schema) -> list[pa.Field]:
+        """Refuse a table whose columns do not fit `arrow_schema`; return the nullable columns it
+        lacks, which batchpred added in a later version and can add to it (empty for old rows)."""
         wanted = {f.name: arrow_family(f.type) for f in arrow_schema}
         have = {name: type_family(sql_type) for name, sql_type in existing.items()}
-        missing = [c for c in wanted if c not in have]
+        addable = [f for f in arrow_schema if f.name not in have and f.nullable]
+        missing = [c for c in wanted if c not in have and not arrow_schema.field(c).nullable]
         different = [f"{c} ({existing[c]}, needs {wanted[c]})" for c in wanted if c in have and have[c] != wanted[c]]
-        if missing or different:
-            raise BatchpredError(
-                f"{schema}.{table} exists with other columns than batchpred writes"
-                + (f"; missing: {missing}" if missing else "")
-                + (f"; of another type: {different}" if different else "")
-                + ". It was made by another version of batchpred or by hand: rename or drop it, then score again"
-            )
+        if not (missing or different):
+            return addable
+        raise BatchpredError(
+            f"{schema}.{table} exists with other columns than batchpred writes"
+            + (f"; missing: {missing}" if missing else "")
+            + (f"; of another type: {different}" if different else "")
+            + ". It was made by another version of batchpred or by hand: rename or drop it, then score again"
+        )
 
     def _index_dates(self, con: Any, schema: str, table: str) -> None:  # noqa: B027 - a deliberate default
         """Let a date's rows be found without reading every date (DuckDB's zone maps already do)."""

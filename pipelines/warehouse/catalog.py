@@ -42,6 +42,10 @@ _PER_MODEL = {
     "predictions": ("predictions", "_scores", "one row per entity per as_of_date"),
     "staging": ("analytics", "_scores_staging", "one row per entity per as_of_date per scoring run, until published"),
     "quarantine": ("monitoring", "_quarantine", "one row per entity per as_of_date that broke a tolerated expectation"),
+    "shadow": ("predictions", "_shadow_scores", "one row per entity per as_of_date per shadow alias (never the truth)"),
+    "shadow_staging": ("analytics", "_shadow_staging", "shadow scores per scoring run and shard, until published"),
+    "reasons": ("predictions", "_reasons", "the top-k reasons per entity per as_of_date: one row per reason"),
+    "reasons_staging": ("analytics", "_reasons_staging", "reasons per scoring run and shard, until published"),
 }
 
 SCORING_RUNS = Table("monitoring", "scoring_runs", "one row per scoring attempt (and per unpublish)")
@@ -61,15 +65,15 @@ REALIZED_PERFORMANCE = Table(
 CALIBRATION_BINS = Table("monitoring", "calibration_bins", "one row per score bin per labelled as_of_date per version")
 ALERTS = Table("monitoring", "alerts", "one row per check that fired per as_of_date per version")
 DAILY_HEALTH = Table("monitoring", "daily_health", "one row per as_of_date per version: the day's health in one line")
-HEALTH_TABLES = (
-    FEATURE_PROFILES,
-    FEATURE_DRIFT,
-    ESTIMATED_PERFORMANCE,
-    REALIZED_PERFORMANCE,
-    CALIBRATION_BINS,
-    ALERTS,
-    DAILY_HEALTH,
+FEATURE_ATTRIBUTIONS = Table(
+    "monitoring", "feature_attributions", "one row per feature per as_of_date per version: mean |contribution|"
 )
+SHADOW_COMPARISON = Table("monitoring", "shadow_comparison", "one row per as_of_date per (champion version, challenger version)")
+HEALTH_TABLES = (
+    FEATURE_PROFILES, FEATURE_DRIFT, ESTIMATED_PERFORMANCE, REALIZED_PERFORMANCE, CALIBRATION_BINS, ALERTS, DAILY_HEALTH,
+    FEATURE_ATTRIBUTIONS, SHADOW_COMPARISON,
+)  # fmt: skip
+PROMOTIONS = Table("monitoring", "promotions", "one row per alias move made with `batchpred promote`")
 
 # A dry run builds its features here (one schema per run, dropped at the end).
 SCRATCH_PREFIX = "batchpred_dry_run_"
@@ -90,6 +94,22 @@ def staging(spec: ModelSpec) -> Table:
 
 def quarantine(spec: ModelSpec) -> Table:
     return _per_model("quarantine", spec.name)
+
+
+def shadow(spec: ModelSpec) -> Table:
+    return _per_model("shadow", spec.name)
+
+
+def shadow_staging(spec: ModelSpec) -> Table:
+    return _per_model("shadow_staging", spec.name)
+
+
+def reasons(spec: ModelSpec) -> Table:
+    return _per_model("reasons", spec.name)
+
+
+def reasons_staging(spec: ModelSpec) -> Table:
+    return _per_model("reasons_staging", spec.name)
 
 
 def features(spec: ModelSpec, schema: str = "analytics") -> Table:
@@ -152,6 +172,59 @@ def staging_schema(key: Sequence[pa.Field]) -> pa.Schema:
     return predictions_schema(key).append(pa.field("shard", pa.int32(), nullable=False))
 
 
+def shadow_schema(key: Sequence[pa.Field], staged: bool = False) -> pa.Schema:
+    """predictions.<model>_shadow_scores: the prediction columns plus the shadow alias (and the shard, staged)."""
+    import pyarrow as pa
+
+    schema = predictions_schema(key).append(pa.field("alias", pa.string(), nullable=False))
+    return schema.append(pa.field("shard", pa.int32(), nullable=False)) if staged else schema
+
+
+def reasons_schema(key: Sequence[pa.Field], staged: bool = False) -> pa.Schema:
+    """predictions.<model>_reasons: per entity and date, the top-k features by |contribution| to the margin.
+
+    `value` is the feature's value as the model read it (a category's code); `value_label`
+    the category itself; `contribution` and `base_value` are in log-odds, and the base value
+    plus every feature's contribution is the row's margin. `reason_method` is
+    `approximate` (Saabas) or `tree_shap` (exact)."""
+    import pyarrow as pa
+
+    schema = pa.schema(
+        [
+            *key,
+            pa.field("as_of_date", pa.date32(), nullable=False),
+            pa.field("rank", pa.int32(), nullable=False),
+            pa.field("feature", pa.string(), nullable=False),
+            pa.field("value", pa.float64()),
+            pa.field("value_label", pa.string()),
+            pa.field("contribution", pa.float64(), nullable=False),
+            pa.field("base_value", pa.float64(), nullable=False),
+            pa.field("reason_method", pa.string(), nullable=False),
+            pa.field("model_version", pa.int64(), nullable=False),
+            pa.field("scoring_run_id", pa.string(), nullable=False),
+        ]
+    )
+    return schema.append(pa.field("shard", pa.int32(), nullable=False)) if staged else schema
+
+
+def promotions_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("model_name", pa.string()),
+            ("alias", pa.string()),
+            ("from_version", pa.int64()),
+            ("to_version", pa.int64()),
+            ("reason", pa.string()),
+            ("forced", pa.bool_()),
+            ("evidence", pa.string()),
+            ("promoted_by", pa.string()),
+            ("promoted_at", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+
+
 def quarantine_schema(key: Sequence[pa.Field]) -> pa.Schema:
     import pyarrow as pa
 
@@ -188,7 +261,9 @@ def scoring_runs_schema() -> pa.Schema:
             ("error", pa.string()),
             ("started_at", pa.timestamp("us", tz="UTC")),
             ("ended_at", pa.timestamp("us", tz="UTC")),
-            ("triggered_by", pa.string()),  # who: the OS user, or the Airflow run id
+            ("triggered_by", pa.string()),  # who: the OS user, or "airflow"
+            ("shadow_error", pa.string()),  # why a shadow version did not score (the champion was published)
+            ("rows_removed", pa.int64()),  # an `unpublished` row: the predictions `batchpred unpublish` removed
         ]
     )
 
@@ -234,6 +309,7 @@ def health_schema(table: Table) -> pa.Schema:
     columns = {
         FEATURE_PROFILES: [
             ("feature", txt), ("kind", txt), ("bin", pa.int32()), ("label", txt), ("lower", f64), ("upper", f64), ("rows", i64),
+            ("reference_rows", i64),
         ],
         FEATURE_DRIFT: [
             ("feature", txt), ("kind", txt), ("comparison", txt), ("compared_date", pa.date32()), ("rows", i64),
@@ -266,7 +342,14 @@ def health_schema(table: Table) -> pa.Schema:
             ("status", txt), ("message", txt), ("rows_scored", i64), ("drift_status", txt), ("features_warn", pa.int32()),
             ("features_alert", pa.int32()), ("worst_feature", txt), ("worst_psi", f64), ("expected_auc", f64),
             ("expected_auc_lower", f64), ("expected_auc_upper", f64), ("realized_auc", f64), ("labels_due", pa.date32()),
-            ("alerts", pa.int32()),
+            ("alerts", pa.int32()), ("attribution_ndcg", f64), ("challengers", pa.int32()),
+        ],
+        FEATURE_ATTRIBUTIONS: [("feature", txt), ("rank", pa.int32()), ("mean_abs_contribution", f64), ("rows", i64)],
+        SHADOW_COMPARISON: [
+            ("challenger_alias", txt), ("challenger_version", i64), ("rows", i64), ("pearson", f64), ("spearman", f64),
+            ("mean_abs_difference", f64), ("p95_abs_difference", f64), ("top_decile_jaccard", f64), ("flip_share", f64),
+            ("psi", f64), ("champion_expected_auc", f64), ("challenger_expected_auc", f64), ("labelled_rows", i64),
+            ("champion_realized_auc", f64), ("challenger_realized_auc", f64), ("delong_z", f64), ("delong_p_value", f64),
         ],
     }[table]  # fmt: skip
     return pa.schema(
@@ -296,10 +379,16 @@ def replace_health(warehouse: Warehouse, table: Table, model: str, version: int,
 
 
 def update_health(
-    warehouse: Warehouse, table: Table, model: str, version: int, as_of_date: dt.date, values: dict[str, Any]
+    warehouse: Warehouse,
+    table: Table,
+    model: str,
+    version: int,
+    as_of_date: dt.date,
+    values: dict[str, Any],
+    narrow: dict[str, Any] | None = None,
 ) -> int:
-    """Set some columns of one date's model-health row(s) for one version."""
-    key = {"model_name": model, "model_version": int(version), "as_of_date": as_of_date}
+    """Set some columns of one date's model-health row(s) for one version (narrowed by more columns)."""
+    key = {"model_name": model, "model_version": int(version), "as_of_date": as_of_date, **(narrow or {})}
     return warehouse.update_rows(table.schema, table.name, key, values)
 
 
@@ -494,6 +583,20 @@ def update_run(warehouse: Warehouse, scoring_run_id: str, values: dict[str, Any]
     return warehouse.update_rows(t.schema, t.name, {"scoring_run_id": scoring_run_id}, values) > 0
 
 
+def unpublish(
+    warehouse: Warehouse, spec: ModelSpec, as_of_dates: Sequence[dt.date], log_rows: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Remove the dates' predictions, shadow scores, reasons, quarantine and model-health rows
+    of the model, and write `log_rows` to the run log, in one transaction. Returns the rows
+    removed per table."""
+    import pyarrow as pa
+
+    own = [predictions(spec), shadow(spec), reasons(spec), quarantine(spec)]
+    tables = [(t.schema, t.name, None) for t in own] + [(t.schema, t.name, {"model_name": spec.name}) for t in HEALTH_TABLES]
+    log = (SCORING_RUNS.schema, SCORING_RUNS.name, pa.Table.from_pylist(log_rows, schema=scoring_runs_schema()))
+    return warehouse.delete_dates(as_of_dates, tables, log)
+
+
 def store_validation(warehouse: Warehouse, rows: list[dict[str, Any]]) -> None:
     import pyarrow as pa
 
@@ -525,8 +628,9 @@ def dashboard_view(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, t
     m = marts(spec)
     latest, summary = m["latest_scores"], m["daily_summary"]
     key = ", ".join(quote(c) for c in spec.key_columns)
+    reason = ", top_reason" if "top_reason" in (warehouse.table_columns(latest.schema, latest.name) or {}) else ""
     highest = warehouse.query(
-        f"select {key}, as_of_date, score, risk_band, {quote(spec.segment)}, model_version "
+        f"select {key}, as_of_date, score, risk_band, {quote(spec.segment)}, model_version{reason} "
         f"from {qualified(latest.schema, latest.name)} order by score desc, {key} limit {int(top)}"
     )
     day = warehouse.query(

@@ -48,10 +48,15 @@ def _value(column: str, kind: str) -> str:
 
 
 def histogram(
-    warehouse: Warehouse, table: Table, as_of_date: dt.date, bins: Sequence[Bins], version: int | None = None
+    warehouse: Warehouse,
+    table: Table,
+    as_of_date: dt.date,
+    bins: Sequence[Bins],
+    version: int | None = None,
+    alias: str | None = None,
 ) -> Histogram:
     """Rows per bin of every feature in `bins` for one date of `table` (only the rows of
-    `version` if given: a predictions table), in a single scan."""
+    `version`, and of the shadow `alias`, if given: a predictions table), in a single scan."""
     params: list[Any] = [as_of_date]
 
     def p(value: Any) -> str:
@@ -76,6 +81,7 @@ def histogram(
         exprs.append(f"sum(cast({v} as double precision)) as s{i}")
         exprs.append(f"sum(cast({v} as double precision) * cast({v} as double precision)) as q{i}")
     where = "t.as_of_date = $1" + (f" and t.model_version = {p(int(version))}" if version is not None else "")
+    where += f" and t.alias = {p(alias)}" if alias is not None else ""
     row = warehouse.query(
         f"select {', '.join(exprs)} from {qualified(table.schema, table.name)} as t where {where}", params
     ).to_pylist()[0]
@@ -88,14 +94,82 @@ def histogram(
     return Histogram(int(row["n"]), counts, sums)
 
 
-def score_buckets(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, version: int) -> pa.Table:
-    """The date's scores by `version` in SCORE_BUCKETS fine buckets: bucket, rows, mean_score."""
-    t = catalog.predictions(spec)
+def score_buckets(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, version: int, alias: str | None = None) -> pa.Table:
+    """The date's scores by `version` (a shadow's, with its `alias`) in SCORE_BUCKETS fine
+    buckets: bucket, rows, mean_score."""
+    t = catalog.predictions(spec) if alias is None else catalog.shadow(spec)
+    params: list[Any] = [as_of_date, int(version)]
+    if alias is not None:
+        if warehouse.table_columns(t.schema, t.name) is None:
+            return warehouse.query("select 0 as bucket, 0 as rows, 0.0 as mean_score where false")
+        params.append(alias)
     return warehouse.query(
         f"select least(cast(floor(score * {SCORE_BUCKETS}) as integer), {SCORE_BUCKETS - 1}) as bucket, "
         f"count(*) as rows, avg(score) as mean_score from {qualified(t.schema, t.name)} "
-        "where as_of_date = $1 and model_version = $2 group by 1 order by 1",
-        [as_of_date, int(version)],
+        "where as_of_date = $1 and model_version = $2"
+        + (" and alias = $3" if alias is not None else "")
+        + " group by 1 order by 1",
+        params,
+    )
+
+
+def shadow_versions(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date) -> list[tuple[str, int]]:
+    """(alias, version) of every shadow version scored on the date."""
+    t = catalog.shadow(spec)
+    if warehouse.table_columns(t.schema, t.name) is None:
+        return []
+    rows = warehouse.query(
+        f"select distinct alias, model_version from {qualified(t.schema, t.name)} where as_of_date = $1 order by 1, 2",
+        [as_of_date],
+    ).to_pylist()
+    return [(r["alias"], int(r["model_version"])) for r in rows]
+
+
+def _pairs(spec: ModelSpec) -> str:
+    """The champion's and a shadow version's scores of the same entities on a date: a, b, and the key."""
+    p, sh = catalog.predictions(spec), catalog.shadow(spec)
+    join = " and ".join(f"s.{quote(c)} = c.{quote(c)}" for c in spec.key_columns)
+    keys = ", ".join(f"c.{quote(c)}" for c in spec.key_columns)
+    return (
+        f"select c.score as a, s.score as b, {keys} from {qualified(p.schema, p.name)} as c "
+        f"inner join {qualified(sh.schema, sh.name)} as s on s.as_of_date = c.as_of_date and {join} "
+        "where c.as_of_date = $1 and c.model_version = $2 and s.alias = $3 and s.model_version = $4"
+    )
+
+
+def shadow_stats(
+    warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, version: int, alias: str, shadow_version: int, threshold: float
+) -> dict[str, Any]:
+    """Agreement of a shadow version with the champion on one date, in one query: rows, Pearson
+    and Spearman correlation (ties get their average rank), mean and 95th-percentile absolute
+    difference, Jaccard overlap of the two top deciles (the ceil(rows / 10) highest scores of
+    each, ties broken by key), and the share of rows whose decision at `threshold` flips."""
+    keys = ", ".join(quote(c) for c in spec.key_columns)
+    return warehouse.query(
+        f"with j as ({_pairs(spec)}), ranked as (select a, b, "
+        "cast(rank() over (order by a) + (count(*) over (partition by a) - 1) / 2.0 as double precision) as ra, "
+        "cast(rank() over (order by b) + (count(*) over (partition by b) - 1) / 2.0 as double precision) as rb, "
+        f"row_number() over (order by a desc, {keys}) as ta, row_number() over (order by b desc, {keys}) as tb, "
+        "count(*) over () as n from j) "
+        "select count(*) as rows, corr(a, b) as pearson, corr(ra, rb) as spearman, avg(abs(a - b)) as mean_abs_difference, "
+        "percentile_cont(0.95) within group (order by abs(a - b)) as p95_abs_difference, "
+        "cast(sum(case when ta <= ceil(n / 10.0) and tb <= ceil(n / 10.0) then 1 else 0 end) as double precision) "
+        "/ nullif(sum(case when ta <= ceil(n / 10.0) or tb <= ceil(n / 10.0) then 1 else 0 end), 0) as top_decile_jaccard, "
+        "cast(avg(case when (a >= $5) <> (b >= $5) then 1 else 0 end) as double precision) as flip_share from ranked",
+        [as_of_date, int(version), alias, int(shadow_version), float(threshold)],
+    ).to_pylist()[0]
+
+
+def shadow_labelled(
+    warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, version: int, alias: str, shadow_version: int
+) -> pa.Table:
+    """The champion's and the shadow's scores (a, b) with the label (y) of every labelled entity of the date."""
+    lab = catalog.labels(spec)
+    join = " and ".join(f"l.{quote(c)} = j.{quote(c)}" for c in spec.key_columns)
+    return warehouse.query(
+        f"with j as ({_pairs(spec)}) select j.a, j.b, cast(l.{quote(spec.target)} as double precision) as y from j "
+        f"inner join {qualified(lab.schema, lab.name)} as l on l.as_of_date = $1 and {join}",
+        [as_of_date, int(version), alias, int(shadow_version)],
     )
 
 
@@ -216,4 +290,97 @@ def record_retrain_result(warehouse: Warehouse, model: str, as_of_date: dt.date,
         t.name,
         {"model_name": model, "as_of_date": as_of_date, "action": "retrain requested"},
         {"action_result": result},
+    )
+
+
+def shadow_errors(warehouse: Warehouse, model: str, as_of_date: dt.date) -> str | None:
+    """Why shadow scoring failed in the date's latest published attempt, if it did."""
+    t = catalog.SCORING_RUNS
+    if warehouse.table_columns(t.schema, t.name) is None:
+        return None
+    rows = warehouse.query(
+        f"select shadow_error from {qualified(t.schema, t.name)} where model_name = $1 and as_of_date = $2 "
+        "and status in ('published', 'succeeded', 'marts_failed') order by started_at desc limit 1",
+        [model, as_of_date],
+    ).to_pylist()
+    return rows[0]["shadow_error"] if rows else None
+
+
+def shadow_history(warehouse: Warehouse, model: str, version: int) -> pa.Table:
+    """Every shadow_comparison row in which `version` was the challenger, oldest first."""
+    t = catalog.SHADOW_COMPARISON
+    if warehouse.table_columns(t.schema, t.name) is None:
+        return catalog.health_schema(t).empty_table()
+    return warehouse.query(
+        f"select * from {qualified(t.schema, t.name)} where model_name = $1 and challenger_version = $2 order by as_of_date",
+        [model, int(version)],
+    )
+
+
+def record_promotion(warehouse: Warehouse, row: dict[str, Any]) -> None:
+    import pyarrow as pa
+
+    t = catalog.PROMOTIONS
+    warehouse.append(t.schema, t.name, pa.Table.from_pylist([row], schema=catalog.promotions_schema()))
+
+
+# -- what the model-health report reads (pipelines/report) ---------------------------
+
+
+def recent_attempts(warehouse: Warehouse, model: str, as_of_date: dt.date, limit: int = 8) -> pa.Table:
+    """The date's latest scoring attempts from the run log, newest first (at most `limit`)."""
+    t = catalog.SCORING_RUNS
+    if warehouse.table_columns(t.schema, t.name) is None:
+        return catalog.scoring_runs_schema().empty_table()
+    return warehouse.query(
+        f"select * from {qualified(t.schema, t.name)} where model_name = $1 and as_of_date = $2 "
+        f"order by started_at desc limit {int(limit)}",
+        [model, as_of_date],
+    )
+
+
+def latest_validation(warehouse: Warehouse, model: str, as_of_date: dt.date) -> pa.Table:
+    """Every expectation's result in the date's latest validation, failures first."""
+    t = catalog.VALIDATION_RESULTS
+    if warehouse.table_columns(t.schema, t.name) is None:
+        return catalog.validation_results_schema().empty_table()
+    return warehouse.query(
+        f"with latest as (select validation_id from {qualified(t.schema, t.name)} where model_name = $1 "
+        "and as_of_date = $2 order by validated_at desc limit 1) "
+        f"select r.* from {qualified(t.schema, t.name)} as r inner join latest on latest.validation_id = r.validation_id "
+        "where r.model_name = $1 order by r.success, r.unexpected_count desc nulls last, r.expectation_type, r.column_name",
+        [model, as_of_date],
+    )
+
+
+def top_reasons(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, version: int, threshold: float) -> pa.Table:
+    """Among the date's rows scored at or above `threshold`, how often each feature is the top
+    reason, by direction: feature, raises (bool), rows, mean_contribution; most frequent first."""
+    r, p = catalog.reasons(spec), catalog.predictions(spec)
+    if warehouse.table_columns(r.schema, r.name) is None:
+        return warehouse.query(
+            "select cast(null as varchar) as feature, true as raises, 0 as rows, 0.0 as mean_contribution where false"
+        )
+    join = " and ".join(f"r.{quote(c)} = p.{quote(c)}" for c in spec.key_columns)
+    return warehouse.query(
+        f"select r.feature, r.contribution > 0 as raises, count(*) as rows, avg(r.contribution) as mean_contribution "
+        f"from {qualified(r.schema, r.name)} as r inner join {qualified(p.schema, p.name)} as p "
+        f"on p.as_of_date = r.as_of_date and {join} "
+        "where r.as_of_date = $1 and r.rank = 1 and r.model_version = $2 and p.model_version = $2 and p.score >= $3 "
+        "group by 1, 2 order by 3 desc, 1 limit 10",
+        [as_of_date, int(version), float(threshold)],
+    )
+
+
+def shadow_pairs(
+    warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, version: int, alias: str, shadow_version: int, limit: int
+) -> pa.Table:
+    """Up to `limit` (champion score a, shadow score b) pairs of the date, for a scatter plot:
+    an even sample over the key order, so the same date always draws the same points."""
+    keys = ", ".join(quote(c) for c in spec.key_columns)
+    return warehouse.query(
+        f"with j as ({_pairs(spec)}), numbered as (select a, b, row_number() over (order by {keys}) as i, "
+        "count(*) over () as n from j) "
+        f"select a, b from numbered where i % (cast(floor(n * 1.0 / {int(limit)}) as bigint) + 1) = 0",
+        [as_of_date, int(version), alias, int(shadow_version)],
     )

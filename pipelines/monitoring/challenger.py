@@ -1,0 +1,83 @@
+"""Champion/challenger: how a shadow version's scores compare with the champion's, per date.
+
+Shadow versions (`shadow_aliases` in model.yaml) score the same validated partition as
+the champion, in the same read (`pipelines.score`), into `predictions.<model>_shadow_scores`.
+For each date and (champion version, shadow version), `monitoring.shadow_comparison`
+holds: rows, Pearson and Spearman correlation, mean and 95th-percentile absolute
+difference, the Jaccard overlap of the two top deciles, the share of rows whose decision
+flips at the action threshold, the PSI between the two score distributions, the
+estimated (CBPE) AUC of each, and, once labels land, the realized AUC of each with
+DeLong's paired test of the difference (DeLong, DeLong & Clarke-Pearson 1988).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pipelines import registry
+from pipelines.monitoring import metrics as m
+from pipelines.monitoring import performance
+from pipelines.monitoring.drift import score_bins
+from pipelines.monitoring.reference import usable
+from pipelines.records import PinnedModel
+from pipelines.settings import Settings
+from pipelines.spec import ModelSpec
+from pipelines.warehouse import Warehouse, catalog, health
+
+
+def compare(
+    settings: Settings,
+    warehouse: Warehouse,
+    spec: ModelSpec,
+    as_of_date: dt.date,
+    champion: PinnedModel,
+    reference: dict[str, Any],
+    champion_estimate: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """Write (and return) the date's shadow_comparison rows, one per shadow version scored on it."""
+    rows = []
+    bins = [score_bins(reference)]
+    predicted = health.histogram(warehouse, catalog.predictions(spec), as_of_date, bins, champion.version).counts["score"]
+    for alias, version in health.shadow_versions(warehouse, spec, as_of_date):
+        stats = health.shadow_stats(warehouse, spec, as_of_date, champion.version, alias, version, spec.action_threshold)
+        if not stats["rows"]:
+            continue
+        shadowed = health.histogram(warehouse, catalog.shadow(spec), as_of_date, bins, version, alias).counts["score"]
+        challenger_reference = registry.training_reference(settings, registry.pin(settings, spec.name, version))
+        estimate = (
+            performance.estimate(warehouse, spec, challenger_reference, version, as_of_date, alias)
+            if usable(challenger_reference)
+            else None
+        )
+        rows.append(
+            {
+                "challenger_alias": alias,
+                "challenger_version": version,
+                **stats,
+                "psi": m.psi(m.shares(predicted), m.shares(shadowed)) if sum(predicted) and sum(shadowed) else None,
+                "champion_expected_auc": champion_estimate["expected_auc"] if champion_estimate else None,
+                "challenger_expected_auc": estimate["expected_auc"] if estimate else None,
+            }
+        )
+    catalog.replace_health(warehouse, catalog.SHADOW_COMPARISON, spec.name, champion.version, as_of_date, rows)
+    return rows
+
+
+def realize(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, champion_version: int) -> None:
+    """Add the realized AUC of both versions and DeLong's test to the date's comparison rows (labels built)."""
+    for alias, version in health.shadow_versions(warehouse, spec, as_of_date):
+        pairs = health.shadow_labelled(warehouse, spec, as_of_date, champion_version, alias, version)
+        labels = pairs.column("y").to_numpy()
+        if len(labels) == 0 or labels.min() == labels.max() or labels.sum() < 2 or (1 - labels).sum() < 2:
+            continue
+        auc_a, auc_b, z, p = m.delong_test(labels, pairs.column("a").to_numpy(), pairs.column("b").to_numpy())
+        realized = {
+            "labelled_rows": len(labels),
+            "champion_realized_auc": auc_a,
+            "challenger_realized_auc": auc_b,
+            "delong_z": z,
+            "delong_p_value": p,
+        }
+        narrow = {"challenger_alias": alias, "challenger_version": version}
+        catalog.update_health(warehouse, catalog.SHADOW_COMPARISON, spec.name, champion_version, as_of_date, realized, narrow)
