@@ -112,12 +112,21 @@ def train(
     model: str, as_of_date: dt.date | None, force_promote: bool, reason: str | None, alias: str | None, as_json: bool
 ) -> None:
     """Train MODEL, register a version, and move its alias if the new version is better."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from pipelines import steps
+    from pipelines.console import stderr
 
     settings, spec = Settings.from_env(), _spec(model)
     as_of_date = as_of_date or steps.last_complete_date(settings, spec)
     started = time.perf_counter()
-    result = steps.train(settings, spec, as_of_date, force=force_promote, reason=reason, alias=alias)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=stderr, transient=True) as bar:
+        task = bar.add_task(f"{spec.name}: starting", total=1.0)
+
+        def progress(stage: str, done: float) -> None:
+            bar.update(task, description=f"{spec.name}: {stage}", completed=done)
+
+        result = steps.train(settings, spec, as_of_date, force=force_promote, reason=reason, alias=alias, progress=progress)
     if as_json:
         _echo_json(
             {

@@ -336,12 +336,14 @@ def train(
     force: bool = False,
     reason: str | None = None,
     alias: str | None = None,
+    progress=None,
 ):
     """Train on data known up to `as_of_date`, register a version, move `alias` (default: the
-    spec's) to it if better, or if forced with a reason. Returns `pipelines.train.TrainResult`."""
+    spec's) to it if better, or if forced with a reason. Returns `pipelines.train.TrainResult`.
+    `progress(stage, done)` hears each stage (see `pipelines.train.train_model`)."""
     from pipelines.train import train_model
 
-    return train_model(settings, spec, as_of_date, force=force, reason=reason, alias=alias)
+    return train_model(settings, spec, as_of_date, force=force, reason=reason, alias=alias, progress=progress)
 
 
 def monitor(settings: Settings, spec: ModelSpec, as_of_date: dt.date, version: int | None = None):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,13 +127,17 @@ def train_model(
     force: bool = False,
     reason: str | None = None,
     alias: str | None = None,
+    progress: Callable[[str, float], None] | None = None,
 ) -> TrainResult:
     """Build the training set for `as_of_date`, train, log and register a version (with its
     input contract and training reference), and move `alias` (default: the spec's, champion)
     to it if it beats the alias's current version on the same validation rows, or if `force`
-    is given with a `reason`. `alias="challenger"` trains a candidate to shadow-score."""
+    is given with a `reason`. `alias="challenger"` trains a candidate to shadow-score.
+    `progress(stage, done)` hears each stage, and the fit's share of rounds done (0..1)."""
     import pandas as pd
     import xgboost as xgb
+
+    say = progress or (lambda stage, done: None)
 
     alias = registry.check_alias(alias or spec.alias)
     if force and not (reason and reason.strip()):
@@ -142,6 +147,7 @@ def train_model(
     if skipped:  # expected near the start of the data: said once, and in the result's summary
         first = min(skipped)
         log.info("%d training snapshot(s) skipped as incomplete, e.g. %s: %s", len(skipped), first, skipped[first])
+    say(f"building the features and labels of {len(train_dates) + len(valid_dates)} snapshots (dbt)", 0.0)
     transform.build_labels(settings, spec, train_dates + valid_dates, with_features=True)
 
     warehouse = open_warehouse(settings.warehouse_url)
@@ -165,13 +171,22 @@ def train_model(
         "training %s on %d rows (%d snapshots), validating on %d rows (%d snapshots)",
         spec.name, y_train.size, len(train_dates), y_valid.size, len(valid_dates),
     )  # fmt: skip
+    rounds = spec.training.num_boost_round
+
+    class Rounds(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch: int, evals_log) -> bool:
+            say(f"fitting XGBoost on {y_train.size:,} rows: round {epoch + 1} of {rounds}", (epoch + 1) / rounds)
+            return False  # never stop early
+
     booster = xgb.train(
         params,
         xgb.DMatrix(x_train, label=y_train, feature_names=list(contract.feature_names)),
-        num_boost_round=spec.training.num_boost_round,
+        num_boost_round=rounds,
+        callbacks=[Rounds()],
     )
     valid_scores = booster.inplace_predict(x_valid)
     metrics = metrics_for(y_valid, valid_scores)
+    say(f"comparing with @{alias} on the validation rows", 1.0)
 
     champion, champion_metrics, verdict = _judge(settings, spec, alias, metrics, table.filter(pa.array(is_valid)), y_valid)
     promoted = verdict.startswith("promoted")
@@ -196,6 +211,7 @@ def train_model(
             )
         ),
     )
+    say("registering the version in MLflow", 1.0)
     example = pd.DataFrame(x_valid[:5], columns=list(contract.feature_names))
     logged = registry.log_model(
         settings,
