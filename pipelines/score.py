@@ -93,7 +93,7 @@ class _Shadow:
     def batches(self, schema: pa.Schema, constants: dict) -> Iterator[pa.RecordBatch]:
         self.writer.close()
         self.spool.close()
-        with pa.memory_map(self.spool.name) as source:
+        with pa.OSFile(self.spool.name, "rb") as source:  # not a memory map: see explanations.Reasons.batches
             for batch in pa.ipc.open_stream(source):
                 n = batch.num_rows
                 columns = {name: batch.column(name) for name in batch.schema.names}

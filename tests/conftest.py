@@ -182,3 +182,16 @@ def score_date(settings, spec, day=AS_OF, alias=None, airflow_run_id=None):
 
 def run_log(warehouse, model="churn"):
     return warehouse.query("select * from monitoring.scoring_runs where model_name = $1 order by started_at", [model]).to_pylist()
+
+
+# The longest modules go first, so that with `pytest -n 2 --dist loadfile` (make test) no
+# worker is left running one of them alone at the end.
+LONGEST_FIRST = ("test_production.py", "test_demo.py", "test_same_scores.py", "test_backfill.py", "test_report.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a module is kept

@@ -65,6 +65,8 @@ def test_the_monitor_dag_posts_each_alert_once_and_asks_for_a_retrain(dagbag, se
     assert len(received) == len(alerts)
     assert sorted((m["check_name"], m["subject"]) for m in received) == sorted((a["check_name"], a["subject"]) for a in alerts)
     assert all(m["text"].startswith("[batchpred] ") and m["as_of_date"] == AS_OF.isoformat() for m in received)
+    report = settings.home / "reports" / "churn" / f"{AS_OF}.html"  # the monitor writes the date's report
+    assert report.exists() and "tenure_days" in report.read_text()
 
 
 def test_an_undrifted_date_posts_nothing_and_asks_for_nothing(dagbag, settings, spec, webhook):

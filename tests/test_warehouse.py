@@ -66,6 +66,7 @@ def test_duckdb_streams_with_one_thread_and_a_capped_cache_then_restores_them(wh
             assert sum(b.num_rows for b in batches) == 3
         assert current(con) == before
     assert during == (1, "244.1 MiB") != before  # 256 MB
+    assert before[1] == "488.2 MiB"  # 512 MB: every connection caps the block cache (QUERY_MEMORY_LIMIT)
 
 
 def test_replace_tables_is_all_or_nothing(wh):

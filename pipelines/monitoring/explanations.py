@@ -173,7 +173,9 @@ class Reasons:
             yield self._without_row(self._batch(keys, self._top_inputs, contrib, EXACT, self._top_rows))
         if self._writer is None:
             return
-        with pa.memory_map(self._spool.name) as source:
+        # A plain file read, not a memory map: mapped pages stay resident (counted in RSS) until
+        # the map closes, so reading a 10M-row spool that way held gigabytes.
+        with pa.OSFile(self._spool.name, "rb") as source:
             for batch in pa.ipc.open_stream(source):
                 if len(exact_rows):
                     batch = batch.filter(pc.invert(pc.is_in(batch.column("_row"), value_set=exact_rows)))

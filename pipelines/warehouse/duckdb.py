@@ -25,6 +25,10 @@ from pipelines.warehouse.url import session_setup
 LOCK_WAIT_SECONDS = 60.0
 # DuckDB's memory limit while a partition streams (see DuckDBWarehouse.read_partition).
 STREAM_MEMORY_LIMIT = "256MB"
+# DuckDB's memory limit (its block cache, and where large sorts start to spill to disk)
+# for every other query batchpred runs: by default DuckDB caches every block it scans up
+# to 80% of RAM, so monitoring a 10M-row date held 2.9 GB.
+QUERY_MEMORY_LIMIT = "512MB"
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -106,6 +110,7 @@ class DuckDBWarehouse(Warehouse):
         try:
             for statement in session_setup("duckdb"):
                 con.execute(statement)
+            con.execute(f"set memory_limit = '{QUERY_MEMORY_LIMIT}'")
             with cancel_at_alarm(con.interrupt):
                 yield con
         finally:
@@ -167,11 +172,10 @@ class DuckDBWarehouse(Warehouse):
 
         sql = self._partition_sql(schema, table, columns, where)
         with self.connect() as con:
-            # While a partition streams, for this database in this process (DuckDB's
-            # defaults come back after; batchpred sets these nowhere else):
-            # - cap the block cache: DuckDB keeps every block it scans cached up to 80% of
-            #   RAM by default, 1.1 GB after streaming 5M rows of 40 features, so memory
-            #   would grow with the row count;
+            # While a partition streams, for this database in this process (the usual
+            # settings come back after):
+            # - cap the block cache lower than QUERY_MEMORY_LIMIT: DuckDB keeps every block
+            #   it scans cached up to its limit, and the scorer needs the memory;
             # - use one thread: the reader of the stream scores every batch with all the
             #   cores, and DuckDB's own threads only take turns with it (3% slower).
             reader = None
@@ -184,11 +188,11 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 if reader is not None:
                     reader.close()
-                for setting in ("memory_limit", "threads"):
-                    try:
-                        con.execute(f"reset {setting}")
-                    except duckdb.Error:
-                        log.warning("could not reset DuckDB's %s", setting)
+                try:
+                    con.execute(f"set memory_limit = '{QUERY_MEMORY_LIMIT}'")
+                    con.execute("reset threads")
+                except duckdb.Error:
+                    log.warning("could not restore DuckDB's memory limit and threads after streaming")
 
     def shard_predicate(self, columns, shards, shard):
         # hash() takes any type, and several columns at once.
