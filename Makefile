@@ -35,9 +35,11 @@ services:
 ui: install
 	$(UV) run --locked batchpred ui $(if $(PORT),--port $(PORT))
 
+# Two workers (pytest-xdist), a test module each at a time, the longest modules first
+# (tests/conftest.py): each worker starts its own PostgreSQL cluster and Redis.
 test: install services
 	$(UV) run --locked ruff check .
-	$(UV) run --locked pytest
+	$(UV) run --locked pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # Benchmarks print figures; they are not tests (see bench/__main__.py).
 bench: install services

@@ -23,12 +23,11 @@ from pipelines.warehouse.url import session_setup
 
 # How long an opener waits for another process to release the file.
 LOCK_WAIT_SECONDS = 60.0
-# DuckDB's memory limit while a partition streams (see DuckDBWarehouse.read_partition).
-STREAM_MEMORY_LIMIT = "256MB"
-# DuckDB's memory limit (its block cache, and where large sorts start to spill to disk)
-# for every other query batchpred runs: by default DuckDB caches every block it scans up
-# to 80% of RAM, so monitoring a 10M-row date held 2.9 GB.
-QUERY_MEMORY_LIMIT = "512MB"
+# DuckDB's memory limit (its block cache, and where large sorts start to spill to disk),
+# set on every connection batchpred opens: by default DuckDB caches every block it scans
+# up to 80% of RAM, so memory grew with the rows (monitoring a 10M-row date held 2.9 GB;
+# streaming 5M rows of 40 features, 1.1 GB).
+MEMORY_LIMIT = "256MB"
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -110,7 +109,7 @@ class DuckDBWarehouse(Warehouse):
         try:
             for statement in session_setup("duckdb"):
                 con.execute(statement)
-            con.execute(f"set memory_limit = '{QUERY_MEMORY_LIMIT}'")
+            con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
             with cancel_at_alarm(con.interrupt):
                 yield con
         finally:
@@ -172,15 +171,11 @@ class DuckDBWarehouse(Warehouse):
 
         sql = self._partition_sql(schema, table, columns, where)
         with self.connect() as con:
-            # While a partition streams, for this database in this process (the usual
-            # settings come back after):
-            # - cap the block cache lower than QUERY_MEMORY_LIMIT: DuckDB keeps every block
-            #   it scans cached up to its limit, and the scorer needs the memory;
-            # - use one thread: the reader of the stream scores every batch with all the
-            #   cores, and DuckDB's own threads only take turns with it (3% slower).
+            # While a partition streams, DuckDB uses one thread for this database in this
+            # process (the default comes back after): the reader of the stream scores every
+            # batch with all the cores, and DuckDB's own threads only take turns with it (3% slower).
             reader = None
             try:
-                con.execute(f"set memory_limit = '{STREAM_MEMORY_LIMIT}'")
                 con.execute("set threads = 1")
                 # sql(...).to_arrow_reader streams; execute(...) would materialise the result first.
                 reader = con.sql(sql, params=[as_of_date, *params]).to_arrow_reader(batch_size)
@@ -189,10 +184,9 @@ class DuckDBWarehouse(Warehouse):
                 if reader is not None:
                     reader.close()
                 try:
-                    con.execute(f"set memory_limit = '{QUERY_MEMORY_LIMIT}'")
                     con.execute("reset threads")
                 except duckdb.Error:
-                    log.warning("could not restore DuckDB's memory limit and threads after streaming")
+                    log.warning("could not reset DuckDB's threads after streaming")
 
     def shard_predicate(self, columns, shards, shard):
         # hash() takes any type, and several columns at once.
