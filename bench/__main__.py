@@ -1,4 +1,4 @@
-"""Benchmarks of the scoring path (issue 5). Prints a markdown table and writes JSON results.
+"""Benchmarks of the scoring path (issue 5) and of model health. Prints markdown tables and writes JSON results.
 
     uv run python -m bench [--rows 1000000 5000000] [--duckdb-rows 10000000] [--repeats 3]
                            [--warehouses duckdb,postgres] [--naive-rows 1000000] [--backfill duckdb]
@@ -6,8 +6,25 @@
 Figures, per row count N and warehouse:
   limit            raw booster.inplace_predict rows/s on the same rows, in memory, float32, all cores
   data_path        score_partition from reading the partition to committed rows, as rows/s and as a
-                   ratio to the limit (fresh process; start-up and model load excluded)
-  peak_rss         peak resident memory of that process (imports, model load, scoring one date)
+                   ratio to the limit (fresh process; start-up and model load excluded): the champion
+                   alone, reasons off (`reasons.method: off`, no `shadow_aliases`). Each scoring run
+                   also measures the limit again in its own process right after (on up to 500k
+                   rows): `paired_ratio` is the median of each run's rate over that, steadier than
+                   the ratio when the machine's load drifts; the targets use the ratio
+  data_path_shadow the same with bench@challenger (a second version, trained the same way with
+                   another seed) scored in the shadow, in the same read; ratio to the single-model
+                   limit, so two predictions per row make 0.5 the ceiling (target >= 0.42 at 5M, DuckDB)
+  data_path_reasons the same with the default reasons policy (approximate contributions for every
+                   row, exact TreeSHAP for the top 2%, at most 20k) and no shadow (target >= 0.20
+                   of the limit at 5M, DuckDB)
+  data_path_both   the same with the shadow and the reasons (one run per N; no target). At
+                   --duckdb-rows only data_path, data_path_both and the two peak RSS figures run
+  peak_rss         peak resident memory of the data_path process (imports, model load, scoring one date)
+  peak_rss_both    peak resident memory of the data_path_both process (target <= 1 GB at 10M, DuckDB)
+                   Every scoring run is checked before it counts: N rows scored; with the shadow, N
+                   rows of @challenger staged by that run; with the reasons, N x top_k reason rows
+                   (exact TreeSHAP for the policy's share); without either, none. A run that
+                   skipped its work fails the bench.
   validation       the GX suite (bench/bench_features.json) on the date, in seconds per 1M rows
   validation_sql   the same checks as one hand-written aggregate query, in seconds per 1M rows
   drift            drift of every feature of the scored date: the single-scan histogram of the 40
@@ -16,10 +33,13 @@ Figures, per row count N and warehouse:
   estimated_performance   pipelines.monitoring.performance.estimate on the date, s per 1M rows
   realized_performance    pipelines.monitoring.performance.realize on the date once its labels
                    exist (analytics.bench_labels, drawn from the bench signal), s per 1M rows
-  monitor_peak_rss peak RSS of a fresh process monitoring the date (target < 1 GB at 10M, DuckDB)
+  monitor_peak_rss peak RSS of a fresh process monitoring the date, at the first N and at each
+                   --duckdb-rows N (target < 1 GB at 10M, DuckDB); the other model-health
+                   figures are not measured at --duckdb-rows
 At the first N only (a fresh process each):
   whole_task       wall time of everything a scoring task does for one date: imports, model
-                   resolve and load, validation, scoring, write, run log
+                   resolve and load, validation, scoring, write, run log (the data_path's spec:
+                   reasons off, no shadow, as the naive baseline)
   fixed_cost       its fixed part: interpreter start, imports, model resolve and load
   naive_baseline   pandas.read_sql -> pyfunc predict -> DataFrame.to_sql, rows/s and peak RSS
   whole_task_vs_naive
@@ -41,6 +61,7 @@ import argparse
 import datetime as dt
 import functools
 import json
+import math
 import os
 import platform
 import shutil
@@ -57,8 +78,10 @@ import pyarrow as pa
 
 from bench import backfill, summary
 from bench.common import (
+    CHALLENGER,
     DAY,
     LABELS_SCHEMA,
+    SCORING_MODES,
     Figure,
     bench_contract,
     bench_spec,
@@ -66,6 +89,7 @@ from bench.common import (
     label_select,
     measure,
     run_child,
+    scoring_spec,
     signal,
 )
 from bench.validation_sql import validate_sql
@@ -80,16 +104,25 @@ NAIVE_ROWS = {"postgres": 1_000_000, "duckdb": 100_000}
 
 
 def repeats_for(rows: int, repeats: int) -> int:
-    """Fewer runs at large N, to keep `make bench` under 20 minutes: 3, 2 and 1 at 1M, 5M and 10M
-    by default. The GX validation runs once above 1M, the whole task and the monitor task at most
-    twice, and the monitor's peak RSS once above the first N (see main)."""
+    """Fewer runs at large N, to keep `make bench` reasonable: 3, 2 and 1 at 1M, 5M and 10M
+    by default, for each of data_path, data_path_shadow and data_path_reasons (data_path_both and
+    peak_rss_both run once per N). The GX validation runs once above 1M; the whole task, the monitor task and the drift
+    at most twice, and the drift once above the first N (see main)."""
     return repeats if rows <= 1_000_000 else min(repeats, 2) if rows <= 5_000_000 else 1
 
 
-def train_and_register(settings: Settings, spec: ModelSpec):
+def train_and_register(
+    settings: Settings,
+    spec: ModelSpec,
+    alias: str = "champion",
+    seed: int = 0,
+    sample_seeds: tuple[int, int] = (1, 2),
+    threshold: float | None = None,
+):
     """Train the bench booster on 50k rows, validate it on 50k more, and register it as
-    bench@champion with its input contract and training reference. Returns the pinned version,
-    the booster, the reference and the label threshold (the training sample's median signal)."""
+    bench@<alias> with its input contract and training reference. Returns the pinned version,
+    the booster, the reference and the label threshold (the training sample's median signal,
+    unless given). The challenger is trained the same way on other rows with another seed."""
     import pandas as pd
     import xgboost as xgb
 
@@ -106,9 +139,9 @@ def train_and_register(settings: Settings, spec: ModelSpec):
         y = (s + np.random.default_rng(noise_seed).normal(0, 1, len(s)) > threshold).astype(np.float32)
         return x, y, threshold
 
-    x, y, threshold = sample(seed=1, noise_seed=2)
+    x, y, threshold = sample(*sample_seeds, threshold=threshold)
     booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 6, "eta": 0.1, "tree_method": "hist", "seed": 0},
+        {"objective": "binary:logistic", "max_depth": 6, "eta": 0.1, "tree_method": "hist", "seed": seed},
         xgb.DMatrix(x, label=y, feature_names=list(contract.feature_names)),
         num_boost_round=300,
     )
@@ -123,8 +156,8 @@ def train_and_register(settings: Settings, spec: ModelSpec):
         settings, spec.name, booster, contract, example, {"trees": 300, "depth": 6},
         {f"val_{k}": v for k, v in metrics.items()}, {"training_reference.json": reference},
     )  # fmt: skip
-    registry.set_alias(settings, model, "champion")
-    return registry.resolve(settings, spec.name, "champion"), booster, reference, threshold
+    registry.set_alias(settings, model, alias)
+    return registry.resolve(settings, spec.name, alias), booster, reference, threshold
 
 
 def load_partition(settings: Settings, rows: int, table: str = "bench_features") -> None:
@@ -135,17 +168,123 @@ def load_partition(settings: Settings, rows: int, table: str = "bench_features")
     warehouse.replace_partition("analytics", table, DAY, schema, feature_batches(rows))
 
 
-def scoring(settings: Settings, name: str, rows: int, runs: int, limit_rate: float) -> list[Figure]:
-    """data_path and peak_rss, from the same fresh processes."""
-    results = [run_child("bench.tasks", settings, "score", str(rows)) for _ in range(runs)]
-    assert all(r["rows"] == rows for r in results), results
-    rate = [rows / r["seconds"] for r in results]
-    return [
-        Figure("data_path", name, rows, rate, "rows/s", statistics.median(rate) / limit_rate,
-               "read partition -> inplace_predict -> committed rows (fresh process, after model load)"),
-        Figure("peak_rss", name, rows, [r["peak_rss_bytes"] / 1e9 for r in results], "GB",
-               note="fresh process: imports, model load, scoring one date (target <= 1.0 GB at 10M)"),
+def scoring(
+    settings: Settings, name: str, rows: int, runs: int, limit_rate: float, challenger: int, separate: bool = True
+) -> list[Figure]:
+    """data_path, data_path_shadow, data_path_reasons, data_path_both, peak_rss and peak_rss_both,
+    each from fresh processes (bench.tasks score ROWS MODE). The plain, shadow and reasons runs
+    alternate, `runs` of each, so a change in the machine's load falls on all three alike;
+    both runs once. Without `separate` (at --duckdb-rows) only plain and both run: the shadow's
+    and the reasons' targets are at 5M, and a reasons run at 10M takes minutes. Every run's work
+    is checked (check_scoring) before its time counts."""
+    modes = ["plain", "shadow", "reasons"] if separate else ["plain"]
+    results: dict[str, list[dict]] = {mode: [] for mode in [*modes, "both"]}
+    for mode in [*modes * runs, "both"]:
+        r = run_child("bench.tasks", settings, "score", str(rows), mode)
+        check_scoring(settings, rows, r, challenger)
+        results[mode].append(r)
+
+    def rate(mode: str) -> list[float]:
+        return [rows / r["seconds"] for r in results[mode]]
+
+    def ratio(mode: str) -> float:
+        return statistics.median(rate(mode)) / limit_rate
+
+    def paired(mode: str) -> float:
+        return statistics.median(rows / r["seconds"] / r["limit_rate"] for r in results[mode])
+
+    def rss(mode: str) -> list[float]:
+        return [r["peak_rss_bytes"] / 1e9 for r in results[mode]]
+
+    exact = results["both"][0]["exact_rows"]
+    k = results["both"][0]["reasons"]["top_k"]
+    policy = f"reasons: approximate for every row, exact TreeSHAP for the top {exact:,} ({k} per row)"
+    shadow = f"@challenger (version {challenger}) in the shadow"
+    figures = [
+        Figure("data_path", name, rows, rate("plain"), "rows/s", ratio("plain"),
+               "read partition -> inplace_predict -> committed rows (fresh process, after model load; one booster, "
+               "reasons off)", paired("plain")),
     ]  # fmt: skip
+    if separate:
+        figures += [
+            Figure("data_path_shadow", name, rows, rate("shadow"), "rows/s", ratio("shadow"),
+                   f"the same with {shadow}: two predictions per row, so 0.5 of the single-model limit is the ceiling; "
+                   f"{rows:,} shadow rows staged, checked; reasons off (target DuckDB >= 0.42 at 5M)", paired("shadow")),
+            Figure("data_path_reasons", name, rows, rate("reasons"), "rows/s", ratio("reasons"),
+                   f"the same with the default {policy}; {rows * k:,} reason rows written, checked; no shadow "
+                   "(target DuckDB >= 0.20 at 5M)", paired("reasons")),
+        ]  # fmt: skip
+    return figures + [
+        Figure("data_path_both", name, rows, rate("both"), "rows/s", ratio("both"),
+               f"the same with {shadow} and the default reasons (the run peak_rss_both measures)", paired("both")),
+        Figure("peak_rss", name, rows, rss("plain"), "GB",
+               note="fresh process: imports, model load, scoring one date, one booster, reasons off "
+               "(target <= 1.0 GB at 10M)"),
+        Figure("peak_rss_both", name, rows, rss("both"), "GB",
+               note=f"the same with {shadow} and the default {policy}; {rows:,} shadow rows and {rows * k:,} "
+               "reason rows, checked (target <= 1.0 GB at 10M on DuckDB)"),
+    ]  # fmt: skip
+
+
+def check_scoring(settings: Settings, rows: int, r: dict, challenger: int) -> None:
+    """Refuse (AssertionError) a scoring run that skipped any of its mode's work: every row scored;
+    with the shadow, `rows` rows of @challenger staged by this run and no shadow error; with the
+    reasons, top_k reason rows per row written by this run, exact TreeSHAP for exactly the policy's
+    share; without them, none. Untimed. Then empties the shadow staging table: each run has its
+    own scoring_run_id, so its staged rows would otherwise pile up run after run."""
+    from pipelines.identifiers import qualified
+    from pipelines.warehouse import catalog, open_warehouse
+
+    shadow, reasons = SCORING_MODES[r["mode"]]
+    what = f"score {rows} {r['mode']} ({r['scoring_run_id']})"
+    if r["rows"] != rows:
+        raise AssertionError(f"{what} scored {r['rows']} rows, not {rows}")
+    if r["shadow_errors"]:
+        raise AssertionError(f"{what}: the shadow failed: {r['shadow_errors']}")
+    expected_shadows = [{"alias": CHALLENGER, "version": challenger}] if shadow else []
+    if r["shadows"] != expected_shadows:
+        raise AssertionError(f"{what} scored the shadows {r['shadows']}, not {expected_shadows}")
+    spec = scoring_spec(r["mode"])
+    warehouse = open_warehouse(settings.warehouse_url)
+    params = [DAY, r["scoring_run_id"]]
+
+    def count(table, extra: str = "", by: str | None = None) -> dict:
+        if warehouse.table_columns(table.schema, table.name) is None:
+            return {}
+        group = f", {by} as g" if by else ", '' as g"
+        sql = (
+            f"select count(*) as n{group} from {qualified(table.schema, table.name)} "
+            f"where as_of_date = $1 and scoring_run_id = $2{extra}{f' group by {by}' if by else ''}"
+        )
+        return {row["g"]: int(row["n"]) for row in warehouse.query(sql, params).to_pylist() if row["n"]}
+
+    staged = count(catalog.shadow_staging(spec), f" and alias = '{CHALLENGER}' and model_version = {int(challenger)}")
+    if staged.get("", 0) != (rows if shadow else 0):
+        raise AssertionError(f"{what} staged {staged.get('', 0)} shadow rows of @{CHALLENGER}, not {rows if shadow else 0}")
+    if staged:
+        t = catalog.shadow_staging(spec)
+        warehouse.execute(f"truncate table {qualified(t.schema, t.name)}")
+
+    # Every row gets exactly top_k reasons; under the default policy the highest-scored
+    # min(exact_cap, ceil(exact_share * rows)) rows get exact TreeSHAP. score_partition sizes that
+    # share on `expected // shards + 1` rows, so one row more is accepted below the cap.
+    k = r["reasons"]["top_k"]
+    written = count(catalog.reasons(spec), by="reason_method")
+    exact = written.get("tree_shap", 0) // k
+    share = min(r["reasons"]["exact_cap"], math.ceil(r["reasons"]["exact_share"] * rows)) if reasons else 0
+    bad = (
+        sum(written.values()) != (rows * k if reasons else 0)
+        or set(written) - {"approximate", "tree_shap"}
+        or written.get("tree_shap", 0) % k
+        or not share <= exact <= min(r["reasons"]["exact_cap"], share + 1)
+        or r["explained_rows"] != (rows if reasons else 0)
+    )
+    if bad:
+        raise AssertionError(
+            f"{what} wrote the reason rows {written} for {r['explained_rows']} explained rows; expected "
+            f"{rows if reasons else 0} rows x {k} reasons, {share} of them (or one more) exact"
+        )
+    r["exact_rows"] = exact
 
 
 def validation(settings: Settings, spec: ModelSpec, name: str, rows: int, runs: int, plant: bool) -> list[Figure]:
@@ -188,12 +327,21 @@ def validation(settings: Settings, spec: ModelSpec, name: str, rows: int, runs: 
 
 
 def model_health(
-    settings: Settings, spec: ModelSpec, name: str, rows: int, runs: int, version: int, reference: dict, threshold: float
+    settings: Settings,
+    spec: ModelSpec,
+    name: str,
+    rows: int,
+    runs: int,
+    drift_runs: int,
+    version: int,
+    reference: dict,
+    threshold: float,
 ) -> list[Figure]:
     """drift, estimated_performance and realized_performance of the scored date, in seconds per 1M rows.
-    The labels are written (untimed) between the estimate and the realized performance."""
+    The labels are written (untimed) between the estimate and the realized performance. The drift,
+    slow at this writing, runs at most twice at the first N and once above it (see main)."""
     from pipelines.monitoring import drift, performance
-    from pipelines.warehouse import open_warehouse
+    from pipelines.warehouse import catalog, health, open_warehouse
 
     warehouse = open_warehouse(settings.warehouse_url)
     per_1m = 1e6 / rows
@@ -207,7 +355,11 @@ def model_health(
     def estimated() -> None:
         found["estimated"] = performance.estimate(warehouse, spec, reference, version, DAY)
 
-    drift_s, estimate_s = measure(drift_of_all_features, runs), measure(estimated, runs)
+    drift_s, estimate_s = measure(drift_of_all_features, drift_runs), measure(estimated, runs)
+    # The profile's second scan, the scores' histogram, once more on its own: the rest is the features'.
+    (score_s,) = measure(
+        lambda: health.histogram(warehouse, catalog.predictions(spec), DAY, [drift.score_bins(reference)], version), 1
+    )
     current, compared = found["drift"]
     scored = sum(current.counts[drift.SCORE])
     if current.rows != rows or scored != rows:
@@ -237,9 +389,9 @@ def model_health(
     band = f"[{est['expected_auc_lower']:.4f}, {est['expected_auc_upper']:.4f}]" if est["expected_auc"] is not None else ""
     return [
         Figure("drift", name, rows, [s * per_1m for s in drift_s], "s/1M rows",
-               note=f"drift.profile (one scan: histogram of {len(reference['features'])} features over the reference bins; "
-               f"one of the {rows:,} scores) + baseline comparison; statuses {statuses}, worst PSI {worst['psi']:.4f} "
-               f"({worst['feature']}) (target DuckDB <= 0.5, PostgreSQL <= 2.0)"),
+               note=f"drift.profile (one scan for the histogram of {len(reference['features'])} features over the reference "
+               f"bins, one for the scores': {score_s * per_1m:.2f} s/1M rows of it) + the baseline comparison; statuses "
+               f"{statuses}, worst PSI {worst['psi']:.4f} ({worst['feature']}) (target DuckDB <= 0.5, PostgreSQL <= 2.0)"),
         Figure("estimated_performance", name, rows, [s * per_1m for s in estimate_s], "s/1M rows",
                note=f"performance.estimate (score buckets + CBPE): expected AUC {est['expected_auc'] or 0:.4f} {band}, "
                f"validation AUC {est['validation_auc']:.4f}, status {est['status']} (target <= 0.5)"),
@@ -386,6 +538,8 @@ def main() -> None:
     contract = bench_contract(spec)
     model, booster, reference, threshold = train_and_register(base, spec)
     registry.load_booster(base, model)
+    # The challenger the shadow figures score beside the champion: the same training on other rows, another seed.
+    challenger, *_ = train_and_register(base, spec, CHALLENGER, seed=1, sample_seeds=(5, 6), threshold=threshold)
 
     warehouses = args.warehouses.split(",")
     urls = {}
@@ -423,15 +577,19 @@ def main() -> None:
                 done = len(figures)
                 settings = replace(base, warehouse_url=urls[name])
                 load_partition(settings, rows)
-                figures += scoring(settings, name, rows, runs, statistics.median(limit_rate))
+                figures += scoring(
+                    settings, name, rows, runs, statistics.median(limit_rate), challenger.version, rows in args.rows
+                )
                 figures += validation(settings, spec, name, rows, runs if rows <= 1_000_000 else 1, plant=first)
-                figures += model_health(settings, spec, name, rows, runs, model.version, reference, threshold)
+                if rows in args.rows:  # the model-health figures at each N; at --duckdb-rows only the monitor's peak RSS
+                    drift_runs = min(runs, 2) if first else 1
+                    figures += model_health(settings, spec, name, rows, runs, drift_runs, model.version, reference, threshold)
                 if first:
                     task_figures, whole_wall = whole_task(settings, name, rows, min(runs, 2))
                     figures += task_figures
                     figures += monitor_task(settings, name, rows, min(runs, 2), whole_wall)
                     figures += naive(settings, name, rows, args.naive_rows or NAIVE_ROWS[name], rows / whole_wall)
-                else:
+                elif rows not in args.rows:
                     figures += monitor_task(settings, name, rows, 1, None)
                 print_table(figures[done:], header=False, file=sys.stderr)
                 save(figures, args, began, stamp)  # a run cut short still leaves what it measured
@@ -500,6 +658,7 @@ def print_table(figures: list[Figure], header: bool = True, file=sys.stdout) -> 
     for f in figures:
         d = f.as_dict()
         ratio = f"{d['ratio_to_limit']:.2f}" if d["ratio_to_limit"] is not None else ""
+        ratio += f" (paired {d['paired_ratio']:.2f})" if d["paired_ratio"] is not None else ""
         rows = f"{d['rows']:,}" if d["rows"] else ""
         print(
             f"| {d['figure']} | {d['warehouse'] or ''} | {rows} | {d['median']:,.3f} | {d['min']:,.3f}–{d['max']:,.3f} "

@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,24 @@ def bench_spec(features_model: str = "bench_features") -> ModelSpec:
         batch_size=100_000,
         training=Training(),
         suites_dir=BENCH_DIR,
+    )
+
+
+# What a scoring run of the bench does beside the champion's plain prediction: (shadow, reasons).
+# "plain" is the data path the `data_path` figure has always measured: one booster, no reasons.
+SCORING_MODES = {"plain": (False, False), "shadow": (True, False), "reasons": (False, True), "both": (True, True)}
+CHALLENGER = "challenger"
+
+
+def scoring_spec(mode: str = "plain", features_model: str = "bench_features") -> ModelSpec:
+    """The bench spec for one of the SCORING_MODES: the challenger in the shadow or not
+    (`shadow_aliases`), and the default reasons policy or none (`reasons.method`)."""
+    shadow, reasons = SCORING_MODES[mode]
+    spec = bench_spec(features_model)
+    return replace(
+        spec,
+        shadow_aliases=(CHALLENGER,) if shadow else (),
+        reasons=spec.reasons if reasons else replace(spec.reasons, method="off"),
     )
 
 
@@ -107,6 +125,9 @@ class Figure:
     unit: str
     ratio_to_limit: float | None = None
     note: str = ""
+    # The median of each run's rate over the limit measured in its own process right after it
+    # (bench.tasks.paired_limit): steadier than ratio_to_limit when the machine's load drifts.
+    paired_ratio: float | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -118,6 +139,7 @@ class Figure:
             "max": max(self.values),
             "unit": self.unit,
             "ratio_to_limit": self.ratio_to_limit,
+            "paired_ratio": self.paired_ratio,
             "runs": self.values,
             "note": self.note,
         }

@@ -42,7 +42,15 @@ def _both(op: str, duckdb: float, postgres: float | None = None) -> dict[str | N
 
 TARGETS: dict[str, Target] = {
     "data_path": Target(_both(">=", 0.85, 0.45), lambda rows: rows == 5_000_000, "of the limit, at 5M", of_ratio=True),
+    # Two predictions per row (champion and challenger, one read): 0.5 of the single-model limit is the ceiling.
+    "data_path_shadow": Target(
+        {"duckdb": (">=", 0.42)}, lambda rows: rows == 5_000_000, "of the limit, at 5M on DuckDB", of_ratio=True
+    ),
+    "data_path_reasons": Target(
+        {"duckdb": (">=", 0.20)}, lambda rows: rows == 5_000_000, "of the limit, at 5M on DuckDB", of_ratio=True
+    ),
     "peak_rss": Target(_both("<=", 1.0)),
+    "peak_rss_both": Target({"duckdb": ("<=", 1.0)}, lambda rows: (rows or 0) >= 10_000_000, "at 10M on DuckDB"),
     "fixed_cost": Target(_both("<=", 6.0)),
     "whole_task_vs_naive": Target({"postgres": (">=", 8.0)}, where="on PostgreSQL"),
     "validation": Target(_both("<=", 0.25, 1.0)),
@@ -56,8 +64,12 @@ TARGETS: dict[str, Target] = {
 
 LABELS = {
     "limit": "limit (`inplace_predict`)",
-    "data_path": "data path (read, score, committed write), ratio to the limit",
+    "data_path": "data path (read, score, committed write; one booster, reasons off), ratio to the limit",
+    "data_path_shadow": "data path with @challenger in the shadow (two boosters, one read), ratio to the single-model limit",
+    "data_path_reasons": "data path with the default reasons (approximate every row, exact TreeSHAP top 2%), ratio to the limit",
+    "data_path_both": "data path with the shadow and the reasons, ratio to the limit",
     "peak_rss": "peak RSS of a scoring process",
+    "peak_rss_both": "peak RSS of a scoring process with the shadow and the reasons",
     "validation": "validation, GX suite (every row), s per 1M rows",
     "validation_sql": "the same checks as one hand-written aggregate query, s per 1M rows",
     "drift": "drift of every feature + the score of one date, s per 1M rows",
@@ -89,7 +101,8 @@ def _value(f: Figure) -> str:
     v = f.as_dict()["median"]
     if f.unit == "rows/s":
         text = f"{v / 1e3:,.0f}k rows/s" if v >= 1e4 else f"{v / 1e3:.1f}k rows/s"
-        return text + (f", {f.ratio_to_limit:.2f}" if f.ratio_to_limit is not None and f.figure != "limit" else "")
+        text += f", {f.ratio_to_limit:.2f}" if f.ratio_to_limit is not None and f.figure != "limit" else ""
+        return text + (f" (paired {f.paired_ratio:.2f})" if f.paired_ratio is not None else "")
     if f.unit == "GB":
         return f"{v:.2f} GB"
     if f.unit == "s/1M rows":

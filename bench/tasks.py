@@ -1,11 +1,17 @@
 """The fresh processes the harness times, one per figure:
 
-    python -m bench.tasks score ROWS   score_partition for the bench date (ROWS rows, none
-                                       quarantined), model and contract loaded first: the data
-                                       path's seconds and the process's peak RSS
+    python -m bench.tasks score ROWS [MODE]
+                                       score_partition for the bench date (ROWS rows, none
+                                       quarantined), models and contracts loaded first: the data
+                                       path's seconds, the process's peak RSS, and the limit
+                                       measured right after in the same process. MODE (a key of
+                                       bench.common.SCORING_MODES): plain (the default: the
+                                       champion alone, reasons off), shadow (@challenger scored
+                                       in the shadow), reasons (the default reasons policy), both
     python -m bench.tasks whole [TABLE] everything a scoring task does for one date, in order:
                                        imports, resolve, load, validate, score, write, run log
-                                       (on analytics.TABLE instead of bench_features if given)
+                                       (on analytics.TABLE instead of bench_features if given;
+                                       plain: reasons off, no shadow, as the naive baseline)
     python -m bench.tasks naive TABLE  the tutorial pipeline: pandas.read_sql -> pyfunc predict
                                        -> DataFrame.to_sql, reading analytics.TABLE for the bench date
     python -m bench.tasks monitor      the whole monitor of the (scored) bench date: imports, resolve,
@@ -32,23 +38,71 @@ def peak_rss_bytes() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def score(rows: str) -> dict:
-    from bench.common import DAY, bench_spec
+def score(rows: str, mode: str = "plain") -> dict:
+    import datetime as dt
+    import uuid
+
+    from bench.common import DAY, scoring_spec
     from pipelines import registry
     from pipelines.records import ValidationRef
     from pipelines.score import score_partition
     from pipelines.settings import Settings
+    from pipelines.steps import resolve_shadows
 
     settings = Settings.from_env()
+    spec = scoring_spec(mode)
     model = registry.resolve(settings, "bench", "champion")
-    registry.contract(settings, model)
-    registry.load_booster(settings, model)
+    # The shadows as a scoring task pins them (pipelines.steps.plan): each of the spec's
+    # shadow_aliases that exists. None in plain and reasons modes (shadow_aliases is empty).
+    shadows = resolve_shadows(settings, spec, model)
+    if len(shadows) != len(spec.shadow_aliases):
+        raise SystemExit(f"mode {mode}: shadow aliases {spec.shadow_aliases} resolved to {shadows}; register them first")
+    for pinned in (model, *shadows):
+        registry.contract(settings, pinned)
+        registry.load_booster(settings, pinned)
     # No validation ran: nothing is quarantined (there is no quarantine table, so the read
     # excludes nothing), and the count the write is checked against is the partition's.
     validation = ValidationRef(validation_id="bench", rows=int(rows), rows_quarantined=0)
+    scoring_run_id = f"bench-{mode}-{uuid.uuid4().hex[:12]}"  # the harness counts this run's shadow and reason rows
+    started_at = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
-    result = score_partition(settings, bench_spec(), DAY, model, validation, "bench")
-    return {"seconds": time.perf_counter() - started, "rows": result.rows_scored, "peak_rss_bytes": peak_rss_bytes()}
+    result = score_partition(settings, spec, DAY, model, validation, scoring_run_id, shadows=shadows)
+    seconds = time.perf_counter() - started
+    peak = peak_rss_bytes()
+    return {
+        "seconds": seconds,
+        "rows": result.rows_scored,
+        "peak_rss_bytes": peak,
+        "limit_rate": paired_limit(settings, model, int(rows)),
+        "mode": mode,
+        "scoring_run_id": scoring_run_id,
+        "started_at": started_at.isoformat(),
+        "shadows": [{"alias": m.alias, "version": m.version} for m in shadows],
+        "shadow_errors": result.shadow_errors,
+        "explained_rows": result.explained_rows,
+        "reasons": {"method": spec.reasons.method, "top_k": spec.reasons.top_k,
+                    "exact_share": spec.reasons.exact_share, "exact_cap": spec.reasons.exact_cap},
+    }  # fmt: skip
+
+
+def paired_limit(settings, model, rows: int) -> float:
+    """The limit again, in this process right after its timed run (and after its peak RSS was read):
+    booster.inplace_predict rows/s on the first min(rows, 500k) bench rows, float32 in memory. The
+    machine's load drifts from minute to minute, so the harness also gives each run's rate over
+    the limit measured beside it (`paired_ratio`)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from bench.common import feature_batches
+    from pipelines import registry
+
+    n = min(rows, 500_000)
+    contract = registry.contract(settings, model)
+    matrix = np.ascontiguousarray(contract.matrix(pa.Table.from_batches(list(feature_batches(n)))))
+    booster = registry.load_booster(settings, model)
+    started = time.perf_counter()
+    booster.inplace_predict(matrix)
+    return n / (time.perf_counter() - started)
 
 
 def whole(table: str | None = None) -> dict:
@@ -56,7 +110,7 @@ def whole(table: str | None = None) -> dict:
     import mlflow.xgboost  # noqa: F401
     import xgboost  # noqa: F401
 
-    from bench.common import DAY, bench_spec
+    from bench.common import DAY, scoring_spec
     from pipelines import registry, steps
     from pipelines.score import score_partition  # noqa: F401 - imported by the score step; counted here
     from pipelines.settings import Settings
@@ -68,7 +122,8 @@ def whole(table: str | None = None) -> dict:
 
     stamps["imported_gx"] = time.time()
     settings = Settings.from_env()
-    spec = bench_spec(table) if table else bench_spec()
+    # The same plain path as the naive baseline (reasons off, no shadow), whatever the registry holds.
+    spec = scoring_spec("plain", table) if table else scoring_spec("plain")
     # plan: completeness, the run log's first row, resolve the alias, check the contract.
     attempt = steps.plan(settings, spec, DAY)
     stamps["resolved"] = time.time()

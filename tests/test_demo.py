@@ -71,10 +71,10 @@ def test_demo_twice_gives_the_same_tables(tmp_path):
     assert all(re.fullmatch(r"\w+ = [\w.\-]+, (raises|lowers) risk", r["top_reason"]) for r in top), top
 
     # Unpausing the DAG afterwards just works: the scheduler creates the next scheduled run
-    # (the demo's runs have no logical date, so they never take the next run's).
+    # (the demo's runs are dated when they ran, so they never take a scheduled run's date).
     with running_ui(tmp_path, free_port()) as (_, api, _):
         demo_runs = api.get("/dags/churn_score/dagRuns").json()["dag_runs"]
-        assert len(demo_runs) == 2 and all(r["logical_date"] is None for r in demo_runs)
+        assert len(demo_runs) == 2 and all(r["run_type"] == "manual" for r in demo_runs)
         for r in demo_runs:  # the grid shows the run's real length, not days
             took = dt.datetime.fromisoformat(r["end_date"]) - dt.datetime.fromisoformat(r["start_date"])
             assert took < dt.timedelta(minutes=10), r
