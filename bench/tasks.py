@@ -38,6 +38,32 @@ def peak_rss_bytes() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+class RssSampler:
+    """The peaks of RssAnon and RssFile (file-backed pages: mapped files such as memory-mapped
+    spools, and the libraries) of this process, sampled every 50 ms in a daemon thread, to tell
+    where a peak RSS comes from. Their sum at one sample is at most VmHWM."""
+
+    def __init__(self):
+        import threading
+
+        self.peak = {"RssAnon": 0, "RssFile": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            for line in open("/proc/self/status"):
+                key = line.split(":", 1)[0]
+                if key in self.peak:
+                    self.peak[key] = max(self.peak[key], int(line.split()[1]) * 1024)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return {"peak_rss_anon_bytes": self.peak["RssAnon"], "peak_rss_file_bytes": self.peak["RssFile"]}
+
+
 def score(rows: str, mode: str = "plain") -> dict:
     import datetime as dt
     import uuid
@@ -65,6 +91,7 @@ def score(rows: str, mode: str = "plain") -> dict:
     validation = ValidationRef(validation_id="bench", rows=int(rows), rows_quarantined=0)
     scoring_run_id = f"bench-{mode}-{uuid.uuid4().hex[:12]}"  # the harness counts this run's shadow and reason rows
     started_at = dt.datetime.now(dt.UTC)
+    sampler = RssSampler()
     started = time.perf_counter()
     result = score_partition(settings, spec, DAY, model, validation, scoring_run_id, shadows=shadows)
     seconds = time.perf_counter() - started
@@ -73,6 +100,7 @@ def score(rows: str, mode: str = "plain") -> dict:
         "seconds": seconds,
         "rows": result.rows_scored,
         "peak_rss_bytes": peak,
+        **sampler.stop(),
         "limit_rate": paired_limit(settings, model, int(rows)),
         "mode": mode,
         "scoring_run_id": scoring_run_id,
