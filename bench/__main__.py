@@ -23,7 +23,7 @@ Figures, per row count N and warehouse:
   peak_rss_both    peak resident memory of the data_path_both process (target <= 1 GB at 10M, DuckDB);
                    both notes give the peaks of its anonymous and file-backed parts (sampled)
                    Every scoring run is checked before it counts: N rows scored; with the shadow, N
-                   rows of @challenger staged by that run; with the reasons, N x top_k reason rows
+                   rows of @challenger written by that run; with the reasons, N x top_k reason rows
                    (exact TreeSHAP for the policy's share); without either, none. A run that
                    skipped its work fails the bench.
   validation       the GX suite (bench/bench_features.json) on the date, in seconds per 1M rows
@@ -215,7 +215,7 @@ def scoring(
         figures += [
             Figure("data_path_shadow", name, rows, rate("shadow"), "rows/s", ratio("shadow"),
                    f"the same with {shadow}: two predictions per row, so 0.5 of the single-model limit is the ceiling; "
-                   f"{rows:,} shadow rows staged, checked; reasons off (target DuckDB >= 0.42 at 5M)", paired("shadow")),
+                   f"{rows:,} shadow rows written, checked; reasons off (target DuckDB >= 0.42 at 5M)", paired("shadow")),
             Figure("data_path_reasons", name, rows, rate("reasons"), "rows/s", ratio("reasons"),
                    f"the same with the default {policy}; {rows * k:,} reason rows written, checked; no shadow "
                    "(target DuckDB >= 0.20 at 5M)", paired("reasons")),
@@ -234,10 +234,9 @@ def scoring(
 
 def check_scoring(settings: Settings, rows: int, r: dict, challenger: int) -> None:
     """Refuse (AssertionError) a scoring run that skipped any of its mode's work: every row scored;
-    with the shadow, `rows` rows of @challenger staged by this run and no shadow error; with the
+    with the shadow, `rows` rows of @challenger written by this run and no shadow error; with the
     reasons, top_k reason rows per row written by this run, exact TreeSHAP for exactly the policy's
-    share; without them, none. Untimed. Then empties the shadow staging table: each run has its
-    own scoring_run_id, so its staged rows would otherwise pile up run after run."""
+    share; without them, none. Untimed."""
     from pipelines.identifiers import qualified
     from pipelines.warehouse import catalog, open_warehouse
 
@@ -264,12 +263,9 @@ def check_scoring(settings: Settings, rows: int, r: dict, challenger: int) -> No
         )
         return {row["g"]: int(row["n"]) for row in warehouse.query(sql, params).to_pylist() if row["n"]}
 
-    staged = count(catalog.shadow_staging(spec), f" and alias = '{CHALLENGER}' and model_version = {int(challenger)}")
-    if staged.get("", 0) != (rows if shadow else 0):
-        raise AssertionError(f"{what} staged {staged.get('', 0)} shadow rows of @{CHALLENGER}, not {rows if shadow else 0}")
-    if staged:
-        t = catalog.shadow_staging(spec)
-        warehouse.execute(f"truncate table {qualified(t.schema, t.name)}")
+    shadowed = count(catalog.shadow(spec), f" and alias = '{CHALLENGER}' and model_version = {int(challenger)}")
+    if shadowed.get("", 0) != (rows if shadow else 0):
+        raise AssertionError(f"{what} wrote {shadowed.get('', 0)} shadow rows of @{CHALLENGER}, not {rows if shadow else 0}")
 
     # Every row gets exactly top_k reasons; under the default policy the highest-scored
     # min(exact_cap, ceil(exact_share * rows)) rows get exact TreeSHAP. score_partition sizes that
@@ -351,12 +347,11 @@ def model_health(
 
     warehouse = open_warehouse(settings.warehouse_url)
     per_1m = 1e6 / rows
-    baseline = {n: f["counts"] for n, f in reference["features"].items()} | {drift.SCORE: reference["score"]["counts"]}
     found: dict = {}
 
     def drift_of_all_features() -> None:
         current = drift.profile(warehouse, spec, reference, version, DAY)
-        found["drift"] = current, drift.drift_rows(spec, reference, current, baseline, "baseline", None)
+        found["drift"] = current, drift.compare(warehouse, spec, reference, version, DAY, current)
 
     def estimated() -> None:
         found["estimated"] = performance.estimate(warehouse, spec, reference, version, DAY)
@@ -396,8 +391,9 @@ def model_health(
     return [
         Figure("drift", name, rows, [s * per_1m for s in drift_s], "s/1M rows",
                note=f"drift.profile (one scan for the histogram of {len(reference['features'])} features over the reference "
-               f"bins, one for the scores': {score_s * per_1m:.2f} s/1M rows of it) + the baseline comparison; statuses "
-               f"{statuses}, worst PSI {worst['psi']:.4f} ({worst['feature']}) (target DuckDB <= 0.5, PostgreSQL <= 2.0)"),
+               f"bins, one for the scores': {score_s * per_1m:.2f} s/1M rows of it) + drift.compare (exact threshold "
+               f"shares, comparisons); statuses {statuses}, worst PSI {worst['psi']:.4f} ({worst['feature']}) "
+               "(target DuckDB <= 0.5, PostgreSQL <= 2.0)"),
         Figure("estimated_performance", name, rows, [s * per_1m for s in estimate_s], "s/1M rows",
                note=f"performance.estimate (score buckets + CBPE): expected AUC {est['expected_auc'] or 0:.4f} {band}, "
                f"validation AUC {est['validation_auc']:.4f}, status {est['status']} (target <= 0.5)"),

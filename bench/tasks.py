@@ -80,7 +80,7 @@ def score(rows: str, mode: str = "plain") -> dict:
     model = registry.resolve(settings, "bench", "champion")
     # The shadows as a scoring task pins them (pipelines.steps.plan): each of the spec's
     # shadow_aliases that exists. None in plain and reasons modes (shadow_aliases is empty).
-    shadows = resolve_shadows(settings, spec, model)
+    shadows, _ = resolve_shadows(settings, spec, model)
     if len(shadows) != len(spec.shadow_aliases):
         raise SystemExit(f"mode {mode}: shadow aliases {spec.shadow_aliases} resolved to {shadows}; register them first")
     for pinned in (model, *shadows):

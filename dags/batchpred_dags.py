@@ -54,28 +54,54 @@ def retrain_asset(model: str) -> Asset:
     return Asset(name=f"{model}_retrain", uri=f"batchpred://{model}/retrain")
 
 
+def _masked(*urls: str | None) -> None:
+    """Hand the secrets of these URLs (and of the warehouse and MLflow URLs) to Airflow's masker,
+    which scrubs them from the task logs, and to `pipelines.redact`, which scrubs batchpred's messages."""
+    from airflow.sdk.log import mask_secret
+
+    from pipelines import redact
+    from pipelines.settings import Settings
+
+    for secret in redact.register(*urls) + Settings.from_env().secrets():
+        mask_secret(secret)
+
+
 def _webhook_url() -> str | None:
     try:
-        return Connection.get(ALERTS_CONNECTION).get_uri()
+        uri = Connection.get(ALERTS_CONNECTION).get_uri()
     except AirflowNotFoundException:
         return None
+    # get_uri() escapes the path's slashes (/services/T0/B0/X as /services%2FT0%2F...): a webhook would answer 404.
+    scheme, rest = uri.split("://", 1)
+    head, slash, tail = rest.partition("/")
+    url = f"{scheme}://{head}{slash}{tail.replace('%2F', '/')}"
+    _masked(url)
+    return url
 
 
 class WebhookNotifier(BaseNotifier):
-    """Posts a failed task (as an on_failure_callback) to the ALERTS_CONNECTION webhook."""
+    """Posts a failed task (as an on_failure_callback) to the ALERTS_CONNECTION webhook, and records
+    it in monitoring.alert_deliveries; one it could not post, the model's next monitor run retries."""
 
     def notify(self, context) -> None:
-        from pipelines.monitoring.alerts import post
+        from pipelines import redact
+        from pipelines.monitoring.alerts import deliver_failure
+        from pipelines.settings import Settings
 
         url = _webhook_url()
         if url is None:
             return
         ti, dag_run = context["ti"], context["dag_run"]
-        error = context.get("exception")
-        post(
+        error = redact.text(context.get("exception"))
+        model = dag_run.dag_id.rsplit("_", 1)[0]
+        deliver_failure(
+            Settings.from_env(),
+            model,
             url,
             {
-                "model_name": dag_run.dag_id.rsplit("_", 1)[0],
+                # One message per failed try: a retry of this callback must not make it two.
+                "alert_id": f"{ti.dag_id}.{ti.task_id}.{dag_run.run_id}.{getattr(ti, 'try_number', '')}",
+                "model_name": model,
                 "as_of_date": None,
                 "severity": "alert",
                 "check_name": "task_failed",
@@ -102,7 +128,9 @@ A date that should not have been published: `batchpred unpublish {name} --date D
 model version. `plan` refuses dates that are not complete (the message names the
 source and its last event), unknown aliases and spec/contract mismatches; `validate`
 lists each failed expectation; `monitoring.scoring_runs` has one row per attempt with
-the failed step and its error. Failures that a person must fix are not retried.
+the failed step and its error (status `refused` for what `plan` refuses: the task is
+still red, but the date's last real attempt stands). Failures that a person must fix
+are not retried.
 """
 
 
@@ -111,6 +139,7 @@ def _run(step: str, model: str, **inputs):
 
     An error that names something a person must fix fails the task without retries
     (retrying would only delay the alert); a dry run's writing tasks are skipped."""
+    _masked()
     context = get_current_context()
     dag_run = context["dag_run"]
     run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
@@ -129,7 +158,9 @@ def _run(step: str, model: str, **inputs):
     except BatchpredError as exc:
         if exc.retryable:
             raise
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        from pipelines import redact
+
+        raise AirflowFailException(redact.text(f"{type(exc).__name__}: {exc}")) from exc
 
 
 def score_dag(spec: ModelSpec) -> DAG:
@@ -224,11 +255,15 @@ then `batchpred report {spec.name} --date D`.
         def monitor() -> dict:
             return _run("monitor", spec.name)
 
-        @task
+        @task(pool=WAREHOUSE_POOL)  # it records each delivery
         def notify(found: dict) -> dict:
-            from pipelines.monitoring.alerts import send
+            from pipelines.monitoring.alerts import deliver
+            from pipelines.settings import Settings
+            from pipelines.warehouse import open_warehouse
 
-            return {"sent": send(_webhook_url(), found["alerts"], ALERTS_CONNECTION)}
+            # Every alert is tried; then the task fails (and is retried) if any is still undelivered.
+            url, warehouse = _webhook_url(), open_warehouse(Settings.from_env().warehouse_url)
+            return {"sent": deliver(warehouse, spec.name, url, found["alerts"], ALERTS_CONNECTION)}
 
         @task(outlets=[retrain_asset(spec.name)])
         def request_retrain(found: dict) -> dict:

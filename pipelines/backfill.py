@@ -43,6 +43,7 @@ class Plan:
     skipped: dict[dt.date, str] = field(default_factory=dict)  # not complete (or before scoring.start_date): why
     existing: dict[dt.date, set[int]] = field(default_factory=dict)  # dates of the range that have rows: versions
     shadows: list[PinnedModel] = field(default_factory=list)  # shadow versions, pinned once too
+    shadow_skipped: list[str] = field(default_factory=list)  # shadow aliases not scored (the champion's version): why
 
 
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -64,7 +65,8 @@ def plan(
 
     Only complete dates are planned (the others are in `skipped`, with why). Then
     only=None: all of them. "missing": dates with no predictions. "failed": dates whose
-    latest attempt failed (or whose marts failed). "stale": dates scored by a model
+    latest real attempt failed (or whose marts failed); a refused request (a mistyped
+    alias, say) touched nothing and does not count. "stale": dates scored by a model
     version other than the pinned one. Writes nothing.
     """
     dates = date_range(start, end)
@@ -88,7 +90,8 @@ def plan(
     elif only == "failed":
         latest = catalog.latest_statuses(warehouse, spec.name, start, end)
         complete = [d for d in complete if latest.get(d) in runlog.UNFINISHED]
-    return Plan(model, complete, dict(sorted(skipped.items())), existing, steps.resolve_shadows(settings, spec, model))
+    shadows, shadow_skipped = steps.resolve_shadows(settings, spec, model)
+    return Plan(model, complete, dict(sorted(skipped.items())), existing, shadows, shadow_skipped)
 
 
 def run(
@@ -121,7 +124,10 @@ def run(
             on_stage(f"scoring {day}")
             started = time.perf_counter()
             try:
-                attempt = steps.plan(settings, spec, day, model=planned.model, date_chosen_by="backfill", shadows=planned.shadows)
+                attempt = steps.plan(
+                    settings, spec, day, model=planned.model, date_chosen_by="backfill",
+                    shadows=planned.shadows, shadow_skipped=planned.shadow_skipped,
+                )  # fmt: skip
                 if day in unbuilt:
                     with steps.recorded(settings, attempt, "build_features"):
                         raise unbuilt[day]

@@ -72,6 +72,9 @@ def cli(verbose: bool) -> None:
     else:  # a file or a pipe: one plain line per record
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    from pipelines import redact
+
+    handler.addFilter(redact.RedactingFilter())  # no URL's token or password reaches the terminal
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("pipelines").setLevel(logging.INFO if verbose else logging.WARNING)
 
@@ -174,6 +177,8 @@ def score(model: str, as_of_date: dt.date, alias: str | None, as_json: bool) -> 
         f"with {attempt.model.uri} (@{attempt.alias}) in {time.perf_counter() - started:.1f}s"
     )
     click.echo(f"  predictions in {published.table}; run log: monitoring.scoring_runs, scoring_run_id {published.scoring_run_id}")
+    for why in published.shadow_skipped:
+        click.echo(f"  {why}")
     if published.rows_quarantined:
         from pipelines.warehouse import catalog
 
@@ -189,7 +194,8 @@ def score(model: str, as_of_date: dt.date, alias: str | None, as_json: bool) -> 
     "--only",
     type=click.Choice(["missing", "failed", "stale"]),
     default=None,
-    help="Only dates with no predictions, whose last attempt failed, or scored by another version than the alias's.",
+    help="Only dates with no predictions, whose latest attempt failed (a refused request does not count), "
+    "or scored by another version than the alias's.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan (which dates, which already have rows) and exit.")
 def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: str | None, dry_run: bool) -> None:
@@ -281,7 +287,8 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
 @JSON
 def monitor(model: str, as_of_date, start, end, version: int | None, as_json: bool) -> None:
     """Model health of scored dates: drift, estimated performance and alerts (monitoring.* tables);
-    then realized performance of every date whose labels are complete."""
+    then realized performance of the dates given (however old) and of the recent ones, once
+    their label horizon is over (provisional until every table the labels read reaches it)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pipelines import steps
@@ -314,7 +321,7 @@ def monitor(model: str, as_of_date, start, end, version: int | None, as_json: bo
             results.append(steps.monitor(settings, spec, day, version))
             bar.advance(task)
         bar.update(task, description=f"{spec.name}: realized performance")
-        realized = steps.realize(settings, spec)
+        realized = steps.realize(settings, spec, dates=days)  # the dates asked for, however old, and the lookback
         bar.advance(task)
     if as_json:
         _echo_json(
@@ -331,7 +338,10 @@ def monitor(model: str, as_of_date, start, end, version: int | None, as_json: bo
                 click.echo(f"  ALERT {a['message']}")
         if h.retrain:
             click.echo(f"  retrain requested: {h.retrain_reason}")
-    labelled = [r for r in realized if r.row and r.row.get("roc_auc") is not None]
+    for r in realized:
+        if r.provisional:
+            click.echo(f"  {r.as_of_date}: realized performance is provisional, not final: {r.provisional}")
+    labelled = [r for r in realized if r.row and r.row.get("roc_auc") is not None and not r.provisional]
     if labelled:
         last = labelled[-1]
         click.echo(
@@ -427,6 +437,11 @@ def promote(model: str, alias: str, version: int, reason: str | None, force: boo
     click.echo(
         f"  recorded in monitoring.promotions; rescore the history: batchpred backfill {spec.name} --start A --end B --only stale"
     )
+    for shadow in promotion.shadows_at(settings, spec, after.version) if alias == spec.alias else []:
+        click.echo(
+            f"  @{shadow} also points at version {after.version}, now the champion: it is left there and no longer "
+            f"shadow-scored; for a new challenger: batchpred train {spec.name} --alias {shadow}"
+        )
 
 
 def _comparison(row: dict) -> str:
@@ -446,18 +461,19 @@ def _comparison(row: dict) -> str:
 @cli.command("setup-warehouse")
 @click.option("--bi-role", default=None, help="Also create this read-only login role for dashboards (PostgreSQL).")
 def setup_warehouse(bi_role: str | None) -> None:
-    """Create the warehouse schemas and, optionally, the dashboards' read-only role.
+    """Create the warehouse schemas and the tables every model shares (empty, with their
+    comments) and, optionally, the dashboards' read-only role.
 
     The role's password is read from BATCHPRED_BI_PASSWORD, never from the command line.
     """
     import os
 
-    from pipelines.warehouse import open_warehouse, safe_url
+    from pipelines.warehouse import catalog, open_warehouse, safe_url
 
     settings = Settings.from_env()
     warehouse = open_warehouse(settings.warehouse_url, create=True)
-    warehouse.ensure_schemas()
-    click.echo(f"schemas ready in {safe_url(settings.warehouse_url)}")
+    catalog.ensure_shared_tables(warehouse)
+    click.echo(f"schemas and shared tables ready in {safe_url(settings.warehouse_url)}")
     if bi_role:
         warehouse.setup_read_only_role(bi_role, os.environ.get("BATCHPRED_BI_PASSWORD", ""))
         click.echo(f"role {bi_role!r} can log in and read marts and predictions, and nothing else")
@@ -486,7 +502,9 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except BatchpredError as exc:
-        click.echo(f"error: {exc}", err=True)
+        from pipelines import redact
+
+        click.echo(f"error: {redact.text(exc)}", err=True)
         sys.exit(1)
 
 

@@ -13,15 +13,25 @@ A date is scored, used as a training snapshot, or has its labels read only when 
 is complete (labels: when D + the label horizon is complete). Anything else is
 refused with `IncompleteDate`, naming the source, its first or last event date and
 the date asked for. Nothing is written.
+
+D's labels are complete when D + the label horizon is complete and, beyond that,
+every `completeness.label_sources` table (the raw tables the labels model reads that
+are not completeness sources, such as churn's raw.cancellations) has events on or
+after D + the horizon: a label read from a table loaded only half way would be a
+silent wrong number. `check_label_sources` refuses a labels model that reads a raw
+table neither list names (found in dbt's manifest). A table of rare events holds
+labels back until its next event after D + the horizon: late, never wrong.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-from pipelines.errors import IncompleteDate
+from pipelines.errors import IncompleteDate, SpecError
 from pipelines.spec import ModelSpec, Source
 from pipelines.warehouse import Warehouse
 from pipelines.warehouse.catalog import source_extent
@@ -42,6 +52,7 @@ class Coverage:
     extents: tuple[Extent, ...]
     lookback_days: int
     today: dt.date
+    label_extents: tuple[Extent, ...] = ()  # read only for labels (`coverage(..., labels=True)`)
 
     @property
     def last_complete(self) -> dt.date | None:
@@ -58,18 +69,28 @@ class Coverage:
             return None
         return max(e.first for e in self.extents) + dt.timedelta(days=self.lookback_days - 1)  # type: ignore[operator]
 
+    @property
+    def labels_through(self) -> dt.date | None:
+        """The last day every source, label sources included, holds events for (and that is
+        over): labels of D are complete when this is on or after D + the horizon."""
+        lasts = [e.last for e in self.extents + self.label_extents]
+        if not lasts or None in lasts:
+            return None
+        return min(*lasts, self.today - dt.timedelta(days=1))  # type: ignore[type-var]
+
     def problem(self, as_of_date: dt.date, horizon_days: int = 0) -> str | None:
-        """Why `as_of_date` (and, with `horizon_days`, the days after it up to D + horizon) is
-        not complete, or None when it is."""
+        """Why `as_of_date` (and, with `horizon_days`, the days after it up to D + horizon,
+        in the label sources too) is not complete, or None when it is."""
         end = as_of_date + dt.timedelta(days=horizon_days)
-        for e in self.extents:
+        extents = self.extents + (self.label_extents if horizon_days else ())
+        for e in extents:
             if e.last is None:
                 return f"{e.source.name} has no rows"
         if end >= self.today:
             what = "is today, which is not over" if end == self.today else "is in the future"
             subject = f"as-of date {as_of_date}" if not horizon_days else f"{end} (as-of date {as_of_date} + {horizon_days} days)"
             return f"{subject} {what} (the current UTC date is {self.today})"
-        for e in self.extents:
+        for e in extents:
             if e.last < end:  # type: ignore[operator]
                 subject = (
                     f"as-of date {as_of_date}" if not horizon_days else f"{end} (as-of date {as_of_date} + {horizon_days} days)"
@@ -108,9 +129,57 @@ class Coverage:
         return complete, skipped
 
 
-def coverage(warehouse: Warehouse, spec: ModelSpec, now: dt.datetime) -> Coverage:
-    """Read each completeness source's first and last event date (one small query each)."""
+def coverage(warehouse: Warehouse, spec: ModelSpec, now: dt.datetime, labels: bool = False) -> Coverage:
+    """Read each completeness source's first and last event date (one small query each), and
+    with `labels` each label source's too."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    extents = tuple(Extent(source, *source_extent(warehouse, source)) for source in spec.completeness.sources)
-    return Coverage(spec.name, extents, spec.completeness.lookback_days, now.astimezone(dt.UTC).date())
+
+    def extents(sources: tuple[Source, ...]) -> tuple[Extent, ...]:
+        return tuple(Extent(source, *source_extent(warehouse, source)) for source in sources)
+
+    return Coverage(
+        spec.name,
+        extents(spec.completeness.sources),
+        spec.completeness.lookback_days,
+        now.astimezone(dt.UTC).date(),
+        extents(spec.completeness.label_sources) if labels else (),
+    )
+
+
+def unlisted_label_sources(spec: ModelSpec, manifest: dict) -> list[str]:
+    """The tables (schema.table) the labels model reads, other than through its features model,
+    that neither `completeness.sources` nor `completeness.label_sources` lists, from a dbt
+    manifest's `parent_map`. Refuses (SpecError) a manifest without the labels model."""
+    labels = [k for k, n in manifest["nodes"].items() if n["resource_type"] == "model" and n["name"] == spec.labels_model]
+    if not labels:
+        raise SpecError(f"{spec.name}: the dbt project has no model {spec.labels_model!r} (labels_model in model.yaml)")
+    features = {k for k, n in manifest["nodes"].items() if n["resource_type"] == "model" and n["name"] == spec.features_model}
+    listed = {s.name for s in spec.completeness.sources + spec.completeness.label_sources}
+    read, seen, todo = set(), set(), labels
+    while todo:
+        node = todo.pop()
+        if node in seen or node in features:  # the features' own sources are the completeness rule's
+            continue
+        seen.add(node)
+        if node in manifest["sources"]:
+            source = manifest["sources"][node]
+            read.add(f"{source['schema']}.{source['identifier']}")
+        todo.extend(manifest["parent_map"].get(node, []))
+    return sorted(read - listed)
+
+
+def check_label_sources(spec: ModelSpec, manifest_path: Path) -> None:
+    """Refuse (SpecError) a labels model that reads a table the label-completeness rule does not
+    cover, naming the table and the model.yaml key to add it to. Reads the manifest dbt wrote
+    when it built the labels; does nothing when there is none."""
+    if not manifest_path.is_file():
+        return
+    unlisted = unlisted_label_sources(spec, json.loads(manifest_path.read_text()))
+    if unlisted:
+        where = spec.source_dir / "model.yaml" if spec.source_dir else "model.yaml"
+        raise SpecError(
+            f"{spec.name}: its labels model {spec.labels_model} reads {', '.join(unlisted)}, which completeness does "
+            f"not list, so its labels could be read before that table is complete; add each to "
+            f"completeness.label_sources in {where} with its event column (e.g. {unlisted[0]}: <date column>)"
+        )

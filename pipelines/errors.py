@@ -75,5 +75,12 @@ class NoWarehouse(BatchpredError):
     """The embedded warehouse file does not exist yet: there is no raw data to work on."""
 
 
+class UndeliveredAlerts(BatchpredError):
+    """Some alerts did not reach the webhook after every alert was tried; they stay pending
+    in monitoring.alert_deliveries and the next run retries them."""
+
+    retryable = True
+
+
 class DryRun(BatchpredError):
     """Raised by a writing task of a dry run: the DAG marks the task skipped, not failed."""

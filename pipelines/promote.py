@@ -7,6 +7,11 @@ labelled, is refused unless `force`. Every promotion needs a reason, and is reco
 with who and when in `monitoring.promotions` and as tags on the MLflow version.
 Afterwards, `batchpred backfill MODEL --only stale` rescores the history the previous
 version scored.
+
+A shadow alias left at the version that became the champion (the usual case: @challenger
+won) is left where it is, not moved or deleted: scoring no longer shadow-scores it, as it
+would compare the champion with itself, and says so. `shadows_at` names such aliases;
+the promotion's evidence records them, and the CLI says how to get a new challenger.
 """
 
 from __future__ import annotations
@@ -126,6 +131,7 @@ def promote(
                     "labelled_dates": len(record.labelled_dates),
                     "estimated_auc_difference": record.estimated_difference,
                     "realized_auc_difference": record.realized_difference,
+                    "shadow_aliases_now_champion": shadows_at(settings, spec, version) if alias == spec.alias else [],
                 }
             ),
             "promoted_by": user,
@@ -133,6 +139,19 @@ def promote(
         },
     )
     return current, PinnedModel(target.name, target.version, target.run_id, alias), record
+
+
+def shadows_at(settings: Settings, spec: ModelSpec, version: int) -> list[str]:
+    """The spec's shadow aliases that point at `version` (after a promotion: shadows that are
+    now the champion, and so are no longer shadow-scored)."""
+    found = []
+    for alias in spec.shadow_aliases:
+        try:
+            if registry.resolve(settings, spec.name, alias).version == version:
+                found.append(alias)
+        except ModelNotFound:
+            continue
+    return found
 
 
 def _user() -> str:

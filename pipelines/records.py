@@ -71,6 +71,7 @@ class Attempt:
     triggered_by: str | None = None  # who asked: the OS user at a terminal, "airflow" in a DAG
     date_chosen_by: str = ""  # how the as-of date was chosen (a parameter, the logical date, ...)
     shadow: list = field(default_factory=list)  # shadow versions, pinned too: [{"alias", "version", "run_id"}]
+    shadow_skipped: list = field(default_factory=list)  # why a shadow alias is not scored (it is the champion's version)
 
     @property
     def model(self) -> PinnedModel:
@@ -120,3 +121,4 @@ class Published:
     rows_quarantined: int
     table: str
     shadow_errors: list = field(default_factory=list)
+    shadow_skipped: list = field(default_factory=list)

@@ -17,6 +17,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
+from pipelines import redact
 from pipelines.contract import InputContract
 from pipelines.errors import ContractError, InputError, ModelNotFound, RegistryUnavailable
 from pipelines.records import PinnedModel
@@ -87,7 +88,7 @@ def _unless_missing(settings: Settings, exc: Exception) -> None:
     """Re-raise an MLflow error that is not "no such model or alias" as RegistryUnavailable."""
     if getattr(exc, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
         return
-    reason = str(getattr(exc, "message", exc)).splitlines()[0][:300]
+    reason = redact.text(str(getattr(exc, "message", exc)).splitlines()[0])[:300]  # MLflow's messages hold the URL
     raise RegistryUnavailable(f"the MLflow registry at {masked(settings.mlflow_tracking_uri)} did not answer: {reason}") from None
 
 
@@ -134,7 +135,8 @@ def contract(settings: Settings, model: PinnedModel) -> InputContract:
         try:
             metadata = get_model_info(model.uri).metadata or {}
         except MlflowException as exc:
-            raise ModelNotFound(f"cannot read {model.uri}: {exc.message}") from None
+            _unless_missing(settings, exc)  # a registry that did not answer is a failure, not a refusal
+            raise ModelNotFound(f"cannot read {model.uri}: {redact.text(exc.message)}") from None
         if CONTRACT_KEY not in metadata:
             raise ContractError(
                 f"{model.uri} was registered without an input contract (by a batchpred older than 0.2, or by hand), "
@@ -158,8 +160,10 @@ def training_reference(settings: Settings, model: PinnedModel) -> dict[str, Any]
         except (MlflowException, OSError):
             _loaded[key] = None
         else:
+            from pipelines.monitoring.reference import upgrade
+
             with open(path) as f:
-                _loaded[key] = json.load(f)
+                _loaded[key] = upgrade(json.load(f))
     return _loaded[key]
 
 

@@ -3,7 +3,13 @@
 An attempt gets its row as soon as its date is chosen (`start`, status `running`);
 each step that moves it on updates that same row: `failed` (with the step and the
 error), `published` (predictions visible, marts being rebuilt), `succeeded`, or
-`marts_failed` (predictions published, marts not rebuilt). A dry run is not an
+`marts_failed` (predictions published, marts not rebuilt). A request refused before
+any work (a malformed or unknown alias, a date that is not complete, in the future or
+before scoring.start_date, a version whose contract the spec contradicts) is
+`refused`, with the reason in `error`: it touched nothing, so it is not an attempt at
+the date, and whatever reads a date's latest attempt skips it. A request
+that names no model or no date (an unknown model, an impossible date, no complete
+date to default to) gets no row: there is nothing to key it by. A dry run is not an
 attempt and writes no row. Removing a published date (`batchpred unpublish`) writes
 a row of its own with status `unpublished`.
 """
@@ -13,15 +19,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from pipelines import redact
 from pipelines.records import Attempt
 from pipelines.warehouse import Warehouse
 from pipelines.warehouse.catalog import record_run, update_run
 
-STATUSES = ("running", "failed", "published", "succeeded", "marts_failed", "unpublished")
+STATUSES = ("running", "refused", "failed", "published", "succeeded", "marts_failed", "unpublished")
 # A date whose latest attempt ended in one of these has work left: `backfill --only failed` picks it.
 UNFINISHED = ("failed", "marts_failed")
 # Statuses after which the attempt is over (it gets an end time).
-FINAL = ("failed", "succeeded", "marts_failed", "unpublished")
+FINAL = ("refused", "failed", "succeeded", "marts_failed", "unpublished")
 MAX_ERROR = 4000
 
 
@@ -57,8 +64,9 @@ def record(warehouse: Warehouse, attempt: Attempt, status: str, **fields: Any) -
         return
     if status not in STATUSES:
         raise ValueError(f"unknown run status {status!r}")
-    if fields.get("error"):
-        fields["error"] = str(fields["error"])[:MAX_ERROR]
+    for column in ("error", "shadow_error"):  # exception text may carry a URL with its token or password
+        if fields.get(column):
+            fields[column] = redact.text(fields[column])[:MAX_ERROR]
     if status in FINAL:
         fields.setdefault("ended_at", dt.datetime.now(dt.UTC))
     values = {
@@ -76,3 +84,9 @@ def failed(warehouse: Warehouse, attempt: Attempt, step: str, error: BaseExcepti
     """Record that `step` ended the attempt with `error`."""
     message = str(error) or type(error).__name__
     record(warehouse, attempt, "failed", step=step, error=f"{step}: {message}", **fields)
+
+
+def refused(warehouse: Warehouse, attempt: Attempt, step: str, error: BaseException) -> None:
+    """Record that `step` refused the request before any work, and why."""
+    message = str(error) or type(error).__name__
+    record(warehouse, attempt, "refused", step=step, error=f"{step}: {message}")

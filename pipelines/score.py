@@ -12,7 +12,9 @@ the validation counted.
 Shadow versions (`shadow_aliases` in model.yaml, default `challenger`) score the same
 batches in the same read, and go to `predictions.<model>_shadow_scores`, never to the
 table dashboards treat as the truth. A shadow that fails is dropped, with why, and
-never fails or delays the champion.
+never fails or delays the champion. The date's shadow rows are replaced in the
+transaction that replaces its predictions (by none when no shadow scored), so they are
+never older than the predictions they sit beside.
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ class _Shadow:
     def label(self) -> str:
         return f"@{self.model.alias} (version {self.model.version})"
 
+    @property
+    def lineage(self) -> dict:
+        return {"model_version": self.model.version, "mlflow_run_id": self.model.run_id, "alias": self.model.alias}
+
     def add(self, keys: list[pa.Array], batch: pa.RecordBatch, matrix: np.ndarray) -> None:
         scores = self.booster.inplace_predict(matrix if self.same_inputs else self.contract.matrix(batch))
         self.writer.write_batch(pa.RecordBatch.from_arrays([*keys, pa.array(scores, pa.float64())], schema=self.schema))
@@ -158,8 +164,10 @@ def score_partition(
     transaction, and only if scored plus quarantined is the validated partition. With
     several, the shard's rows (a hash of the entity key picks them) replace that shard's
     rows in the staging tables, and `publish_predictions` checks the total and makes the
-    whole date visible at once. Shadow scores are staged after the champion's write, in a
-    transaction of their own; a shadow's failure is returned in `shadow_errors`.
+    whole date visible at once. With one shard the date's shadow scores are replaced in the
+    same transaction (the shadows that failed, or none, leave the date without rows); with
+    several they are staged after the champion's write, in a transaction of their own, and
+    published with it. A shadow's failure is returned in `shadow_errors`.
 
     Refuses (FeatureSchemaError) a feature table missing a column the version reads or
     holding one of the wrong type. On any failure the previous predictions stay.
@@ -268,9 +276,21 @@ def score_partition(
             if reasons is not None:
                 explained = catalog.reasons_staging(spec) if staged else catalog.reasons(spec)
                 writes.append(PartitionWrite(explained.schema, explained.name, reasons.schema, reasons.batches, key))
+            shadowed = catalog.shadow(spec)
+            if not staged and (live or warehouse.table_columns(shadowed.schema, shadowed.name) is not None):
+                # Filled from the spools once the predictions have streamed; a shadow that failed
+                # meanwhile has left `live`, so its old rows for the date go and none replace them.
+                shadow_schema = catalog.shadow_schema(key_fields)
+
+                def shadow_rows() -> Iterator[pa.RecordBatch]:
+                    for shadow in list(live):
+                        yield from shadow.batches(shadow_schema, constants | shadow.lineage)
+
+                writes.append(PartitionWrite(shadowed.schema, shadowed.name, shadow_schema, shadow_rows, None))
             written = warehouse.replace_partitions(as_of_date, writes)[0]
         log.info("scored %d rows of %s for %s (shard %d of %d) with %s", written, where, as_of_date, shard + 1, shards, model.uri)
-        _stage_shadows(warehouse, spec, as_of_date, key_fields, live, constants, scoring_run_id, shard, errors)
+        if staged:
+            _stage_shadows(warehouse, spec, as_of_date, key_fields, live, constants, scoring_run_id, shard, errors)
     finally:
         for shadow in live:
             shadow.close()
@@ -290,15 +310,10 @@ def _stage_shadows(warehouse, spec, as_of_date, key_fields, live, constants, sco
     table = catalog.shadow_staging(spec)
     schema = catalog.shadow_schema(key_fields, staged=True)
     for shadow in live:
-        shadow_constants = constants | {
-            "model_version": shadow.model.version,
-            "mlflow_run_id": shadow.model.run_id,
-            "alias": shadow.model.alias,
-        }
         try:
             key = {"scoring_run_id": scoring_run_id, "shard": shard, "alias": shadow.model.alias}
             warehouse.replace_partition(
-                table.schema, table.name, as_of_date, schema, shadow.batches(schema, shadow_constants), key
+                table.schema, table.name, as_of_date, schema, shadow.batches(schema, constants | shadow.lineage), key
             )
         except Exception as exc:  # noqa: BLE001 - a shadow must never stop the champion
             errors.append(f"{shadow.label}: staging its scores failed: {type(exc).__name__}: {exc}")
@@ -313,9 +328,11 @@ def publish_predictions(
     shards: int,
     validation: ValidationRef,
     rows_scored: int,
+    failed_shadows: Sequence[str] = (),
 ) -> None:
-    """Make a sharded scoring run's predictions (and their reasons) for `as_of_date` visible,
-    all at once.
+    """Make a sharded scoring run's predictions (and their reasons and shadow scores) for
+    `as_of_date` visible, all at once: the date's shadow rows become this run's staged
+    ones, minus those of the `failed_shadows` aliases (a shadow that failed in any shard).
 
     Refuses, leaving the previous predictions in place, unless the staging table holds
     exactly `rows_scored` rows of this run, and those plus the quarantined rows are the
@@ -340,32 +357,17 @@ def publish_predictions(
     moves = [(catalog.staging(spec), catalog.predictions(spec), catalog.predictions_schema(key_fields))]
     if spec.reasons.method != "off":
         moves.append((catalog.reasons_staging(spec), catalog.reasons(spec), catalog.reasons_schema(key_fields)))
+    shadow, shadow_staging = catalog.shadow(spec), catalog.shadow_staging(spec)
+    if any(warehouse.table_columns(t.schema, t.name) is not None for t in (shadow, shadow_staging)):
+        for alias in failed_shadows:
+            warehouse.delete_partition(
+                shadow_staging.schema, shadow_staging.name, as_of_date, {"scoring_run_id": scoring_run_id, "alias": alias}
+            )
+        # The move reads the staging table even when no shadow staged a row (it then empties the date).
+        warehouse.ensure_table(shadow_staging.schema, shadow_staging.name, catalog.shadow_schema(key_fields, staged=True))
+        moves.append((shadow_staging, shadow, catalog.shadow_schema(key_fields)))
     warehouse.move_partitions(
         as_of_date,
         [((s.schema, s.name), (t.schema, t.name), schema) for s, t, schema in moves],
         {"scoring_run_id": scoring_run_id},
     )
-
-
-def publish_shadows(
-    settings: Settings, spec: ModelSpec, as_of_date: dt.date, model: PinnedModel, scoring_run_id: str, aliases: Sequence[str]
-) -> list[str]:
-    """Replace the date's shadow scores of each alias with this run's staged ones, each in a
-    transaction of its own. Returns the errors (a shadow never fails the publish)."""
-    if not aliases:
-        return []
-    warehouse = open_warehouse(settings.warehouse_url)
-    key_fields = registry.contract(settings, model).key_fields()
-    errors = []
-    for alias in aliases:
-        try:
-            warehouse.move_partitions(
-                as_of_date,
-                [((catalog.shadow_staging(spec).schema, catalog.shadow_staging(spec).name),
-                  (catalog.shadow(spec).schema, catalog.shadow(spec).name), catalog.shadow_schema(key_fields))],
-                {"scoring_run_id": scoring_run_id, "alias": alias},
-                replace_key={"alias": alias},
-            )  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - a shadow must never stop the champion
-            errors.append(f"@{alias}: publishing its scores failed: {type(exc).__name__}: {exc}")
-    return errors

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines import redact
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -37,7 +39,13 @@ class Settings:
         home = Path(env.get("BATCHPRED_HOME") or ".batchpred").resolve()
         warehouse_url = env.get("BATCHPRED_WAREHOUSE_URL") or f"duckdb:///{home / 'warehouse.duckdb'}"
         tracking_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
-        return cls(home=home, warehouse_url=warehouse_url, mlflow_tracking_uri=tracking_uri)
+        settings = cls(home=home, warehouse_url=warehouse_url, mlflow_tracking_uri=tracking_uri)
+        redact.register(warehouse_url, tracking_uri)  # their secrets are scrubbed from batchpred's messages from here on
+        return settings
+
+    def secrets(self) -> list[str]:
+        """The secret parts of the two URLs (passwords, tokens), for `pipelines.redact` and Airflow's masker."""
+        return redact.secrets_of(self.warehouse_url) + redact.secrets_of(self.mlflow_tracking_uri)
 
     @property
     def mlflow_artifact_root(self) -> Path:

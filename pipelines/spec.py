@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,9 @@ class Completeness:
 
     lookback_days: int
     sources: tuple[Source, ...]
+    # Raw tables the labels model reads beyond `sources`: D's labels are complete only when
+    # these (and `sources`) reach D + the label horizon.
+    label_sources: tuple[Source, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,16 @@ class Reasons:
 
 
 @dataclass(frozen=True)
+class FeatureDrift:
+    """monitoring.drift.<feature>: `compare: same_weekday` judges the feature against the same
+    weekday a week before instead of the pooled training data; `exclude: <why>` leaves it out
+    of drift statuses and alerts (it is still profiled, and its rows say why)."""
+
+    compare: str = "reference"  # reference | same_weekday
+    exclude: str | None = None
+
+
+@dataclass(frozen=True)
 class Monitoring:
     """Model-health thresholds (README, "Model health"). Drift statuses are `ok`, `warn` or `alert`."""
 
@@ -113,6 +126,8 @@ class Monitoring:
     # Attribution drift: alert when the ranking of features by mean |contribution| on a date
     # agrees with the validation window's less than this (nDCG).
     attribution_ndcg_alert: float = 0.9
+    # How drift treats a feature, when not by the training reference (`drift:` in model.yaml).
+    drift: dict[str, FeatureDrift] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -333,7 +348,7 @@ def _parse(raw: Any, path: Path) -> ModelSpec:
         shards=shards,
         scoring=_scoring(raw.get("scoring")),
         training=_training(raw.get("training")),
-        monitoring=_monitoring(raw.get("monitoring")),
+        monitoring=_monitoring(raw.get("monitoring"), all_features),
         shadow_aliases=_shadow_aliases(raw.get("shadow_aliases", ["challenger"]), alias),
         reasons=_reasons(raw.get("reasons")),
         source_dir=path.parent,
@@ -341,27 +356,35 @@ def _parse(raw: Any, path: Path) -> ModelSpec:
 
 
 def _completeness(raw: Any) -> Completeness:
-    section = _mapping(raw, "completeness", {"lookback_days", "sources"})
+    section = _mapping(raw, "completeness", {"lookback_days", "sources", "label_sources"})
     if "lookback_days" not in section or not section.get("sources"):
         raise ValueError(
             "completeness needs lookback_days (the longest window a feature reads) and sources "
             "(schema.table: event column, for each raw table that gets rows every day)"
         )
+    return Completeness(
+        _positive_int(section["lookback_days"], "completeness.lookback_days"),
+        _sources(section["sources"], "completeness.sources"),
+        _sources(section.get("label_sources") or {}, "completeness.label_sources"),
+    )
+
+
+def _sources(raw: Any, key: str) -> tuple[Source, ...]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{key} must map schema.table to its event column, e.g. raw.usage_daily: usage_date")
     sources = []
-    if not isinstance(section["sources"], dict):
-        raise ValueError("completeness.sources must map schema.table to its event column, e.g. raw.usage_daily: usage_date")
-    for table, column in section["sources"].items():
+    for table, column in raw.items():
         parts = str(table).split(".")
         if len(parts) != 2:
-            raise ValueError(f"completeness.sources key {table!r} must be schema.table")
+            raise ValueError(f"{key} key {table!r} must be schema.table")
         sources.append(
             Source(
-                check_identifier(parts[0], "completeness.sources schema"),
-                check_identifier(parts[1], "completeness.sources table"),
-                check_identifier(column, f"completeness.sources.{table} event column"),
+                check_identifier(parts[0], f"{key} schema"),
+                check_identifier(parts[1], f"{key} table"),
+                check_identifier(column, f"{key}.{table} event column"),
             )
         )
-    return Completeness(_positive_int(section["lookback_days"], "completeness.lookback_days"), tuple(sources))
+    return tuple(sources)
 
 
 def _scoring(raw: Any) -> Scoring:
@@ -392,11 +415,14 @@ def _training(raw: Any) -> Training:
     return training
 
 
-def _monitoring(raw: Any) -> Monitoring:
-    section = _mapping(raw, "monitoring", set(Monitoring.__dataclass_fields__))
+def _monitoring(raw: Any, features: tuple[str, ...]) -> Monitoring:
+    section = dict(_mapping(raw, "monitoring", set(Monitoring.__dataclass_fields__)))
+    drift = _feature_drift(section.pop("drift", None), features)
     monitoring = Monitoring(**section)
     for key, f in Monitoring.__dataclass_fields__.items():
         value = getattr(monitoring, key)
+        if key == "drift":
+            continue
         if f.type == "bool":
             if not isinstance(value, bool):
                 raise ValueError(f"monitoring.{key} must be true or false; got {value!r}")
@@ -404,6 +430,7 @@ def _monitoring(raw: Any) -> Monitoring:
             _positive_int(value, f"monitoring.{key}")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"monitoring.{key} must be a positive number; got {value!r}")
+    monitoring = replace(monitoring, drift=drift)
     if monitoring.attribution_ndcg_alert >= 1:
         raise ValueError("monitoring.attribution_ndcg_alert must be below 1")
     if monitoring.psi_warn >= monitoring.psi_alert:
@@ -411,6 +438,28 @@ def _monitoring(raw: Any) -> Monitoring:
     if monitoring.retrain_drifted_features > monitoring.retrain_top_features:
         raise ValueError("monitoring.retrain_drifted_features cannot exceed monitoring.retrain_top_features")
     return monitoring
+
+
+def _feature_drift(raw: Any, features: tuple[str, ...]) -> dict[str, FeatureDrift]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError("monitoring.drift must map features to {compare: same_weekday} or {exclude: <why>}")
+    found = {}
+    for feature, rule in raw.items():
+        key = f"monitoring.drift.{feature}"
+        if feature not in features:
+            raise ValueError(f"{key}: {feature!r} is not a feature of this model ({', '.join(features)})")
+        rule = _mapping(rule, key, {"compare", "exclude"})
+        if len(rule) != 1:
+            raise ValueError(f"{key} needs exactly one of compare: same_weekday or exclude: <why>; got {rule!r}")
+        if "compare" in rule and rule["compare"] not in ("reference", "same_weekday"):
+            raise ValueError(f"{key}.compare must be reference or same_weekday; got {rule['compare']!r}")
+        if "exclude" in rule and not (isinstance(rule["exclude"], str) and rule["exclude"].strip()):
+            raise ValueError(f"{key}.exclude must say why the feature is left out of drift; got {rule['exclude']!r}")
+        if rule.get("compare") != "reference":
+            found[feature] = FeatureDrift(**rule)
+    return found
 
 
 def _shadow_aliases(raw: Any, alias: str) -> tuple[str, ...]:

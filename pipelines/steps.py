@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from pipelines import completeness, registry, runlog, transform
-from pipelines.errors import BatchpredError, InputError
+from pipelines.errors import BatchpredError, ContractError, InputError, ModelNotFound
 from pipelines.records import Attempt, PinnedModel, Published, ShardResult, ValidationRef
 from pipelines.settings import Settings
 from pipelines.spec import ModelSpec
@@ -61,14 +61,26 @@ def last_complete_date(settings: Settings, spec: ModelSpec, at: dt.datetime | No
     return cover.last_complete
 
 
+# What `plan` refuses: the request itself is wrong (alias, date, model, configuration), and
+# asking again gives the same answer. A registry or warehouse that does not answer is a failure.
+REFUSALS = (InputError, ModelNotFound, ContractError)
+
+
 @contextmanager
-def recorded(settings: Settings, attempt: Attempt, step: str, **fields) -> Iterator[None]:
-    """Run a step; if it fails, its attempt's run-log row says so (step and error) before the error goes on."""
+def recorded(
+    settings: Settings, attempt: Attempt, step: str, refusals: tuple[type[BaseException], ...] = (), **fields
+) -> Iterator[None]:
+    """Run a step; if it fails, its attempt's run-log row says so (step and error) before the error
+    goes on: `refused` for one of `refusals` (the step did no work), `failed` for anything else."""
     try:
         yield
     except BaseException as exc:
         try:
-            runlog.failed(open_warehouse(settings.warehouse_url), attempt, step, exc, **fields)
+            warehouse = open_warehouse(settings.warehouse_url)
+            if isinstance(exc, refusals):
+                runlog.refused(warehouse, attempt, step, exc)
+            else:
+                runlog.failed(warehouse, attempt, step, exc, **fields)
         except Exception as logging_failed:  # noqa: BLE001 - the step's own error matters more
             log.error("could not record the failed %s of %s in the run log: %s", step, attempt.as_of_date, logging_failed)
         raise
@@ -85,6 +97,7 @@ def plan(
     model: PinnedModel | None = None,
     date_chosen_by: str = "",
     shadows: list[PinnedModel] | None = None,
+    shadow_skipped: Sequence[str] = (),
 ) -> Attempt:
     """Start an attempt at scoring `as_of_date`: check the date is complete, pin
     models:/<model>@<alias> to one version (or use the pinned `model` of a backfill), and
@@ -93,15 +106,17 @@ def plan(
     Refuses, before any work: a malformed alias (InputError); a date before the spec's
     scoring.start_date or not complete (IncompleteDate); an alias that does not resolve
     (ModelNotFound); a version without a contract or whose contract the spec contradicts
-    (ContractError). Unless `dry_run`, the attempt gets its run-log row, which says why
-    it failed if it did.
+    (ContractError). Unless `dry_run`, the attempt gets its run-log row: `refused` with
+    the reason for those, `failed` if something else stopped it (the registry did not
+    answer, say). A shadow alias at the champion's version is not scored; the attempt's
+    `shadow_skipped` (and its run-log row) says so.
     """
-    alias = registry.check_alias(alias or (model.alias if model else None) or spec.alias)
+    alias = alias or (model.alias if model else None) or spec.alias
     attempt = Attempt(
         scoring_run_id=str(uuid.uuid4()),
         model_name=spec.name,
         as_of_date=as_of_date,
-        alias=alias,
+        alias=str(alias),
         model_version=model.version if model else None,
         mlflow_run_id=model.run_id if model else None,
         airflow_run_id=airflow_run_id,
@@ -112,8 +127,9 @@ def plan(
     )
     warehouse = open_warehouse(settings.warehouse_url)
     cover = completeness.coverage(warehouse, spec, attempt.started_at)  # refuses an empty home before writing
-    with recorded(settings, attempt, "plan"):
+    with recorded(settings, attempt, "plan", REFUSALS):
         runlog.start(warehouse, attempt)
+        registry.check_alias(alias)
         start = spec.scoring.start_date
         if start is not None and as_of_date < start:
             from pipelines.errors import IncompleteDate
@@ -126,12 +142,19 @@ def plan(
         pinned = model or registry.resolve(settings, spec.name, alias)
         attempt = replace(attempt, model_version=pinned.version, mlflow_run_id=pinned.run_id)
         runlog.record(warehouse, attempt, "running")
-    with recorded(settings, attempt, "plan"):
+    with recorded(settings, attempt, "plan", REFUSALS):
         extra = registry.contract(settings, pinned).check_spec(spec, pinned.uri)
         if extra:
             log.info("%s does not read feature(s) %s that models/%s/model.yaml lists", pinned.uri, extra, spec.name)
-    shadows = resolve_shadows(settings, spec, pinned) if shadows is None else shadows
-    attempt = replace(attempt, shadow=[{"alias": m.alias, "version": m.version, "run_id": m.run_id} for m in shadows])
+        if shadows is None:
+            shadows, shadow_skipped = resolve_shadows(settings, spec, pinned)
+    attempt = replace(
+        attempt,
+        shadow=[{"alias": m.alias, "version": m.version, "run_id": m.run_id} for m in shadows],
+        shadow_skipped=list(shadow_skipped),
+    )
+    if shadow_skipped:
+        runlog.record(warehouse, attempt, "running", shadow_skipped="; ".join(shadow_skipped))
     log.info(
         "%s as-of date %s%s with %s (alias @%s)%s",
         "dry run of" if dry_run else "scoring", as_of_date, f" ({date_chosen_by})" if date_chosen_by else "",
@@ -140,22 +163,28 @@ def plan(
     return attempt
 
 
-def resolve_shadows(settings: Settings, spec: ModelSpec, champion: PinnedModel) -> list[PinnedModel]:
-    """Pin each of the spec's shadow aliases that exists (and is not the champion's version).
-    An alias that does not exist is the normal state (no challenger yet), not an error."""
-    from pipelines.errors import ModelNotFound
-
-    found = []
+def resolve_shadows(settings: Settings, spec: ModelSpec, champion: PinnedModel) -> tuple[list[PinnedModel], list[str]]:
+    """Pin each of the spec's shadow aliases that exists; returns (the versions to shadow-score,
+    why each other existing alias is not scored). An alias at the champion's version is not
+    scored (it would compare the champion with itself); one that does not exist is the normal
+    state (no challenger yet), neither an error nor worth a word."""
+    found, skipped = [], []
     for alias in spec.shadow_aliases:
         try:
             model = registry.resolve(settings, spec.name, alias)
         except ModelNotFound:
             continue
-        if model.version != champion.version:
+        if model.version == champion.version:
+            skipped.append(
+                f"@{alias} is version {model.version}, the version scoring the date: not shadow-scored "
+                f"(point @{alias} at another version, e.g. batchpred train {spec.name} --alias {alias})"
+            )
+            log.warning("%s: %s", spec.name, skipped[-1])
+        else:
             found.append(model)
     if found:
         log.info("shadow scoring with %s", ", ".join(f"{m.uri} (@{m.alias})" for m in found))
-    return found
+    return found, skipped
 
 
 def _user() -> str:
@@ -245,23 +274,27 @@ def score_shard(settings: Settings, spec: ModelSpec, attempt: Attempt, validatio
 def publish(
     settings: Settings, spec: ModelSpec, attempt: Attempt, validation: ValidationRef, shard_results: Sequence[ShardResult]
 ) -> Published:
-    """Make the date's predictions visible all at once. Refuses unless every shard reported,
-    and scored plus quarantined is the validated partition; the previous predictions stay
-    until then."""
-    from pipelines.score import publish_predictions, publish_shadows
+    """Make the date's predictions visible all at once, with their shadow scores: the date's
+    shadow rows are replaced in the same transaction (by none if no shadow scored), so they
+    are never older than the predictions. Refuses unless every shard reported, and scored
+    plus quarantined is the validated partition; the previous predictions stay until then."""
+    from pipelines.score import publish_predictions
 
     with recorded(settings, attempt, "publish"):
         missing = sorted(set(range(spec.shards)) - {r.shard for r in shard_results})
         if missing:
             raise BatchpredError(f"shard(s) {[m + 1 for m in missing]} of {spec.shards} did not finish; nothing was published")
         rows_scored = sum(r.rows_scored for r in shard_results)
-        publish_predictions(
-            settings, spec, attempt.as_of_date, attempt.model, attempt.scoring_run_id, spec.shards, validation, rows_scored
-        )
         errors = [e for r in shard_results for e in r.shadow_errors]
-        failed = {m.alias for m in attempt.shadow_models if any(e.startswith(f"@{m.alias} ") for e in errors)}
-        ready = [m.alias for m in attempt.shadow_models if m.alias not in failed]
-        errors += publish_shadows(settings, spec, attempt.as_of_date, attempt.model, attempt.scoring_run_id, ready)
+        failed = [m.alias for m in attempt.shadow_models if any(e.startswith(f"@{m.alias} ") for e in errors)]
+        # Every documented table exists from a model's first publish, empty or not, with its comments
+        # (before the rows go live: a failure here must not leave a published date logged as failed).
+        key = registry.contract(settings, attempt.model).key_fields()
+        catalog.ensure_model_tables(open_warehouse(settings.warehouse_url), spec, key)
+        publish_predictions(
+            settings, spec, attempt.as_of_date, attempt.model, attempt.scoring_run_id, spec.shards, validation, rows_scored,
+            failed,
+        )  # fmt: skip
         _record_attributions(settings, spec, attempt, shard_results)
         runlog.record(
             open_warehouse(settings.warehouse_url), attempt, "published",
@@ -275,6 +308,7 @@ def publish(
         validation.rows_quarantined,
         str(catalog.predictions(spec)),
         errors,
+        attempt.shadow_skipped,
     )
 
 
@@ -368,14 +402,14 @@ def monitor(settings: Settings, spec: ModelSpec, as_of_date: dt.date, version: i
     return monitor_date(settings, spec, as_of_date, registry.pin(settings, spec.name, version))
 
 
-def realize(settings: Settings, spec: ModelSpec, at: dt.datetime | None = None):
-    """Realized performance of every scored date whose labels are complete (within the spec's
-    lookback, so late labels are counted). Returns the `Realized` records."""
+def realize(settings: Settings, spec: ModelSpec, at: dt.datetime | None = None, dates: Sequence[dt.date] = ()):
+    """Realized performance of every scored date whose label horizon is over: within the spec's
+    lookback (so late labels are counted), and each of `dates` however old. A date whose
+    label sources are not complete yet is stored as provisional. Returns the `Realized` records."""
     from pipelines.monitoring.monitor import labelled_dates
     from pipelines.monitoring.monitor import realize as realize_dates
 
-    dates, last = labelled_dates(settings, spec, at or now())
-    return realize_dates(settings, spec, dates, last) if last else []
+    return realize_dates(settings, spec, labelled_dates(settings, spec, at or now(), dates))
 
 
 def unpublish(settings: Settings, spec: ModelSpec, start: dt.date, end: dt.date) -> dict[str, Any]:

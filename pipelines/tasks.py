@@ -196,14 +196,14 @@ def monitor_run(settings, spec, ctx: RunContext) -> dict[str, Any]:
         found += health.alerts
         if health.retrain:
             retrain, reasons = day, [*reasons, health.retrain_reason]
-    realized = steps.realize(settings, spec)
+    realized = steps.realize(settings, spec, dates=sorted(dates))  # an old date asked for is realized too
     for r in realized:
         found += r.alerts
     if realized:
         log.info(
-            "realized performance of %d date(s) whose labels are complete: %s",
+            "realized performance of %d date(s) whose label horizon is over: %s",
             len(realized),
-            ", ".join(str(r.as_of_date) for r in realized),
+            ", ".join(f"{r.as_of_date}" + (f" (provisional: {r.provisional})" if r.provisional else "") for r in realized),
         )
     reports = []
     for day in sorted(dates):

@@ -3,8 +3,8 @@
 The training set is the model's feature partitions on a series of snapshot dates,
 joined to its labels model (the same label definition monitoring uses). Only
 complete snapshots are used: each needs its full feature history, and its label
-horizon must have passed within the data (see `pipelines.completeness`); the others
-are dropped and reported. Snapshots on the latest `validation_days` are held out;
+horizon must have passed within the data, label sources included (see
+`pipelines.completeness`); the others are dropped and reported. Snapshots on the latest `validation_days` are held out;
 the new version and the current champion are both scored on exactly those rows,
 each through its own input contract, and the alias moves only when the new one is
 better on `promote_metric` (or when there is no champion yet). A champion that
@@ -92,7 +92,7 @@ def plan_snapshots(
     `as_of_date`. Refuses (IncompleteDate) a training date that is not complete itself (its
     newest labels would not be known), and a window that leaves no complete snapshot on
     either side of the split."""
-    cover = completeness.coverage(open_warehouse(settings.warehouse_url), spec, now)
+    cover = completeness.coverage(open_warehouse(settings.warehouse_url), spec, now, labels=True)
     problem = cover.problem(as_of_date)
     if problem:
         raise IncompleteDate(
@@ -149,6 +149,7 @@ def train_model(
         log.info("%d training snapshot(s) skipped as incomplete, e.g. %s: %s", len(skipped), first, skipped[first])
     say(f"building the features and labels of {len(train_dates) + len(valid_dates)} snapshots (dbt)", 0.0)
     transform.build_labels(settings, spec, train_dates + valid_dates, with_features=True)
+    completeness.check_label_sources(spec, settings.dbt_target_dir / "target" / "manifest.json")
 
     warehouse = open_warehouse(settings.warehouse_url)
     columns = [*spec.key_columns, "as_of_date", *spec.feature_names]
@@ -210,6 +211,8 @@ def train_model(
                 strict=True,
             )
         ),
+        entities=train_rows.group_by(list(spec.key_columns)).aggregate([]).num_rows,
+        valid_entities=table.filter(pa.array(is_valid)).group_by(list(spec.key_columns)).aggregate([]).num_rows,
     )
     say("registering the version in MLflow", 1.0)
     example = pd.DataFrame(x_valid[:5], columns=list(contract.feature_names))

@@ -16,6 +16,7 @@ import atexit
 import datetime as dt
 import json
 import logging
+import math
 import os
 import uuid
 import warnings
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import quarantine
+from pipelines import quarantine, redact
 from pipelines.errors import SpecError, ValidationFailed
 from pipelines.settings import Settings
 from pipelines.spec import ModelSpec
@@ -363,6 +364,28 @@ def _run_suite(settings: Settings, spec: ModelSpec, suite, table: catalog.Table,
     return report
 
 
+def _finite(value: Any) -> Any:
+    """A float that is NaN or infinite as NULL (GX reports 0 of 0 rows as NaN percent)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _json(value: Any) -> str:
+    """`value` as strict JSON: a NaN or infinite number GX observed (a mean over an infinite
+    value, an unexpected value itself) becomes the string "NaN", "Infinity" or "-Infinity",
+    which every JSON reader parses, where a bare NaN is not JSON."""
+
+    def strict(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return "NaN" if math.isnan(v) else "Infinity" if v > 0 else "-Infinity"
+        if isinstance(v, dict):
+            return {k: strict(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [strict(x) for x in v]
+        return v
+
+    return json.dumps(strict(value), default=str, allow_nan=False)
+
+
 def _store(warehouse: Warehouse, spec: ModelSpec, report: ValidationReport, key_fields: list | None) -> None:
     """One result row per expectation; the date's quarantine replaced by this validation's rows."""
     import pyarrow as pa
@@ -379,12 +402,12 @@ def _store(warehouse: Warehouse, spec: ModelSpec, report: ValidationReport, key_
                 "expectation_type": o.expectation_type,
                 "column_name": o.column,
                 "success": o.success,
-                "observed_value": json.dumps(o.observed_value, default=str),
+                "observed_value": _json(o.observed_value),
                 "element_count": o.element_count,
                 "unexpected_count": o.unexpected_count,
-                "unexpected_percent": o.unexpected_percent,
-                "partial_unexpected": json.dumps(o.partial_unexpected[:20], default=str),
-                "error": o.error,
+                "unexpected_percent": _finite(o.unexpected_percent),
+                "partial_unexpected": _json(o.partial_unexpected[:20]),
+                "error": redact.text(o.error) if o.error else None,
                 "validated_at": now,
             }
             for o in report.outcomes

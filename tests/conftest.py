@@ -130,6 +130,14 @@ def settings(request, backend, base_home, tmp_path):
 
 
 @pytest.fixture
+def own(settings, base_home, tmp_path):
+    """`settings` with a private copy of the MLflow store, so aliases can move."""
+    source = base_home["settings"].mlflow_tracking_uri.removeprefix("sqlite:///")
+    shutil.copy(source, tmp_path / "own-mlflow.db")
+    return replace(settings, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'own-mlflow.db'}")
+
+
+@pytest.fixture
 def duckdb_settings(base_home, tmp_path):
     """Settings with a private copy of the base DuckDB warehouse, for what only DuckDB has (its file lock)."""
     own = settings_for(tmp_path, base_home["settings"].mlflow_tracking_uri)

@@ -2,7 +2,6 @@
 
 import datetime as dt
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -17,13 +16,6 @@ from tests.conftest import AS_OF, run_log
 START = AS_OF - dt.timedelta(days=2)
 BATCHPRED = str(Path(sys.executable).with_name("batchpred"))
 
-
-@pytest.fixture
-def own(settings, base_home, tmp_path):
-    """`settings` with a private copy of the MLflow store, so aliases can move."""
-    source = base_home["settings"].mlflow_tracking_uri.removeprefix("sqlite:///")
-    shutil.copy(source, tmp_path / "own-mlflow.db")
-    return replace(settings, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'own-mlflow.db'}")
 
 
 def scored_dates(warehouse):
@@ -113,7 +105,7 @@ def test_a_dry_run_with_an_unreachable_registry_writes_nothing(own, spec, wareho
     result = backfill_cli(unreachable, "--dry-run")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "the MLflow registry at http://127.0.0.1:9/ did not answer" in result.stderr
-    assert warehouse.table_columns("monitoring", "scoring_runs") is None
+    assert warehouse.query("select count(*) as n from monitoring.scoring_runs").to_pylist() == [{"n": 0}]
 
 
 def test_a_bad_date_fails_alone_and_only_failed_reruns_it(own, spec, warehouse):

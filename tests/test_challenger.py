@@ -16,13 +16,6 @@ from tests.conftest import AS_OF, run_log, score_date
 EARLIER = AS_OF - dt.timedelta(days=14)
 
 
-@pytest.fixture
-def own(settings, tmp_path, base_home):
-    """`settings` with a private copy of the MLflow store, so aliases can move."""
-    source = base_home["settings"].mlflow_tracking_uri.removeprefix("sqlite:///")
-    shutil.copy(source, tmp_path / "own-mlflow.db")
-    return replace(settings, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'own-mlflow.db'}")
-
 
 @pytest.fixture
 def challenger(own, spec):
@@ -196,3 +189,86 @@ def test_a_shadowed_version_is_promoted_and_only_stale_dates_are_rescored(own, s
     )
     assert versions == {days[0]: challenger.version, days[1]: challenger.version, AS_OF: champion.version}
     assert backfill.plan(own, spec, days[0], days[-1], "stale").dates == [AS_OF]
+
+
+def shadow_rows(warehouse) -> dict:
+    """(as_of_date, alias, version) -> [rows, scoring runs] of the shadow table."""
+    if warehouse.table_columns("predictions", "churn_shadow_scores") is None:
+        return {}
+    return {
+        (r["as_of_date"], r["alias"], r["model_version"]): [r["n"], r["runs"]]
+        for r in warehouse.query(
+            "select as_of_date, alias, model_version, count(*) as n, count(distinct scoring_run_id) as runs "
+            "from predictions.churn_shadow_scores group by 1, 2, 3"
+        ).to_pylist()
+    }
+
+
+def test_promoting_the_challenger_stops_its_shadow_and_leaves_no_stale_rows(own, spec, warehouse, challenger):
+    """The issue's case: promote version 2 while @challenger is version 2, then rescore the date."""
+    import json
+
+    from tests.test_runlog import cli
+
+    score_date(own, spec)
+    steps.monitor(own, spec, AS_OF)  # champion against challenger: the shadow record promote reads
+    v = challenger.version
+    promoted = cli(own, "promote", "churn", "--version", str(v), "--reason", "shadowed a day, estimates as good")
+    assert promoted.returncode == 0, promoted.stderr
+    assert f"@challenger also points at version {v}, now the champion" in promoted.stdout
+    assert "no longer shadow-scored" in promoted.stdout and "batchpred train churn --alias challenger" in promoted.stdout
+    [promotion] = warehouse.query("select evidence from monitoring.promotions").to_pylist()
+    assert json.loads(promotion["evidence"])["shadow_aliases_now_champion"] == ["challenger"]
+    assert registry.resolve(own, "churn", "challenger").version == v  # left where it is, not moved or deleted
+
+    attempt, _, published = score_date(own, spec)
+    assert attempt.model.version == v and attempt.shadow == []
+    [why] = attempt.shadow_skipped
+    assert why.startswith(f"@challenger is version {v}, the version scoring the date: not shadow-scored")
+    assert published.shadow_skipped == [why]
+    last = run_log(warehouse)[-1]
+    assert (last["status"], last["shadow_skipped"], last["shadow_error"]) == ("published", why, None)
+    assert shadow_rows(warehouse) == {}  # the previous run's version-2 shadow rows went with its predictions
+    steps.monitor(own, spec, AS_OF)
+    pairs = warehouse.query("select model_version, challenger_version from monitoring.shadow_comparison").to_pylist()
+    assert {"model_version": v, "challenger_version": v} not in pairs, pairs  # never the champion against itself
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_dates_shadow_rows_are_replaced_with_its_predictions(own, spec, warehouse, challenger, shards):
+    """Rescoring with no shadow to score empties the date's shadow rows (and only that date's);
+    scoring with it again leaves exactly that run's rows. One shard or several."""
+    from pipelines import transform
+
+    sharded = replace(spec, shards=shards)
+    other = AS_OF - dt.timedelta(days=1)
+    transform.build_features(own, spec, [other])
+    _, _, kept = score_date(own, sharded, other)
+    score_date(own, sharded)
+    v = challenger.version
+    both = shadow_rows(warehouse)
+    assert set(both) == {(other, "challenger", v), (AS_OF, "challenger", v)}
+    assert both[other, "challenger", v] == [kept.rows_scored, 1]
+    score_date(own, replace(sharded, shadow_aliases=()))
+    assert shadow_rows(warehouse) == {(other, "challenger", v): [kept.rows_scored, 1]}
+    attempt, _, published = score_date(own, sharded)
+    assert shadow_rows(warehouse) == {
+        (other, "challenger", v): [kept.rows_scored, 1],
+        (AS_OF, "challenger", v): [published.rows_scored, 1],
+    }
+    runs = warehouse.query("select distinct scoring_run_id from predictions.churn_shadow_scores where as_of_date = $1", [AS_OF])
+    assert runs.column("scoring_run_id").to_pylist() == [attempt.scoring_run_id]
+
+
+def test_a_rescore_that_fails_keeps_the_dates_shadow_rows_with_its_predictions(own, spec, warehouse, challenger):
+    """Shadow rows and predictions change in one transaction: a rescore refused inside it (scored
+    plus quarantined is not the validated partition) leaves both as they were."""
+    from pipelines.errors import PartitionMismatch
+    from pipelines.score import score_partition
+
+    attempt, validation, _ = score_date(own, spec)
+    before = (champion_rows(warehouse), shadow_rows(warehouse))
+    wrong = replace(validation, rows=validation.rows + 1)
+    with pytest.raises(PartitionMismatch):
+        score_partition(own, spec, AS_OF, attempt.model, wrong, "rescore")  # no shadow: it would empty the date's
+    assert (champion_rows(warehouse), shadow_rows(warehouse)) == before

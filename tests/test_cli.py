@@ -91,4 +91,4 @@ def test_a_date_the_data_does_not_cover_is_refused_naming_the_source(settings, w
     assert "complete as-of dates run from" in result.stderr
     assert warehouse.table_columns("predictions", "churn_scores") is None
     [row] = warehouse.query("select status, step from monitoring.scoring_runs").to_pylist()
-    assert row == {"status": "failed", "step": "plan"}
+    assert row == {"status": "refused", "step": "plan"}

@@ -31,6 +31,14 @@ def snapshot(warehouse):
     }
 
 
+def drift_alerts(warehouse):
+    """The drift checks that fired, for every model and date the demo monitored."""
+    return warehouse.query(
+        "select model_name, as_of_date, check_name, subject, value, threshold from monitoring.alerts "
+        "where check_name in ('psi', 'js_distance', 'linf_distance', 'null_share')"
+    ).to_pylist()
+
+
 def test_demo_twice_gives_the_same_tables(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_", "BATCHPRED_"))}
     env["BATCHPRED_HOME"] = str(tmp_path)
@@ -51,6 +59,7 @@ def test_demo_twice_gives_the_same_tables(tmp_path):
         ]
         assert noise == [], f"{log.name}: {noise[:5]}"
     warehouse = open_warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+    assert drift_alerts(warehouse) == []  # the demo's data has no drift injected: sampling noise is not an alert
     before = snapshot(warehouse)
     keys = [(r["customer_id"], r["as_of_date"]) for r in before["predictions"]]
     assert len(keys) == len(set(keys)) > 0
@@ -108,3 +117,4 @@ def test_demo_on_postgres_with_a_url_as_users_write_it(tmp_path, postgres):
     warehouse = open_warehouse(url.render_as_string(hide_password=False))
     rows = snapshot(warehouse)["predictions"]
     assert len(rows) == len({r["customer_id"] for r in rows}) > 0
+    assert drift_alerts(warehouse) == []

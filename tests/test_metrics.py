@@ -210,3 +210,52 @@ def test_ndcg():
         )
     with pytest.raises(ValueError):
         metrics.ndcg({"a": 0.0, "b": 0.0}, {"a": 1.0, "b": 2.0})
+
+
+def test_psi_noise_is_the_chi_square_quantile_scaled_by_both_sizes():
+    from scipy.stats import chi2
+
+    # chi2.ppf(0.99, 9) = 21.666; (1/1000 + 1/4000) = 0.00125
+    assert metrics.psi_noise(10, 1000, 4000) == pytest.approx(21.665994 * 0.00125, rel=1e-6)
+    assert metrics.psi_noise(5, 300, 300, alpha=0.05) == pytest.approx(chi2.ppf(0.95, 4) * (2 / 300), rel=1e-12)
+    assert metrics.psi_noise(1, 10, 10) == 0.0  # one bin cannot differ
+    for bad in ((10, 0, 5), (10, 5, 0.5)):
+        with pytest.raises(ValueError, match="sample sizes"):
+            metrics.psi_noise(*bad)
+    assert metrics.js_divergence_noise(8 * math.log(2)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("n", "m"), [(1500, 1500), (400, 20_000)])
+def test_psi_and_js_noise_match_a_simulation_of_undrifted_samples(n, m):
+    """The 99th percentile of PSI and of the squared JS distance between two samples of one
+    distribution, simulated, is what psi_noise and js_divergence_noise predict (within 15%).
+    The chi-square approximation needs about 5 expected rows per bin; drift's bins are
+    quantiles of the reference (a tenth each) or a dominant value's, so they have them."""
+    rng = np.random.default_rng(18)
+    truth = np.array([0.55, *[0.05] * 9])  # a dominant value's bin, and the rest in quantile bins
+    a, b = rng.multinomial(n, truth, size=4000), rng.multinomial(m, truth, size=4000)
+    psi = np.array([metrics.psi(x, y) for x, y in zip(b, a, strict=True)])
+    jsd = np.array([metrics.js_distance(x, y) ** 2 for x, y in zip(b, a, strict=True)])
+    expected = metrics.psi_noise(len(truth), n, m)
+    assert np.quantile(psi, 0.99) == pytest.approx(expected, rel=0.15)
+    assert np.quantile(jsd, 0.99) == pytest.approx(metrics.js_divergence_noise(expected), rel=0.15)
+
+
+def test_linf_and_null_share_noise_bound_undrifted_samples_at_their_level():
+    """Simulated: two samples of one categorical distribution (sizes n and m) exceed the L∞ noise,
+    and a null share rises by more than its noise, in at most about alpha of draws (1% here; the
+    Bonferroni bound makes the L∞ one conservative)."""
+    from pipelines.monitoring.metrics import linf_noise, proportion_increase_noise
+
+    rng = np.random.default_rng(3)
+    shares, n, m, draws = np.array([0.5, 0.3, 0.15, 0.05]), 400, 2000, 20_000
+    a = rng.multinomial(n, shares, size=draws) / n
+    b = rng.multinomial(m, shares, size=draws) / m
+    exceeded = (np.abs(a - b).max(axis=1) >= linf_noise(shares, n, m)).mean()
+    assert 0.001 < exceeded <= 0.012, exceeded
+    # z_{0.99} standard errors of the difference of two proportions, by hand.
+    assert proportion_increase_noise(0.1, n, m) == pytest.approx(2.3263479 * np.sqrt(0.09 * (1 / n + 1 / m)))
+    now, then = rng.binomial(n, 0.1, draws) / n, rng.binomial(m, 0.1, draws) / m
+    rose = (now - then >= proportion_increase_noise(0.1, n, m)).mean()
+    assert 0.004 < rose < 0.016, rose
+    assert proportion_increase_noise(0.0, n, m) == 0.0

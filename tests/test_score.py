@@ -80,7 +80,7 @@ def test_an_unknown_alias_fails_before_any_work_and_leaves_predictions(settings,
         steps.plan(settings, spec, AS_OF, alias="nope")
     assert predictions(warehouse) == before
     last = run_log(warehouse)[-1]
-    assert (last["status"], last["step"]) == ("failed", "plan") and "nope" in last["error"]
+    assert (last["status"], last["step"]) == ("refused", "plan") and "nope" in last["error"]
 
 
 def test_a_missing_feature_column_is_named(settings, spec, warehouse):

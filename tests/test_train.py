@@ -9,16 +9,9 @@ import pytest
 
 from pipelines import registry, steps, train
 from pipelines.errors import IncompleteDate, InputError, ModelNotFound
+from pipelines.monitoring.reference import FORMAT
 from pipelines.train import snapshot_dates, split_snapshots
 from tests.conftest import AS_OF, score_date
-
-
-@pytest.fixture
-def own(settings, tmp_path, base_home):
-    """`settings` with a private copy of the MLflow store, so aliases can move."""
-    source = base_home["settings"].mlflow_tracking_uri.removeprefix("sqlite:///")
-    shutil.copy(source, tmp_path / "own-mlflow.db")
-    return replace(settings, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'own-mlflow.db'}")
 
 
 def test_snapshot_dates_leave_room_for_the_label(spec):
@@ -49,7 +42,7 @@ def test_the_base_models_are_registered_as_champion_and_learn(base_home, spec, i
 def test_the_training_reference_is_logged_with_the_version(base_home, spec):
     trained = base_home["trained"]
     reference = registry.training_reference(base_home["settings"], trained.model)
-    assert reference["format"] == 2 and list(reference["features"]) == list(spec.feature_names)
+    assert reference["format"] == FORMAT and list(reference["features"]) == list(spec.feature_names)
     plan = reference["features"]["plan"]
     assert plan["categories"] == ["basic", "standard", "premium"] and len(plan["counts"]) == 5  # + other, null
     assert sum(plan["counts"]) == plan["rows"] == trained.train_rows
@@ -57,7 +50,7 @@ def test_the_training_reference_is_logged_with_the_version(base_home, spec):
     assert (
         1 <= len(tenure["cuts"]) <= 9
         and tenure["cuts"] == sorted(tenure["cuts"])
-        and len(tenure["counts"]) == len(tenure["cuts"]) + 2
+        and len(tenure["counts"]) == len(tenure["cuts"]) + 3  # the ranges, then ±inf, then null
     )
     assert reference["score"]["rows"] == trained.validation_rows and sum(reference["score"]["counts"]) == trained.validation_rows
     assert reference["validation"]["auc"] == pytest.approx(trained.metrics["auc"])

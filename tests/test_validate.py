@@ -109,7 +109,10 @@ def test_a_dry_run_validates_without_writing_anything(settings, spec, warehouse)
     steps.build_features(settings, spec, attempt)
     ref = steps.validate(settings, spec, attempt)
     assert ref.rows > 0
-    assert {t: warehouse.table_columns("monitoring", t) for t in tables} == tables == dict.fromkeys(tables)
+    assert {t: warehouse.table_columns("monitoring", t) for t in tables} == tables
+    # The shared tables exist from setup (empty); the dry run wrote no row to any of them.
+    written = [warehouse.query(f"select count(*) as n from monitoring.{t}").to_pylist() for t in tables if tables[t]]
+    assert written == [[{"n": 0}], [{"n": 0}]]
     assert warehouse.table_columns(attempt.scratch_schema, "churn_features") is None  # dropped at the end
 
 

@@ -7,18 +7,29 @@ increase of the null share), the estimated AUC below the validation AUC minus k
 sampling errors, and the realized AUC more than a margin below the validation AUC.
 p-values are never alerted on: at 100k rows everything is "significant".
 
-An alert reaches a person through a webhook (`post`), which the Airflow notifier in
-dags/ calls with the URL of an Airflow connection.
+An alert reaches a person through a webhook: `deliver` posts each alert on its own, with a
+stable id, records each delivery in monitoring.alert_deliveries, and retries what an
+earlier run could not deliver. The DAGs call it with the URL of an Airflow connection.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pipelines import redact
+from pipelines.errors import UndeliveredAlerts
 from pipelines.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from pipelines.settings import Settings
+    from pipelines.warehouse.base import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +41,15 @@ DRIFT_CHECKS = {
 }
 
 
+# A feature's drift alert this many dates in a row is a configuration finding, not news.
+FINDING_STREAK = 14
+
+
 @dataclass(frozen=True)
 class Alert:
     check_name: str  # psi | js_distance | linf_distance | null_share | estimated_auc | realized_auc
     subject: str  # the feature, "score", or "model"
-    severity: str  # warn | alert
+    severity: str  # warn | alert | finding (see `with_streaks`)
     value: float
     threshold: float
     message: str
@@ -47,10 +62,12 @@ class Alert:
 
 
 def from_drift(rows: list[dict[str, Any]]) -> list[Alert]:
-    """An alert per feature whose drift against the training reference crossed a threshold."""
+    """An alert per feature whose drift crossed a threshold, in the row that judges the feature
+    (`decides`: against the training reference, or the same weekday where model.yaml says so).
+    The threshold is the effective one, noise allowance included."""
     found = []
     for r in rows:
-        if r["comparison"] != "baseline" or r["status"] == "ok":
+        if not r["decides"] or r["status"] not in ("warn", "alert"):
             continue
         check = r["reason"]
         value = r["null_share_delta"] if check == "null_share" else r[check]
@@ -63,13 +80,21 @@ def from_drift(rows: list[dict[str, Any]]) -> list[Alert]:
                 r["status"],
                 float(value),
                 float(threshold),
-                f"{r['feature']}: {what} {value:.3f} (threshold {threshold:g})",
+                f"{r['feature']}: {what} {value:.3f} (threshold {threshold:.3f}, against {_against(r)})",
             )
         )
     return found
 
 
+def _against(row: dict[str, Any]) -> str:
+    if row["comparison"] == "baseline":
+        return "the training data"
+    return f"{row['compared_date']}, the same weekday"
+
+
 def from_performance(estimated: dict[str, Any] | None, realized: dict[str, Any] | None) -> list[Alert]:
+    """The alerts of an estimate and a realized row whose status is `alert`; a `provisional`
+    realized row (its labels not complete yet) never alerts."""
     found = []
     if estimated and estimated["status"] == "alert":
         found.append(
@@ -98,8 +123,8 @@ def from_attribution(
     from pipelines.monitoring.metrics import ndcg
 
     expected = reference.get("attribution") or {}
-    if not expected or not today or len(expected) < 2:
-        return None, []
+    if not today or len(expected) < 2 or not sum(expected.values()) > 0:
+        return None, []  # nothing to rank against: a model of one-leaf trees attributes nothing
     score = ndcg(expected, {r["feature"]: r["mean_abs_contribution"] for r in today})
     if score >= threshold:
         return score, []
@@ -118,9 +143,30 @@ def from_shadow(errors: str | None) -> list[Alert]:
 
 
 def with_streaks(alerts: list[Alert], yesterday: list[dict[str, Any]]) -> list[Alert]:
-    """Count consecutive days: an alert that also fired the day before (same check and subject) continues its streak."""
+    """Count consecutive days: an alert that also fired the day before (same check and subject)
+    continues its streak. A feature's drift alert that reaches FINDING_STREAK days becomes a
+    configuration finding (severity `finding`): said once, on that day, with what to declare
+    in model.yaml; the days after keep counting it as `finding`, posted no more (`notify`)."""
     before = {(a["check_name"], a["subject"]): a["consecutive_days"] for a in yesterday}
-    return [replace(a, consecutive_days=before.get((a.check_name, a.subject), 0) + 1) for a in alerts]
+    found = []
+    for a in alerts:
+        a = replace(a, consecutive_days=before.get((a.check_name, a.subject), 0) + 1)
+        if a.check_name in DRIFT_CHECKS and a.subject != "score" and a.consecutive_days >= FINDING_STREAK:
+            a = replace(
+                a,
+                severity="finding",
+                message=f"{a.message}. It has alerted on {a.consecutive_days} dates in a row: a configuration finding, "
+                f"not news. If the feature moves by design, declare it in model.yaml under monitoring.drift: "
+                f"{a.subject}: {{compare: same_weekday}} (one value per weekday) or {{exclude: <why>}}; "
+                "if it really moved, retrain",
+            )
+        found.append(a)
+    return found
+
+
+def notify(alerts: list[Alert]) -> list[Alert]:
+    """The alerts to post: a configuration finding only on the day its streak reached FINDING_STREAK."""
+    return [a for a in alerts if a.severity != "finding" or a.consecutive_days == FINDING_STREAK]
 
 
 def retrain_decision(
@@ -134,7 +180,8 @@ def retrain_decision(
         {
             a.subject
             for a in alerts
-            if a.severity == "alert" and a.subject in top and a.consecutive_days >= policy.retrain_consecutive_days
+            # a finding is an alert that has lasted: real drift that long still asks for a retrain
+            if a.severity in ("alert", "finding") and a.subject in top and a.consecutive_days >= policy.retrain_consecutive_days
         }
     )
     reasons = []
@@ -153,23 +200,181 @@ def retrain_decision(
     return True, "; ".join(reasons)
 
 
-def post(url: str, alert: dict[str, Any], timeout: float = 10.0) -> None:
-    """POST one alert as JSON to a webhook (Slack-style `text` plus the alert's fields). Raises on a non-2xx answer."""
+# -- delivery -------------------------------------------------------------------------
+
+# Seconds one post may take: a receiver that hangs costs this much, then the next alert goes.
+POST_TIMEOUT = 10.0
+# Seconds all of one call's posts may take together; alerts not tried by then stay pending.
+TOTAL_TIMEOUT = 120.0
+
+
+class DeliveryFailed(Exception):
+    """One post did not reach the webhook. The message is redacted: it never holds the URL."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    alert_id: str
+    delivered: bool
+    tried: bool = True
+    error: str | None = None
+
+
+def alert_id(alert: dict[str, Any]) -> str:
+    """A stable id for an alert: the same model, version, as-of date, check, subject and severity
+    give the same id in every run, so a receiver can drop a repeat (it is the Idempotency-Key
+    header); a check that rises from warn to alert on a date monitored again is news, and posted."""
+    day = alert.get("as_of_date")
+    key = [alert.get("model_name"), alert.get("model_version"), day.isoformat() if isinstance(day, dt.date) else day]
+    key += [alert.get("check_name"), alert.get("subject"), alert.get("severity")]
+    return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:32]
+
+
+def payload(alert: dict[str, Any]) -> dict[str, Any]:
+    """The JSON posted for an alert: Slack-style `text`, its id and its fields, secrets redacted."""
+    fields = {k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v) for k, v in alert.items()}
+    fields["message"] = redact.text(fields.get("message") or "")
+    text = f"[batchpred] {str(alert['severity']).upper()} {alert['model_name']} {fields.get('as_of_date') or ''}".rstrip()
+    return {"text": f"{text}: {fields['message']}", **fields, "alert_id": alert.get("alert_id") or alert_id(alert)}
+
+
+def post(url: str, body: dict[str, Any], timeout: float = POST_TIMEOUT) -> None:
+    """POST one payload as JSON, its `alert_id` as the Idempotency-Key header. Raises DeliveryFailed
+    on a non-2xx answer, a timeout or an unreachable receiver, with a reason that never holds the
+    URL (httpx's own messages print it whole, tokens included)."""
     import httpx
 
-    payload = {
-        "text": f"[batchpred] {alert['severity'].upper()} {alert['model_name']} {alert['as_of_date']}: {alert['message']}",
-        **{k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v) for k, v in alert.items()},
-    }
-    httpx.post(url, json=payload, timeout=timeout).raise_for_status()
+    redact.guard_logger("httpx")  # it logs each request's full URL
+    try:
+        response = httpx.post(url, json=body, headers={"Idempotency-Key": body["alert_id"]}, timeout=timeout)
+    except httpx.TimeoutException:
+        raise DeliveryFailed(f"the webhook did not answer within {timeout:g}s") from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise DeliveryFailed(f"the webhook could not be reached: {type(exc).__name__}: {redact.text(exc)}") from None
+    if not response.is_success:
+        raise DeliveryFailed(f"the webhook answered {response.status_code} {response.reason_phrase}")
 
 
-def send(url: str | None, alerts: list[dict[str, Any]], where: str = "the webhook connection") -> int:
-    """Post each alert once to `url`; with no URL, say (once) that none was sent. Returns how many were sent."""
+def send(
+    url: str,
+    bodies: list[dict[str, Any]],
+    timeout: float = POST_TIMEOUT,
+    budget: float = TOTAL_TIMEOUT,
+    on_result: Callable[[Delivery], None] | None = None,
+) -> list[Delivery]:
+    """Post each payload once, each on its own: one that fails or hangs (for at most `timeout`
+    seconds) does not keep the others from going. Once `budget` seconds have passed, the rest
+    are not tried (`tried` False). Calls `on_result` after each, so a caller can record it at once."""
+    deadline = time.monotonic() + budget
+    results = []
+    for body in bodies:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            result = Delivery(body["alert_id"], False, False, f"not tried: this run's {budget:g}s for deliveries ran out")
+        else:
+            try:
+                post(url, body, min(timeout, left))
+                result = Delivery(body["alert_id"], True)
+            except DeliveryFailed as exc:
+                result = Delivery(body["alert_id"], False, True, str(exc))
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+def deliver(
+    warehouse: Warehouse,
+    model: str,
+    url: str | None,
+    alerts: list[dict[str, Any]],
+    where: str = "the webhook connection",
+    timeout: float = POST_TIMEOUT,
+    budget: float = TOTAL_TIMEOUT,
+) -> int:
+    """Deliver `alerts` (and any earlier alert of `model` still pending) to the webhook at `url`.
+
+    Each alert is queued in monitoring.alert_deliveries under its stable `alert_id` (an alert
+    already delivered is not posted again), then every pending alert of the model is posted on
+    its own and its attempt recorded (attempts, last_attempt_at, delivered_at or last_error,
+    redacted). Returns how many were delivered; after trying them all, raises UndeliveredAlerts
+    naming how many were not and why. With no URL, says once that none was sent and records nothing.
+    """
+    from pipelines.warehouse import health
+
     if url is None:
         if alerts:
             log.warning("%d alert(s) are in monitoring.alerts, none sent: no webhook (%s) is configured", len(alerts), where)
         return 0
-    for alert in alerts:
-        post(url, alert)
-    return len(alerts)
+    now = dt.datetime.now(dt.UTC)
+    queued = [queued_row(payload(a), url, now) for a in alerts]
+    health.queue_deliveries(warehouse, model, queued)
+    pending = {r["alert_id"]: r for r in health.pending_deliveries(warehouse, model)}
+
+    def record(result: Delivery) -> None:
+        if not result.tried:
+            health.record_delivery(warehouse, result.alert_id, {"last_error": result.error})
+            return
+        at = dt.datetime.now(dt.UTC)
+        values = {"attempts": (pending[result.alert_id]["attempts"] or 0) + 1, "last_attempt_at": at}
+        values |= {"status": "delivered", "delivered_at": at} if result.delivered else {"last_error": result.error}
+        health.record_delivery(warehouse, result.alert_id, values)
+
+    results = send(url, [json.loads(r["payload"]) for r in pending.values()], timeout, budget, record)
+    failed = [r for r in results if not r.delivered]
+    if failed:
+        reasons = "; ".join(f"{pending[r.alert_id]['check_name']} {pending[r.alert_id]['subject']}: {r.error}" for r in failed)
+        raise UndeliveredAlerts(
+            f"{len(failed)} of {len(results)} alert(s) of {model} not delivered to {redact.url(url)} ({reasons}); "
+            "they are pending in monitoring.alert_deliveries and the next run retries them"
+        )
+    return len(results)
+
+
+def queued_row(body: dict[str, Any], url: str, at: dt.datetime) -> dict[str, Any]:
+    """A new monitoring.alert_deliveries row for a payload: pending, not tried yet."""
+    return {
+        "alert_id": body["alert_id"],
+        "model_name": body.get("model_name"),
+        "model_version": body.get("model_version"),
+        "as_of_date": dt.date.fromisoformat(body["as_of_date"]) if body.get("as_of_date") else None,
+        "check_name": body.get("check_name"),
+        "subject": body.get("subject"),
+        "severity": body.get("severity"),
+        "payload": json.dumps(body, default=str),
+        "destination": redact.url(url),
+        "status": "pending",
+        "attempts": 0,
+        "queued_at": at,
+    }
+
+
+def deliver_failure(
+    settings: Settings, model: str, url: str | None, alert: dict[str, Any], timeout: float = POST_TIMEOUT
+) -> bool:
+    """Post a task failure at once (the warehouse may be what failed), then record it in
+    monitoring.alert_deliveries: delivered, or pending for the model's next monitor run to
+    retry. Never raises (it runs as a failure callback): what could be neither posted nor
+    recorded is logged as an error, redacted. Returns whether it was delivered."""
+    if url is None:
+        return False
+    body = payload(alert)
+    [result] = send(url, [body], timeout, timeout)
+    at = dt.datetime.now(dt.UTC)
+    row = queued_row(body, url, at) | {"attempts": 1, "last_attempt_at": at}
+    row |= {"status": "delivered", "delivered_at": at} if result.delivered else {"last_error": result.error}
+    try:
+        from pipelines.warehouse import health, open_warehouse
+
+        health.queue_deliveries(open_warehouse(settings.warehouse_url), model, [row])
+    except Exception as exc:  # noqa: BLE001 - the failure being reported matters more than its record
+        log.error("task failure %s could not be recorded in monitoring.alert_deliveries: %s", body["alert_id"], redact.text(exc))
+        if not result.delivered:
+            log.error("task failure not delivered (%s); only this log holds it: %s", result.error, body["text"])
+        return result.delivered
+    if not result.delivered:
+        log.error(
+            "task failure %s was not delivered to %s (%s); it is pending in monitoring.alert_deliveries and the next "
+            "monitor run of %s retries it", body["alert_id"], redact.url(url), result.error, model,
+        )  # fmt: skip
+    return result.delivered

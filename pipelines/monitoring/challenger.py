@@ -13,6 +13,7 @@ DeLong's paired test of the difference (DeLong, DeLong & Clarke-Pearson 1988).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from pipelines import registry
@@ -35,11 +36,13 @@ def compare(
     reference: dict[str, Any],
     champion_estimate: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
-    """Write (and return) the date's shadow_comparison rows, one per shadow version scored on it."""
+    """The date's shadow_comparison rows, one per shadow version scored on it (the monitor stores them)."""
     rows = []
     bins = [score_bins(reference)]
     predicted = health.histogram(warehouse, catalog.predictions(spec), as_of_date, bins, champion.version).counts["score"]
     for alias, version in health.shadow_versions(warehouse, spec, as_of_date):
+        if version == champion.version:  # scoring never shadows the champion; compare nothing with itself either
+            continue
         stats = health.shadow_stats(warehouse, spec, as_of_date, champion.version, alias, version, spec.action_threshold)
         if not stats["rows"]:
             continue
@@ -54,14 +57,34 @@ def compare(
             {
                 "challenger_alias": alias,
                 "challenger_version": version,
-                **stats,
+                **_correlations(stats),
                 "psi": m.psi(m.shares(predicted), m.shares(shadowed)) if sum(predicted) and sum(shadowed) else None,
                 "champion_expected_auc": champion_estimate["expected_auc"] if champion_estimate else None,
                 "challenger_expected_auc": estimate["expected_auc"] if estimate else None,
             }
         )
-    catalog.replace_health(warehouse, catalog.SHADOW_COMPARISON, spec.name, champion.version, as_of_date, rows)
     return rows
+
+
+def _correlations(stats: dict[str, Any]) -> dict[str, Any]:
+    """The statistics with Pearson and Spearman NULL where they are undefined (fewer than two
+    rows, or a side whose scores are all one value: a correlation divides by its spread),
+    and `null_reason` saying why."""
+    stats = dict(stats)
+    champion_range, challenger_range = stats.pop("champion_range"), stats.pop("challenger_range")
+    constant = [who for who, spread in (("champion", champion_range), ("challenger", challenger_range)) if not spread]
+    if stats["rows"] < 2:
+        reason = f"pearson, spearman: undefined for {stats['rows']} row"
+    elif constant:
+        reason = f"pearson, spearman: undefined, the {' and the '.join(constant)} scores are all one value"
+    else:
+        reason = None
+    for name in ("pearson", "spearman"):
+        value = stats[name]
+        if reason or value is None or not math.isfinite(value):
+            stats[name] = None
+            reason = reason or f"{name}: undefined"
+    return {**stats, "null_reason": reason}
 
 
 def realize(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, champion_version: int) -> None:
@@ -69,15 +92,28 @@ def realize(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, champion
     for alias, version in health.shadow_versions(warehouse, spec, as_of_date):
         pairs = health.shadow_labelled(warehouse, spec, as_of_date, champion_version, alias, version)
         labels = pairs.column("y").to_numpy()
-        if len(labels) == 0 or labels.min() == labels.max() or labels.sum() < 2 or (1 - labels).sum() < 2:
-            continue
-        auc_a, auc_b, z, p = m.delong_test(labels, pairs.column("a").to_numpy(), pairs.column("b").to_numpy())
-        realized = {
-            "labelled_rows": len(labels),
-            "champion_realized_auc": auc_a,
-            "challenger_realized_auc": auc_b,
-            "delong_z": z,
-            "delong_p_value": p,
-        }
+        positives = int(labels.sum())
+        realized: dict[str, Any] = {"labelled_rows": len(labels)}
+        if positives < 2 or len(labels) - positives < 2:
+            realized["delong_null_reason"] = (
+                f"realized AUCs and DeLong's test need two positives and two negatives; the labels hold "
+                f"{positives} and {len(labels) - positives}"
+            )
+        else:
+            auc_a, auc_b, z, p = m.delong_test(labels, pairs.column("a").to_numpy(), pairs.column("b").to_numpy())
+            realized |= {"champion_realized_auc": auc_a, "challenger_realized_auc": auc_b, "delong_z": z, "delong_p_value": p}
+            realized["delong_null_reason"] = None
+            if not math.isfinite(z):  # zero variance of the paired difference, with unequal AUCs
+                realized |= {"delong_z": None, "delong_p_value": None}
+                realized["delong_null_reason"] = "DeLong's test: the paired AUC difference has zero variance"
         narrow = {"challenger_alias": alias, "challenger_version": version}
         catalog.update_health(warehouse, catalog.SHADOW_COMPARISON, spec.name, champion_version, as_of_date, realized, narrow)
+
+
+def unrealize(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, champion_version: int, why: str) -> None:
+    """Take back the realized AUCs and DeLong's test of the date's comparison rows (its labels are
+    not complete after all): NULL, with `delong_null_reason` saying why."""
+    realized = dict.fromkeys(("champion_realized_auc", "challenger_realized_auc", "delong_z", "delong_p_value"))
+    catalog.update_health(
+        warehouse, catalog.SHADOW_COMPARISON, spec.name, champion_version, as_of_date, {**realized, "delong_null_reason": why}
+    )

@@ -11,6 +11,14 @@ score) is then compared with three distributions (`monitoring.feature_drift`):
 
 A comparison date's profile is read from the table when it was stored, else binned
 from its partition, and skipped when the date has no data.
+
+A feature's status comes from its baseline row, unless `monitoring.drift` in model.yaml
+says otherwise: `compare: same_weekday` judges it by its `same_day_last_week` row (a
+feature that takes one value per weekday), `exclude: <why>` leaves it out (still
+profiled). The row that decides has `decides` true; alerts and daily_health read those.
+
+Thresholds grow with what sampling noise alone explains at the date's and the
+reference's sizes (`metrics.psi_noise`), so small dates do not alert on noise.
 """
 
 from __future__ import annotations
@@ -32,15 +40,15 @@ COMPARISONS = {"previous_day": 1, "same_day_last_week": 7}
 @dataclass(frozen=True)
 class Profile:
     rows: int
-    counts: dict[str, list[int]]  # feature (and "score") -> rows per bin, null bin last
-    means: dict[str, float | None]
+    counts: dict[str, list[int]]  # feature (and "score") -> rows per bin; numeric: the infinite bin, then the null bin, last
+    means: dict[str, float | None]  # numeric features (and the score): the mean of the finite values
 
 
 def _profile(hist: health.Histogram) -> Profile:
     means = {}
-    for name, (total, _) in hist.sums.items():
-        present = hist.rows - hist.counts[name][-1]
-        means[name] = total / present if total is not None and present else None
+    for name, total in hist.sums.items():
+        finite = hist.rows - sum(hist.counts[name][-2:])
+        means[name] = total / finite if total is not None and finite else None
     return Profile(hist.rows, hist.counts, means)
 
 
@@ -55,6 +63,29 @@ def profile(
     counts = {**features.counts, SCORE: score.counts["score"]}
     means = {**features.means, SCORE: _profile(score).means["score"]}
     return Profile(features.rows, counts, means)
+
+
+def compare(
+    warehouse: Warehouse, spec: ModelSpec, reference: dict[str, Any], version: int, as_of_date: dt.date, current: Profile
+) -> list[dict[str, Any]]:
+    """The feature_drift rows of a date: `current` against the baseline and each comparison date."""
+    threshold = reference["score"]["action_threshold"]  # the version's, never today's spec
+    days = {name: as_of_date - dt.timedelta(days=d) for name, d in COMPARISONS.items()}
+    shares = health.threshold_shares(warehouse, spec, version, [as_of_date, *days.values()], threshold)
+    baseline = {name: f["counts"] for name, f in reference["features"].items()} | {SCORE: reference["score"]["counts"]}
+    baseline_share = reference["score"]["share_above_threshold"]
+    rows = drift_rows(spec, reference, current, baseline, "baseline", None, None, (shares.get(as_of_date), baseline_share))
+    shapes = {name: len(counts) for name, counts in baseline.items()}
+    for comparison, then in days.items():
+        stored = health.stored_profile(warehouse, spec.name, version, then)
+        if stored and {name: len(stored.get(name, ())) for name in shapes} == shapes:
+            other = Profile(sum(stored[SCORE]), stored, health.stored_means(warehouse, spec.name, version, then))
+        else:  # not stored, or stored with other bins (by an older batchpred): bin it again
+            other = profile(warehouse, spec, reference, version, then)
+        if other is not None and sum(other.counts.get(SCORE, [0])):
+            share = (shares.get(as_of_date), shares.get(then))
+            rows += drift_rows(spec, reference, current, other.counts, comparison, then, other.means, share)
+    return rows
 
 
 def histogram(warehouse: Warehouse, spec: ModelSpec, reference: dict[str, Any], as_of_date: dt.date) -> Profile | None:
@@ -99,9 +130,12 @@ def drift_rows(
     comparison: str,
     compared_date: dt.date | None,
     compared_means: dict[str, float | None] | None = None,
+    threshold_shares: tuple[float | None, float | None] = (None, None),
 ) -> list[dict[str, Any]]:
-    """One row per feature (and the score) comparing `current` with the `baseline` counts."""
-    thresholds = spec.monitoring
+    """One row per feature (and the score) comparing `current` with the `baseline` counts;
+    `threshold_shares` are the exact shares of scores at or above the version's action
+    threshold, today's and the compared one's."""
+    thresholds, rules = spec.monitoring, spec.monitoring.drift
     rows = []
     names = [*reference["features"], SCORE]
     for name in names:
@@ -111,6 +145,11 @@ def drift_rows(
         n_now, n_then = sum(now), sum(then)
         if n_now == 0 or n_then == 0:
             continue
+        # Snapshots of the same entities pooled in the training data are not independent rows.
+        effective = min(n_then, (ref if name == SCORE else reference).get("effective_rows") or n_then)
+        m_then = effective if comparison == "baseline" else n_then
+        bins = sum(1 for a, b in zip(now, then, strict=True) if a or b)
+        noise = m.psi_noise(bins, n_now, m_then)
         row: dict[str, Any] = {
             "feature": name,
             "kind": kind,
@@ -119,16 +158,22 @@ def drift_rows(
             "rows": n_now,
             "reference_rows": n_then,
             "importance": reference["importance"].get(name) if name != SCORE else None,
-            "psi_warn": thresholds.psi_warn,
-            "psi_alert": thresholds.psi_alert,
-            "js_distance_alert": thresholds.js_distance_alert,
-            "linf_distance_alert": thresholds.linf_distance_alert if kind == "categorical" else None,
-            "null_share_increase_alert": thresholds.null_share_increase_alert,
+            "psi_noise": noise,
+            "psi_warn": thresholds.psi_warn + noise,
+            "psi_alert": thresholds.psi_alert + noise,
+            "js_distance_alert": math.sqrt(thresholds.js_distance_alert**2 + m.js_divergence_noise(noise)),
+            "linf_distance_alert": thresholds.linf_distance_alert + m.linf_noise(m.shares(then), n_now, m_then)
+            if kind == "categorical"
+            else None,
+            "null_share_increase_alert": thresholds.null_share_increase_alert
+            + m.proportion_increase_noise((now[-1] + then[-1]) / (n_now + n_then), n_now, m_then),
         }
         if name != SCORE:
             row["null_share"] = now[-1] / n_now
             row["reference_null_share"] = then[-1] / n_then
             row["null_share_delta"] = row["null_share"] - row["reference_null_share"]
+        if kind == "numeric":
+            row["inf_share"], row["reference_inf_share"] = now[-2] / n_now, then[-2] / n_then
         p_now, p_then = m.shares(now), m.shares(then)
         row["psi"] = m.psi(p_then, p_now)
         row["js_distance"] = m.js_distance(p_then, p_now)
@@ -143,28 +188,20 @@ def drift_rows(
             if mean_now is not None and mean_then is not None and std:
                 row["mean_delta_std"] = (mean_now - mean_then) / std
         if name == SCORE:
-            cuts = reference["score"]["cuts"]
-            row["share_above_threshold"] = _share_above(now, cuts, spec.action_threshold)
-            row["reference_share_above_threshold"] = (
-                reference["score"]["share_above_threshold"]
-                if comparison == "baseline"
-                else _share_above(then, cuts, spec.action_threshold)
-            )
-        row["status"], row["reason"] = status(row, kind)
+            row["action_threshold"] = reference["score"]["action_threshold"]
+            row["share_above_threshold"], row["reference_share_above_threshold"] = threshold_shares
+        rule = rules.get(name)
+        judged_by = "same_day_last_week" if rule is not None and rule.compare == "same_weekday" else "baseline"
+        if rule is not None and rule.exclude:
+            row["status"], row["reason"], row["decides"] = "excluded", f"excluded in model.yaml: {rule.exclude}", False
+        elif comparison == "baseline" and judged_by != "baseline":
+            reason = "judged against the same weekday (its same_day_last_week row), as model.yaml declares"
+            row["status"], row["reason"], row["decides"] = "excluded", reason, False
+        else:
+            row["status"], row["reason"] = status(row, kind)
+            row["decides"] = comparison == judged_by
         rows.append(row)
     return rows
-
-
-def _share_above(counts: list[int], cuts: list[float], threshold: float) -> float | None:
-    """Share of scores at or above `threshold`, when the threshold is a bin edge; else None."""
-    present = sum(counts[:-1])
-    if not present:
-        return None
-    edges = [-math.inf, *cuts]
-    above = [i for i, lower in enumerate(edges) if lower >= threshold]
-    if not above and threshold > max(cuts, default=-math.inf):
-        return None
-    return sum(counts[i] for i in above) / present if above else None
 
 
 def status(row: dict[str, Any], kind: str) -> tuple[str, str]:

@@ -80,6 +80,73 @@ def js_distance(p, q) -> float:
     return float(jensenshannon(p, q, base=2))
 
 
+def psi_noise(bins: int, n: float, m: float, alpha: float = 0.01) -> float:
+    """The (1 − alpha) quantile of the PSI between two independent samples of sizes `n` and `m`
+    drawn from one distribution over `bins` non-empty bins: what sampling noise alone reaches.
+
+    Under no change, PSI / (1/n + 1/m) is asymptotically χ² with bins − 1 degrees of freedom,
+    so the quantile is χ²_{1−α}(bins − 1)·(1/n + 1/m) (scipy.stats.chi2). Source: B. Yurdakul
+    (2018), "Statistical Properties of Population Stability Index", PhD dissertation, Western
+    Michigan University. One bin (or none) cannot differ: 0. Refuses n or m below 1 and alpha
+    outside (0, 1).
+    """
+    from scipy.stats import chi2
+
+    if not (n >= 1 and m >= 1):
+        raise ValueError(f"sample sizes must be at least 1, got n={n} and m={m}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if bins <= 1:
+        return 0.0
+    return float(chi2.ppf(1 - alpha, bins - 1) * (1 / n + 1 / m))
+
+
+def linf_noise(reference_shares, n: float, m: float, alpha: float = 0.01) -> float:
+    """What sampling noise alone reaches in the L∞ distance between the category shares of two
+    independent samples of sizes `n` and `m` drawn from `reference_shares` (shape (k,)).
+
+    Each share difference is approximately normal with variance p_i(1 − p_i)(1/n + 1/m) (the
+    pooled two-proportion z-test); the largest of the k is bounded by Bonferroni at z_{1−α/(2k)}
+    standard errors of the widest category: z_{1−α/(2k)}·max_i sqrt(p_i(1 − p_i))·sqrt(1/n + 1/m).
+    Source: J. L. Fleiss, B. Levin & M. C. Paik (2003), Statistical Methods for Rates and
+    Proportions, 3rd ed., Wiley, ch. 2–3 (difference of two proportions); Bonferroni for the max.
+    """
+    from scipy.stats import norm
+
+    p = _distribution("reference_shares", reference_shares)
+    if not (n >= 1 and m >= 1):
+        raise ValueError(f"sample sizes must be at least 1, got n={n} and m={m}")
+    z = norm.ppf(1 - alpha / (2 * p.size))
+    return float(z * np.sqrt(p * (1 - p)).max() * math.sqrt(1 / n + 1 / m))
+
+
+def proportion_increase_noise(share: float, n: float, m: float, alpha: float = 0.01) -> float:
+    """What sampling noise alone reaches, one-sided, in the increase of a share (say, of nulls)
+    from a sample of `m` to one of `n` when both hold the same true `share` (the pooled one):
+    z_{1−α}·sqrt(share(1 − share)(1/n + 1/m)), the pooled two-proportion z-test. Source: Fleiss,
+    Levin & Paik (2003), Statistical Methods for Rates and Proportions, 3rd ed., Wiley, ch. 2–3.
+    A share of 0 or 1 has no noise: any change is news.
+    """
+    from scipy.stats import norm
+
+    if not 0 <= share <= 1:
+        raise ValueError(f"share must be in [0, 1], got {share}")
+    if not (n >= 1 and m >= 1):
+        raise ValueError(f"sample sizes must be at least 1, got n={n} and m={m}")
+    return float(norm.ppf(1 - alpha) * math.sqrt(share * (1 - share) * (1 / n + 1 / m)))
+
+
+def js_divergence_noise(psi: float) -> float:
+    """The Jensen–Shannon divergence (base 2) that goes with a small PSI between close distributions.
+
+    To second order both are χ²-type sums: PSI ≈ Σ (p − q)²/p, and the JS divergence in nats
+    ≈ ¼ Σ (p − q)²/(p + q) ≈ ⅛ Σ (p − q)²/p (its expansion in the triangular discrimination;
+    F. Topsøe (2000), IEEE Trans. Inf. Theory 46(4):1602–1609), so JS (bits) ≈ PSI / (8 ln 2).
+    Used to turn `psi_noise` into the noise of the squared JS distance.
+    """
+    return psi / (8 * math.log(2))
+
+
 def linf_distance(p, q) -> float:
     """L∞ distance max_i |p_i − q_i| between two distributions (shape (k,) each, normalised to sum 1)."""
     p, q = _pair(p, q)

@@ -4,14 +4,17 @@
 monitor`): drift of every feature and of the score, the estimated performance, the
 alerts and the retrain decision, and one `monitoring.daily_health` row that sums the
 day up. `realize` computes realized performance for every scored date whose label
-horizon completed, within `monitoring.realized_lookback_days`, so labels that arrive
-late are counted. Each writes only its own tables, replacing the date's rows.
+horizon completed, within `monitoring.realized_lookback_days` (so labels that arrive
+late are counted) and for any older date asked for; a date whose label sources are
+not complete yet is `provisional`. Each writes only its own tables, replacing the
+date's rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +28,16 @@ from pipelines.spec import ModelSpec
 from pipelines.warehouse import catalog, health, open_warehouse
 
 log = logging.getLogger(__name__)
+
+# The tables `monitor_date` replaces a date's rows of, all at once (daily_health last).
+MONITOR_TABLES = (
+    catalog.FEATURE_PROFILES,
+    catalog.FEATURE_DRIFT,
+    catalog.ESTIMATED_PERFORMANCE,
+    catalog.SHADOW_COMPARISON,
+    catalog.ALERTS,
+    catalog.DAILY_HEALTH,
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,15 @@ def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model
     """Compute and store the health of `as_of_date` as scored by `model` (see the module docstring)."""
     warehouse = open_warehouse(settings.warehouse_url)
     reference = registry.training_reference(settings, model)
+    # Every table the date's health is stored in, replaced together in one transaction at the
+    # end (`day`): a failure anywhere leaves the date's previous health rows as they were, and a
+    # date monitored again with less to say (no predictions now) keeps no stale rows.
+    written: dict[catalog.Table, list[dict[str, Any]]] = {t: [] for t in MONITOR_TABLES}
+
+    def write(table: catalog.Table, rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            catalog.check_finite(table, r)  # fail here, naming the calculation, not at the end
+        written[table] = rows
 
     def day(status: str, message: str, **fields: Any) -> DayHealth:
         extra = fields.pop("extra", {})
@@ -75,12 +97,14 @@ def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model
             "expected_auc": result.expected_auc,
             "expected_auc_lower": result.expected_auc_band[0] if result.expected_auc_band else None,
             "expected_auc_upper": result.expected_auc_band[1] if result.expected_auc_band else None,
-            "alerts": len(result.alerts),
+            "alerts": len(written[catalog.ALERTS]),  # every row of monitoring.alerts, posted or not
             # Realized performance is computed once the label horizon after the date is complete.
             "labels_due": as_of_date + dt.timedelta(days=spec.training.label_horizon_days),
             **extra,
         }
-        catalog.replace_health(warehouse, catalog.DAILY_HEALTH, spec.name, model.version, as_of_date, [row])
+        write(catalog.DAILY_HEALTH, [row])
+        writes = [catalog.health_write(t, spec.name, model.version, as_of_date, rows) for t, rows in written.items()]
+        warehouse.replace_partitions(as_of_date, writes)
         return result
 
     if not usable(reference):
@@ -93,29 +117,14 @@ def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model
     if not sum(current.counts[drift.SCORE]):
         return day("no_predictions", f"{model.uri} has no predictions for {as_of_date} in {catalog.predictions(spec)}")
 
-    baseline = {name: f["counts"] for name, f in reference["features"].items()} | {drift.SCORE: reference["score"]["counts"]}
-    rows = drift.drift_rows(spec, reference, current, baseline, "baseline", None)
-    for comparison, days in drift.COMPARISONS.items():
-        then = as_of_date - dt.timedelta(days=days)
-        stored = health.stored_profile(warehouse, spec.name, model.version, then)
-        if stored:
-            other = drift.Profile(
-                sum(stored[drift.SCORE]), stored, health.stored_means(warehouse, spec.name, model.version, then)
-            )
-        else:
-            other = drift.profile(warehouse, spec, reference, model.version, then)
-        if other is not None and sum(other.counts.get(drift.SCORE, [0])):
-            rows += drift.drift_rows(spec, reference, current, other.counts, comparison, then, other.means)
-    catalog.replace_health(
-        warehouse, catalog.FEATURE_PROFILES, spec.name, model.version, as_of_date, drift.profile_rows(reference, current)
-    )
-    catalog.replace_health(warehouse, catalog.FEATURE_DRIFT, spec.name, model.version, as_of_date, rows)
+    rows = drift.compare(warehouse, spec, reference, model.version, as_of_date, current)
+    write(catalog.FEATURE_PROFILES, drift.profile_rows(reference, current))
+    write(catalog.FEATURE_DRIFT, rows)
 
     estimated = performance.estimate(warehouse, spec, reference, model.version, as_of_date)
-    catalog.replace_health(
-        warehouse, catalog.ESTIMATED_PERFORMANCE, spec.name, model.version, as_of_date, [estimated] if estimated else []
-    )
+    write(catalog.ESTIMATED_PERFORMANCE, [estimated] if estimated else [])
     comparisons = challenger.compare(settings, warehouse, spec, as_of_date, model, reference, estimated)
+    write(catalog.SHADOW_COMPARISON, comparisons)
 
     attributions = health.rows_of(warehouse, catalog.FEATURE_ATTRIBUTIONS, spec.name, as_of_date, as_of_date, model.version)
     attribution_ndcg, attribution_alerts = alerting.from_attribution(
@@ -135,11 +144,11 @@ def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model
         found = [a if a.severity != "alert" else replace(a, action="retrain requested") for a in found]
     elif why:
         found = [a if a.severity != "alert" else replace(a, action=why[:500]) for a in found]
-    catalog.replace_health(warehouse, catalog.ALERTS, spec.name, model.version, as_of_date, [a.row() for a in found])
+    write(catalog.ALERTS, [a.row() for a in found])
 
-    baseline_rows = [r for r in rows if r["comparison"] == "baseline" and r["feature"] != drift.SCORE]
+    baseline_rows = [r for r in rows if r["decides"] and r["feature"] != drift.SCORE]  # the rows that judge each feature
     worst = max(baseline_rows, key=lambda r: r["psi"], default=None)
-    statuses = [r["status"] for r in rows if r["comparison"] == "baseline"]
+    statuses = [r["status"] for r in rows if r["decides"]]
     drift_status = "alert" if "alert" in statuses else "warn" if "warn" in statuses else "ok"
     overall = "alert" if any(a.severity == "alert" for a in found) else "warn" if found else "ok"
     message = "; ".join(a.message for a in found if a.severity == "alert")[:2000]
@@ -157,11 +166,15 @@ def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model
         expected_auc_band=(estimated["expected_auc_lower"], estimated["expected_auc_upper"])
         if estimated and estimated["expected_auc"] is not None
         else None,
-        alerts=[{"model_name": spec.name, "model_version": model.version, "as_of_date": as_of_date, **a.row()} for a in found],
+        alerts=[
+            {"model_name": spec.name, "model_version": model.version, "as_of_date": as_of_date, **a.row()}
+            for a in alerting.notify(found)
+        ],
         retrain=retrain,
         retrain_reason=why,
         extra={
             "attribution_ndcg": attribution_ndcg,
+            "null_reason": None if attribution_ndcg is not None else _why_no_ndcg(reference, attributions.num_rows),
             "challengers": len(comparisons),
             "rows_scored": sum(current.counts[drift.SCORE]),
             "features_warn": sum(1 for r in baseline_rows if r["status"] == "warn"),
@@ -170,36 +183,70 @@ def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model
     )
 
 
+def _why_no_ndcg(reference: dict[str, Any], attributed: int) -> str:
+    """Why the date's attribution nDCG is NULL (`alerting.from_attribution` had nothing to rank)."""
+    expected = reference.get("attribution") or {}
+    if not attributed:
+        return "attribution_ndcg: no reasons were computed for this date (reasons.method off, or not scored with them)"
+    if len(expected) < 2:
+        return "attribution_ndcg: the version's reference has fewer than two attributed features"
+    return "attribution_ndcg: the version's reference attributions are all zero (its trees have no splits)"
+
+
 @dataclass(frozen=True)
 class Realized:
     as_of_date: dt.date
     version: int
     row: dict[str, Any] | None
     alerts: list[dict[str, Any]]
+    provisional: str | None = None  # why the date's labels are not complete yet (its row is provisional)
 
 
-def labelled_dates(settings: Settings, spec: ModelSpec, now: dt.datetime) -> tuple[dict[dt.date, list[int]], dt.date | None]:
-    """({scored date: versions} whose labels are complete, within the lookback), and the last complete day."""
+@dataclass(frozen=True)
+class Labelled:
+    """Scored dates whose label horizon is over ({date: versions}), and for those whose label
+    sources have not reached D + the horizon yet, why (their realized rows are provisional)."""
+
+    versions: dict[dt.date, list[int]]
+    provisional: dict[dt.date, str]
+    through: dt.date | None  # every source, label sources included, is complete through this day
+
+
+def labelled_dates(settings: Settings, spec: ModelSpec, now: dt.datetime, dates: Iterable[dt.date] = ()) -> Labelled:
+    """The scored dates whose label horizon is over: those within `realized_lookback_days` of
+    the last complete day, and each of `dates` however old it is."""
     warehouse = open_warehouse(settings.warehouse_url)
-    cover = completeness.coverage(warehouse, spec, now)
+    cover = completeness.coverage(warehouse, spec, now, labels=True)
     last = cover.last_complete
     if last is None:
-        return {}, None
+        return Labelled({}, {}, None)
     horizon = spec.training.label_horizon_days
     newest = last - dt.timedelta(days=horizon)
-    oldest = newest - dt.timedelta(days=spec.monitoring.realized_lookback_days)
-    scored = health.versions_scored(warehouse, spec, oldest, newest)
-    return {d: v for d, v in scored.items() if cover.problem(d, horizon) is None}, last
+    scored = health.versions_scored(warehouse, spec, newest - dt.timedelta(days=spec.monitoring.realized_lookback_days), newest)
+    asked = set(dates) - set(scored)
+    if asked:  # one query over their span, however many dates were asked for
+        scored |= {d: v for d, v in health.versions_scored(warehouse, spec, min(asked), max(asked)).items() if d in asked}
+    elapsed = replace(cover, label_extents=())  # the horizon is over in the tables the features read
+    over = {d: v for d, v in scored.items() if elapsed.problem(d, horizon) is None}
+    provisional = {d: why for d in over if (why := cover.problem(d, horizon)) is not None}
+    return Labelled(over, provisional, cover.labels_through)
 
 
-def realize(settings: Settings, spec: ModelSpec, dates: dict[dt.date, list[int]], labels_through: dt.date) -> list[Realized]:
-    """Build the labels of `dates` (one dbt run) and store the realized performance of each date and version."""
-    if not dates:
+def realize(settings: Settings, spec: ModelSpec, labelled: Labelled) -> list[Realized]:
+    """Build the labels of the `labelled` dates (one dbt run) and store the realized performance
+    of each date and version, with its calibration bins, realized-AUC alert and
+    daily_health.realized_auc, replacing what an earlier run stored. A provisional date gets
+    its realized_performance row only (status `provisional`): no calibration bins, no alert,
+    no realized AUC in daily_health or the shadow comparison. Refuses (SpecError), before
+    writing, a labels model that reads a table the completeness rule does not list."""
+    if not labelled.versions:
         return []
-    transform.build_labels(settings, spec, sorted(dates))
+    transform.build_labels(settings, spec, sorted(labelled.versions))
+    completeness.check_label_sources(spec, settings.dbt_target_dir / "target" / "manifest.json")
     warehouse = open_warehouse(settings.warehouse_url)
     done = []
-    for day, versions in sorted(dates.items()):
+    for day, versions in sorted(labelled.versions.items()):
+        why = labelled.provisional.get(day)
         for version in versions:
             model = registry.pin(settings, spec.name, version)
             reference = registry.training_reference(settings, model)
@@ -207,28 +254,35 @@ def realize(settings: Settings, spec: ModelSpec, dates: dict[dt.date, list[int]]
                 continue
             estimated = health.rows_of(warehouse, catalog.ESTIMATED_PERFORMANCE, spec.name, day, day, version).to_pylist()
             expected = estimated[0]["expected_auc"] if estimated else None
-            result = performance.realize(warehouse, spec, reference, version, day, labels_through, expected)
+            result = performance.realize(
+                warehouse, spec, reference, version, day, labelled.through, expected, final=why is None
+            )
             row, calibration = result if result else (None, [])
-            catalog.replace_health(warehouse, catalog.REALIZED_PERFORMANCE, spec.name, version, day, [row] if row else [])
-            catalog.replace_health(warehouse, catalog.CALIBRATION_BINS, spec.name, version, day, calibration)
+            final = row is not None and why is None
+            writes = [
+                catalog.health_write(catalog.REALIZED_PERFORMANCE, spec.name, version, day, [row] if row else []),
+                catalog.health_write(catalog.CALIBRATION_BINS, spec.name, version, day, calibration if final else []),
+            ]
             found = alerting.from_performance(None, row)
-            if found:  # the realized alert joins the date's other alerts
-                kept = [
-                    a
-                    for a in health.rows_of(warehouse, catalog.ALERTS, spec.name, day, day, version).to_pylist()
-                    if a["check_name"] != "realized_auc"
-                ]
-                rows = [{k: a[k] for k in alerting.Alert.__dataclass_fields__} for a in kept] + [x.row() for x in found]
-                catalog.replace_health(warehouse, catalog.ALERTS, spec.name, version, day, rows)
-            if row and row.get("roc_auc") is not None:
-                catalog.update_health(warehouse, catalog.DAILY_HEALTH, spec.name, version, day, {"realized_auc": row["roc_auc"]})
-            challenger.realize(warehouse, spec, day, version)
+            stored = health.rows_of(warehouse, catalog.ALERTS, spec.name, day, day, version).to_pylist()
+            if found or any(a["check_name"] == "realized_auc" for a in stored):  # replace the date's realized alert
+                fields = alerting.Alert.__dataclass_fields__
+                kept = [{k: a[k] for k in fields} for a in stored if a["check_name"] != "realized_auc"]
+                writes.append(catalog.health_write(catalog.ALERTS, spec.name, version, day, kept + [x.row() for x in found]))
+            warehouse.replace_partitions(day, writes)
+            realized_auc = row.get("roc_auc") if final and row else None
+            catalog.update_health(warehouse, catalog.DAILY_HEALTH, spec.name, version, day, {"realized_auc": realized_auc})
+            if final:
+                challenger.realize(warehouse, spec, day, version)
+            elif why:  # realized AUCs stored while the labels looked complete are not final any more
+                challenger.unrealize(warehouse, spec, day, version, f"provisional: {why}")
             done.append(
                 Realized(
                     day,
                     version,
                     row,
                     [{"model_name": spec.name, "model_version": version, "as_of_date": day, **a.row()} for a in found],
+                    why,
                 )
             )
     return done

@@ -12,7 +12,9 @@ standard errors at the date's expected counts.
 Realized: once D + the label horizon is complete, the labels model's rows for D are
 joined to D's predictions in the warehouse, which returns them grouped by distinct
 score; ROC AUC and PR AUC (average precision) from those groups equal scikit-learn's
-on the same rows.
+on the same rows. While a table the labels read (`completeness.label_sources`) has not
+reached D + the horizon, the row is `provisional`: computed on the labels known so far,
+never alerted on, and recomputed (final) once they are complete.
 """
 
 from __future__ import annotations
@@ -74,9 +76,12 @@ def realize(
     as_of_date: dt.date,
     labels_through: dt.date,
     expected_auc: float | None,
+    final: bool = True,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """(monitoring.realized_performance row, monitoring.calibration_bins rows) for one date
-    whose labels are complete, or None when none of its predictions has a label."""
+    whose label horizon is over, or None when none of its predictions has a label. Unless
+    `final` (its labels are complete through `labels_through`), the row's status is
+    `provisional` whatever its values, so nothing alerts on it."""
     totals = health.labelled_totals(warehouse, spec, as_of_date, version)
     n = int(totals["rows"] or 0)
     if n == 0:
@@ -105,6 +110,8 @@ def realize(
             row["status"] = "alert"
     else:
         row["status"] = "single_class"  # every label is the same: no AUC
+    if not final:
+        row["status"] = "provisional"
     bins = health.calibration_groups(warehouse, spec, as_of_date, version).to_pylist()
     calibration = [
         {

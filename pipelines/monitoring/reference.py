@@ -18,15 +18,17 @@ import numpy as np
 
 from pipelines.contract import InputContract
 
-FORMAT = 2
+FORMAT = 3  # 3: an infinite bin, dominant-value bins, effective sample sizes (`upgrade` reads 2)
 NUMERIC_BINS = 10  # quantile bins per numeric feature (fewer when values repeat)
 
 
 @dataclass(frozen=True)
 class Bins:
     """How one feature (or the score) is binned: numeric `cuts` c1 < ... < ck give bins
-    (-inf, c1), [c1, c2), ..., [ck, inf); categorical `categories` give one bin per value
-    and one for any other value. Every feature also has a null bin, last."""
+    (-inf, c1), [c1, c2), ..., [ck, inf) of the finite values, then one bin for +inf and
+    -inf; categorical `categories` give one bin per value and one for any other value.
+    Every feature also has a null bin, last. A bin [c, next float32 after c) holds exactly
+    the value c (values are read as float32): that is how a dominant value gets its own bin."""
 
     name: str
     kind: str  # "numeric" | "categorical" | "score"
@@ -38,14 +40,24 @@ class Bins:
         if self.kind == "categorical":
             return [*self.categories, "(other)", "(null)"]
         edges = [-math.inf, *self.cuts, math.inf]
-        return [f"[{_fmt(lo)}, {_fmt(hi)})" for lo, hi in zip(edges, edges[1:], strict=False)] + ["(null)"]
+        pairs = zip(edges, edges[1:], strict=False)
+        finite = [f"= {_fmt(lo)}" if _point(lo, hi) else f"[{_fmt(lo)}, {_fmt(hi)})" for lo, hi in pairs]
+        return [*finite, "(±inf)", "(null)"]
 
     def bounds(self) -> list[tuple[float | None, float | None]]:
-        """(lower, upper) of each numeric bin (None for the open ends and the null bin)."""
+        """(lower, upper) of each numeric bin (None for the open ends, the infinite and the null bin)."""
         if self.kind == "categorical":
             return [(None, None)] * (len(self.categories) + 2)
         edges = [None, *self.cuts, None]
-        return [*zip(edges, edges[1:], strict=False), (None, None)]
+        return [*zip(edges, edges[1:], strict=False), (None, None), (None, None)]
+
+
+def _point(lower: float, upper: float) -> bool:
+    return math.isfinite(lower) and upper == _next_up(lower)
+
+
+def _next_up(value: float) -> float:
+    return float(np.nextafter(np.float32(value), np.float32(np.inf)))
 
 
 def _fmt(value: float) -> str:
@@ -53,23 +65,34 @@ def _fmt(value: float) -> str:
 
 
 def quantile_cuts(values: np.ndarray, bins: int) -> tuple[float, ...]:
-    """Interior cut points at the quantiles 1/bins .. (bins-1)/bins of the non-null values,
-    deduplicated: a feature with few distinct values gets fewer bins. float32 values, as
-    the model reads them (`InputContract.matrix`)."""
-    present = values[~np.isnan(values)]
+    """Cut points such that every change in the distribution of the finite values can show.
+
+    A value holding at least 1/bins of the finite values (a dominant value, or the only
+    value of a constant) gets a bin of its own, [v, next float32 after v), with the bins
+    below and above it; the other values get interior cuts at their quantiles 1/bins ..
+    (bins-1)/bins, deduplicated (fewer bins when values repeat). float32 values, as the
+    model reads them (`InputContract.matrix`); NaN and infinities are not binned here.
+    """
+    present = values[np.isfinite(values)].astype(np.float32)
     if present.size == 0:
         return ()
-    cuts = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1], method="lower").astype(np.float32))
-    lowest = np.float32(present.min())
-    return tuple(float(c) for c in cuts if c > lowest)
+    distinct, counts = np.unique(present, return_counts=True)
+    dominant = distinct[counts * bins >= present.size]
+    rest = present[~np.isin(present, dominant)]
+    cuts = {_next_up(v) for v in dominant} | {float(v) for v in dominant}
+    if rest.size:
+        quantiles = np.quantile(rest, np.linspace(0, 1, bins + 1)[1:-1], method="lower")
+        cuts |= {float(c) for c in np.unique(quantiles.astype(np.float32)) if c > rest.min()}
+    return tuple(sorted(cuts))
 
 
 def numeric_counts(values: np.ndarray, cuts: tuple[float, ...]) -> list[int]:
-    """Rows per bin of `Bins(cuts=...)`, null bin last (NaN is null)."""
-    present = values[~np.isnan(values)]
-    index = np.searchsorted(np.asarray(cuts, dtype=np.float64), present.astype(np.float64), side="right")
+    """Rows per bin of `Bins(cuts=...)`: the finite bins, the infinite bin, the null bin (NaN is null)."""
+    finite = values[np.isfinite(values)]
+    index = np.searchsorted(np.asarray(cuts, dtype=np.float64), finite.astype(np.float64), side="right")
     counts = np.bincount(index, minlength=len(cuts) + 1).tolist()
-    return [*counts, int(values.size - present.size)]
+    nulls = int(np.isnan(values).sum())
+    return [*counts, int(values.size - finite.size - nulls), nulls]
 
 
 def categorical_counts(values: Any, categories: tuple[str, ...]) -> list[int]:
@@ -91,12 +114,16 @@ def training_reference(
     importance: dict[str, float],
     action_threshold: float,
     attribution: dict[str, float] | None = None,
+    entities: int | None = None,
+    valid_entities: int | None = None,
 ) -> dict[str, Any]:
     """The reference of a version trained on `matrix` (training rows x features, in the
     contract's order; `categorical_values` each categorical feature's raw text, an Arrow array), and
     validated with `valid_scores` against `valid_labels`; `attribution` is the mean
     |contribution| of each feature over the validation window (what attribution drift
-    compares a date's with).
+    compares a date's with). `entities` and `valid_entities` are the distinct entities among
+    the training and the validation rows: the effective sample sizes drift's noise allowance
+    uses, since snapshots of the same entities are not independent samples (`effective_rows`).
 
     Calibration map: isotonic regression of the label on the score over the validation
     window (sklearn IsotonicRegression, out_of_bounds="clip"), as CBPE prescribes; stored
@@ -116,7 +143,7 @@ def training_reference(
             column = matrix[:, i]
             bins = Bins(feature.name, "numeric", cuts=quantile_cuts(column, NUMERIC_BINS))
             counts = numeric_counts(column, bins.cuts)
-            present = column[~np.isnan(column)].astype(np.float64)
+            present = column[np.isfinite(column)].astype(np.float64)  # infinities are counted, not averaged
             entry = {
                 "mean": float(present.mean()) if present.size else None,
                 "std": float(present.std()) if present.size else None,
@@ -142,10 +169,12 @@ def training_reference(
     return {
         "format": FORMAT,
         "features": features,
+        "effective_rows": min(entities or matrix.shape[0], matrix.shape[0]),
         "score": {
             "cuts": list(score_bins.cuts),
             "counts": numeric_counts(scores.astype(np.float32), score_bins.cuts),
             "rows": int(scores.size),
+            "effective_rows": min(valid_entities or scores.size, scores.size),
             "mean": float(scores.mean()),
             "share_above_threshold": float((scores >= action_threshold).mean()),
             "action_threshold": action_threshold,
@@ -172,3 +201,16 @@ def bins_of(reference: dict[str, Any]) -> list[Bins]:
 def usable(reference: dict[str, Any] | None) -> bool:
     """Whether monitoring can read this reference (versions trained before it existed cannot)."""
     return bool(reference) and reference.get("format") == FORMAT
+
+
+def upgrade(reference: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A format-2 reference read as format 3: an empty infinite bin (format 2 binned no
+    infinity apart), and its row counts as effective sample sizes. Other formats as they are."""
+    if not reference or reference.get("format") != 2:
+        return reference
+    numeric = [f for f in reference["features"].values() if f["kind"] != "categorical"] + [reference["score"]]
+    for entry in numeric:
+        entry["counts"] = [*entry["counts"][:-1], 0, entry["counts"][-1]]
+    reference["score"].setdefault("effective_rows", reference["score"]["rows"])
+    rows = max((f["rows"] for f in reference["features"].values()), default=0)
+    return {**reference, "format": FORMAT, "effective_rows": rows}

@@ -125,7 +125,7 @@ def _read(settings: Settings, spec: ModelSpec, as_of_date: dt.date, days: int) -
         return health.rows_of(warehouse, table, spec.name, first, as_of_date, v).to_pylist() if version else []
 
     realized = rows(catalog.REALIZED_PERFORMANCE)
-    labelled = max((r["as_of_date"] for r in realized), default=None)
+    labelled = max((r["as_of_date"] for r in realized if r["status"] != "provisional"), default=None)
     calibration = (
         health.rows_of(warehouse, catalog.CALIBRATION_BINS, spec.name, labelled, labelled, version).to_pylist()
         if labelled
@@ -170,7 +170,8 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def _tiles(spec: ModelSpec, d: _Data) -> list[dict[str, str]]:
     """The status tiles of the date: label, value, detail, and a state (ok/warn/alert/none) for the colour."""
-    attempt = d.attempts[0] if d.attempts else {}
+    # A refused request touched nothing: the date's state is its latest real attempt.
+    attempt = next((a for a in d.attempts if a["status"] != "refused"), {})
     today = next((r for r in reversed(d.daily) if r["as_of_date"] == d.as_of_date), None)
     tiles = []
     status = attempt.get("status", "no attempt")
@@ -204,20 +205,33 @@ def _tiles(spec: ModelSpec, d: _Data) -> list[dict[str, str]]:
         tiles.append({"label": "Estimated AUC (CBPE)", "value": _fmt(today["expected_auc"]), "detail": band, "state": state})
     else:
         tiles.append({"label": "Estimated AUC (CBPE)", "value": "–", "detail": _not_monitored(spec, d, today), "state": "none"})
-    if d.realized:
-        last = d.realized[-1]
+    # A provisional value (its labels not complete yet) is never shown as the realized AUC.
+    final = [r for r in d.realized if r["status"] != "provisional"]
+    pending = [r for r in d.realized if r["status"] == "provisional"]
+    waiting = (
+        f"; {pending[-1]['as_of_date']} provisional (labels complete through {pending[-1]['labels_complete_through']})"
+        if pending and (not final or pending[-1]["as_of_date"] > final[-1]["as_of_date"])
+        else ""
+    )
+    if final:
+        last = final[-1]
         tiles.append(
             {
                 "label": "Realized AUC",
                 "value": _fmt(last["roc_auc"]),
-                "detail": f"latest labelled date {last['as_of_date']} ({_fmt(last['rows_labelled'])} rows)",
+                "detail": f"latest labelled date {last['as_of_date']} ({_fmt(last['rows_labelled'])} rows){waiting}",
                 "state": last["status"] or "ok",
             }
         )
     else:
         due = d.as_of_date + dt.timedelta(days=spec.training.label_horizon_days)
         tiles.append(
-            {"label": "Realized AUC", "value": "–", "detail": f"no labelled date yet; {d.as_of_date} due {due}", "state": "none"}
+            {
+                "label": "Realized AUC",
+                "value": "–",
+                "detail": f"no labelled date yet; {d.as_of_date} due {due}{waiting}",
+                "state": "none",
+            }
         )
     severities = defaultdict(int)
     for alert in d.alerts:
@@ -247,6 +261,23 @@ def _sections(spec: ModelSpec, d: _Data, charts: Any) -> list[Section]:
     today = [r for r in baseline if r["as_of_date"] == d.as_of_date]
     features = sorted((r for r in today if r["feature"] != SCORE), key=lambda r: -((r["importance"] or 0.0) * (r["psi"] or 0.0)))
     out = []
+
+    fired = Section("Alerts of the date", note="every check that fired: its value against the threshold it crossed")
+    for a in d.alerts:
+        fired.table.append(
+            {
+                "subject": a["subject"],
+                "check": a["check_name"],
+                "value": _fmt(a["value"]),
+                "threshold": _fmt(a["threshold"]),
+                "status": a["severity"],
+                "days in a row": _fmt(a["consecutive_days"]),
+                "message": a["message"],
+            }
+        )
+    if not d.alerts:
+        fired.empty = "No check fired on this date." if d.daily else nothing
+    out.append(fired)
 
     drift = Section("Feature drift against the training data", note=DRIFT_NOTE)
     if not features:
@@ -284,8 +315,10 @@ def _sections(spec: ModelSpec, d: _Data, charts: Any) -> list[Section]:
         )
     out.append(dist)
 
-    scores = Section("Scores over time", note=f"share of rows at or above the action threshold ({spec.action_threshold})")
     score_rows = [r for r in baseline if r["feature"] == SCORE]
+    threshold = next((r["action_threshold"] for r in reversed(score_rows) if r["action_threshold"] is not None), None)
+    at = _fmt(threshold) if threshold is not None else spec.action_threshold
+    scores = Section("Scores over time", note=f"share of rows at or above the version's action threshold ({at})")
     if score_rows:
         scores.charts.append(charts.score_trend(score_rows, d.start, d.as_of_date))
         today_score = sorted(profiles.get(SCORE, []), key=lambda p: p["bin"])

@@ -144,7 +144,7 @@ def score_trend(rows: Sequence[dict[str, Any]], start: dt.date, end: dt.date) ->
 
 
 def auc_trend(estimated: Sequence[dict[str, Any]], realized: Sequence[dict[str, Any]], start: dt.date, end: dt.date) -> str:
-    """Expected AUC (CBPE) with its band, and realized AUC where labels landed."""
+    """Expected AUC (CBPE) with its band, and realized AUC where labels landed (hollow while provisional)."""
     fig, ax = _figure(7.5, 2.6)
     if estimated:
         days = [r["as_of_date"] for r in estimated]
@@ -161,11 +161,13 @@ def auc_trend(estimated: Sequence[dict[str, Any]], realized: Sequence[dict[str, 
         below = next((r["alert_below"] for r in estimated if r["alert_below"] is not None), None)
         if below is not None:
             ax.axhline(below, color=ALERT, linewidth=0.8, linestyle=":", label="alert below")
-    if realized:
-        ax.plot(
-            [r["as_of_date"] for r in realized], [r["roc_auc"] for r in realized], color=CHALLENGER, marker="s", markersize=4,
-            linestyle="none", label="realized AUC",
-        )  # fmt: skip
+    for provisional, label in ((False, "realized AUC"), (True, "provisional (labels incomplete)")):
+        mine = [r for r in realized if (r["status"] == "provisional") == provisional and r["roc_auc"] is not None]
+        if mine:
+            ax.plot(
+                [r["as_of_date"] for r in mine], [r["roc_auc"] for r in mine], color=CHALLENGER, marker="s", markersize=4,
+                linestyle="none", label=label, fillstyle="none" if provisional else "full",
+            )  # fmt: skip
     _dates(ax, start, end)
     ax.set_ylabel("ROC AUC")
     ax.legend(frameon=False, fontsize=8, ncols=4, loc="upper left", bbox_to_anchor=(0, 1.18))

@@ -119,6 +119,34 @@ def create_table_sql(schema: str, table: str, arrow_schema: pa.Schema) -> str:
     return f"create table if not exists {qualified(schema, table)} ({columns})"
 
 
+def sql_string(text: str) -> str:
+    """`text` as a SQL string literal, for the statements that take no bound parameters
+    (COMMENT ON). Refuses a NUL or a backslash, which would read differently in a
+    PostgreSQL without standard_conforming_strings; doubles single quotes."""
+    if "\0" in text or "\\" in text:
+        raise ValueError(f"a SQL string literal here holds neither NUL nor backslash: {text[:60]!r}")
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class DocumentedTable:
+    """A table `Warehouse.ensure_tables` makes exist, with its comment and its columns' comments."""
+
+    schema: str
+    table: str
+    arrow_schema: pa.Schema
+    comment: str
+    columns: dict[str, str]
+
+    def stale_comments(self, current: dict[str | None, str | None]) -> dict[str | None, str]:
+        """The comments to write given the `current` ones (None: the table's own); every one
+        when the table lacks a column of `arrow_schema` (it is then altered anyway)."""
+        wanted: dict[str | None, str] = {None: self.comment, **self.columns}
+        if not set(self.arrow_schema.names) <= set(current):
+            return wanted
+        return {target: text for target, text in wanted.items() if current.get(target) != text}
+
+
 @dataclass(frozen=True)
 class PartitionWrite:
     """One table's part of `Warehouse.replace_partitions`."""
@@ -151,6 +179,12 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def _columns(self, con: Any, schema: str, table: str) -> dict[str, str]:
         """Column name -> SQL type of a table, inside a transaction ({} when it does not exist)."""
+        ...
+
+    @abc.abstractmethod
+    def _comments(self, con: Any, schemas: Sequence[str]) -> dict[tuple[str, str], dict[str | None, str | None]]:
+        """Inside a transaction, for every table and view of `schemas`: its comment (key None)
+        and each of its columns' (None where there is none)."""
         ...
 
     @abc.abstractmethod
@@ -399,15 +433,42 @@ class Warehouse(abc.ABC):
             # "if not exists" is not safe against a concurrent creator in PostgreSQL:
             # serialise creators, and look again once it is our turn.
             self._lock(con, "batchpred:ddl")
-            existing = self._columns(con, schema, table)
-            if existing:
-                for f in self._check_shape(schema, table, existing, arrow_schema):
-                    self._execute(con, f"alter table {qualified(schema, table)} add column {quote(f.name)} {_column_type(f)}")
+            self._create_or_extend(con, schema, table, arrow_schema)
+
+    def _create_or_extend(self, con: Any, schema: str, table: str, arrow_schema: pa.Schema) -> None:
+        """Inside the DDL lock: create the table, or add the nullable columns it lacks."""
+        existing = self._columns(con, schema, table)
+        if existing:
+            for f in self._check_shape(schema, table, existing, arrow_schema):
+                self._execute(con, f"alter table {qualified(schema, table)} add column {quote(f.name)} {_column_type(f)}")
+            return
+        self._execute(con, f"create schema if not exists {quote(schema)}")
+        self._execute(con, create_table_sql(schema, table, arrow_schema))
+        if "as_of_date" in arrow_schema.names:
+            self._index_dates(con, schema, table)
+
+    def ensure_tables(self, tables: Sequence[DocumentedTable]) -> None:
+        """Make each table exist, empty if new, with the columns of its `arrow_schema` (adding
+        the nullable ones it lacks) and its table and column comments, in one transaction.
+
+        Idempotent: a comment is written only where it differs, so a warehouse already set up
+        is only read. Refuses (BatchpredError) a table whose columns do not fit, like
+        `ensure_table`, and then changes nothing."""
+        with self.transaction() as con:
+            # One catalogue read: a table already so (every column there, every comment
+            # right) needs no lock and no write; its columns' types are checked when written.
+            current = self._comments(con, sorted({t.schema for t in tables}))
+            stale = [(t, t.stale_comments(current.get((t.schema, t.table), {}))) for t in tables]
+            if not any(comments for _, comments in stale):
                 return
-            self._execute(con, f"create schema if not exists {quote(schema)}")
-            self._execute(con, create_table_sql(schema, table, arrow_schema))
-            if "as_of_date" in arrow_schema.names:
-                self._index_dates(con, schema, table)
+            self._lock(con, "batchpred:ddl")
+            for t, comments in stale:
+                self._create_or_extend(con, t.schema, t.table, t.arrow_schema)
+                for column, text in comments.items():
+                    target = f"table {qualified(t.schema, t.table)}"
+                    if column is not None:
+                        target = f"column {qualified(t.schema, t.table)}.{quote(column)}"
+                    self._execute(con, f"comment on {target} is {sql_string(text)}")
 
     @staticmethod
     def _check_shape(schema: str, table: str, existing: dict[str, str], arrow_schema: pa.Schema) -> list[pa.Field]:

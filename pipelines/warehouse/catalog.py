@@ -12,6 +12,7 @@ drivers are imported inside the functions that need them, not here.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,7 +61,9 @@ FEATURE_DRIFT = Table(
 )
 ESTIMATED_PERFORMANCE = Table("monitoring", "estimated_performance", "one row per as_of_date per version")
 REALIZED_PERFORMANCE = Table(
-    "monitoring", "realized_performance", "one row per as_of_date per version, once its labels are complete"
+    "monitoring",
+    "realized_performance",
+    "one row per as_of_date per version once its label horizon is over; status provisional until its labels are complete",
 )
 CALIBRATION_BINS = Table("monitoring", "calibration_bins", "one row per score bin per labelled as_of_date per version")
 ALERTS = Table("monitoring", "alerts", "one row per check that fired per as_of_date per version")
@@ -74,6 +77,9 @@ HEALTH_TABLES = (
     FEATURE_ATTRIBUTIONS, SHADOW_COMPARISON,
 )  # fmt: skip
 PROMOTIONS = Table("monitoring", "promotions", "one row per alias move made with `batchpred promote`")
+ALERT_DELIVERIES = Table(
+    "monitoring", "alert_deliveries", "one row per alert (alert_id) sent or to send to the webhook: its latest delivery state"
+)
 
 # A dry run builds its features here (one schema per run, dropped at the end).
 SCRATCH_PREFIX = "batchpred_dry_run_"
@@ -225,6 +231,31 @@ def promotions_schema() -> pa.Schema:
     )
 
 
+def alert_deliveries_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    ts = pa.timestamp("us", tz="UTC")
+    return pa.schema(
+        [
+            pa.field("alert_id", pa.string(), nullable=False),  # stable: model, version, date, check, subject
+            ("model_name", pa.string()),
+            ("model_version", pa.int64()),  # null for a task failure
+            ("as_of_date", pa.date32()),  # null for a task failure
+            ("check_name", pa.string()),
+            ("subject", pa.string()),
+            ("severity", pa.string()),
+            ("payload", pa.string()),  # the JSON posted, secrets redacted
+            ("destination", pa.string()),  # the webhook, redacted to scheme://host
+            ("status", pa.string()),  # pending | delivered
+            ("attempts", pa.int32()),
+            ("queued_at", ts),
+            ("last_attempt_at", ts),
+            ("delivered_at", ts),
+            ("last_error", pa.string()),  # redacted
+        ]
+    )
+
+
 def quarantine_schema(key: Sequence[pa.Field]) -> pa.Schema:
     import pyarrow as pa
 
@@ -257,13 +288,14 @@ def scoring_runs_schema() -> pa.Schema:
             ("validation_outcome", pa.string()),  # passed | failed
             ("validation_id", pa.string()),
             ("status", pa.string()),  # see pipelines.runlog.STATUSES
-            ("step", pa.string()),  # the step that failed, for a failed attempt
+            ("step", pa.string()),  # the step that failed, or refused the request
             ("error", pa.string()),
             ("started_at", pa.timestamp("us", tz="UTC")),
             ("ended_at", pa.timestamp("us", tz="UTC")),
             ("triggered_by", pa.string()),  # who: the OS user, or "airflow"
             ("shadow_error", pa.string()),  # why a shadow version did not score (the champion was published)
             ("rows_removed", pa.int64()),  # an `unpublished` row: the predictions `batchpred unpublish` removed
+            ("shadow_skipped", pa.string()),  # a shadow alias not scored, and why (it is the champion's version)
         ]
     )
 
@@ -314,11 +346,12 @@ def health_schema(table: Table) -> pa.Schema:
         FEATURE_DRIFT: [
             ("feature", txt), ("kind", txt), ("comparison", txt), ("compared_date", pa.date32()), ("rows", i64),
             ("reference_rows", i64), ("null_share", f64), ("reference_null_share", f64), ("null_share_delta", f64),
+            ("inf_share", f64), ("reference_inf_share", f64),
             ("mean", f64), ("reference_mean", f64), ("mean_delta_std", f64), ("psi", f64), ("js_distance", f64),
-            ("linf_distance", f64), ("tv_distance", f64), ("share_above_threshold", f64),
-            ("reference_share_above_threshold", f64), ("importance", f64), ("psi_warn", f64), ("psi_alert", f64),
-            ("js_distance_alert", f64), ("linf_distance_alert", f64), ("null_share_increase_alert", f64),
-            ("status", txt), ("reason", txt),
+            ("linf_distance", f64), ("tv_distance", f64), ("action_threshold", f64), ("share_above_threshold", f64),
+            ("reference_share_above_threshold", f64), ("importance", f64), ("psi_noise", f64), ("psi_warn", f64),
+            ("psi_alert", f64), ("js_distance_alert", f64), ("linf_distance_alert", f64), ("null_share_increase_alert", f64),
+            ("status", txt), ("reason", txt), ("decides", pa.bool_()),
         ],
         ESTIMATED_PERFORMANCE: [
             ("rows", i64), ("expected_auc", f64), ("sampling_error", f64), ("expected_auc_lower", f64),
@@ -342,7 +375,7 @@ def health_schema(table: Table) -> pa.Schema:
             ("status", txt), ("message", txt), ("rows_scored", i64), ("drift_status", txt), ("features_warn", pa.int32()),
             ("features_alert", pa.int32()), ("worst_feature", txt), ("worst_psi", f64), ("expected_auc", f64),
             ("expected_auc_lower", f64), ("expected_auc_upper", f64), ("realized_auc", f64), ("labels_due", pa.date32()),
-            ("alerts", pa.int32()), ("attribution_ndcg", f64), ("challengers", pa.int32()),
+            ("alerts", pa.int32()), ("attribution_ndcg", f64), ("challengers", pa.int32()), ("null_reason", txt),
         ],
         FEATURE_ATTRIBUTIONS: [("feature", txt), ("rank", pa.int32()), ("mean_abs_contribution", f64), ("rows", i64)],
         SHADOW_COMPARISON: [
@@ -350,6 +383,7 @@ def health_schema(table: Table) -> pa.Schema:
             ("mean_abs_difference", f64), ("p95_abs_difference", f64), ("top_decile_jaccard", f64), ("flip_share", f64),
             ("psi", f64), ("champion_expected_auc", f64), ("challenger_expected_auc", f64), ("labelled_rows", i64),
             ("champion_realized_auc", f64), ("challenger_realized_auc", f64), ("delong_z", f64), ("delong_p_value", f64),
+            ("null_reason", txt), ("delong_null_reason", txt),
         ],
     }[table]  # fmt: skip
     return pa.schema(
@@ -358,24 +392,113 @@ def health_schema(table: Table) -> pa.Schema:
 
 
 def ensure_health_tables(warehouse: Warehouse) -> None:
-    """Create the model-health tables if they are missing (the health marts are views over them)."""
-    for table in HEALTH_TABLES:
-        warehouse.ensure_table(table.schema, table.name, health_schema(table))
+    """Create the model-health tables if they are missing (the health marts are views over
+    them), with their comments."""
+    warehouse.ensure_tables(_health_tables())
 
 
-def replace_health(warehouse: Warehouse, table: Table, model: str, version: int, as_of_date: dt.date, rows: list[dict]) -> int:
-    """Replace one date's rows of a model-health table for one model version."""
+def ensure_shared_tables(warehouse: Warehouse) -> None:
+    """Set a warehouse up: its schemas, and every table the README documents that all models
+    share (the run log, validation results, promotions, model health, alert deliveries),
+    empty if new, each with its grain as table comment and a comment on every column.
+    Running it again writes nothing (a column added since gets its comment)."""
+    warehouse.ensure_schemas()
+    warehouse.ensure_tables(_shared_tables())
+
+
+def ensure_model_tables(warehouse: Warehouse, spec: ModelSpec, key: Sequence[pa.Field]) -> None:
+    """At a model's publish: the shared tables and the model's own (predictions, quarantine,
+    shadow scores unless it has no shadow aliases, reasons unless `off`, and the staging
+    tables of a sharded model), keyed by the version's `key` fields, with their comments;
+    in one transaction, and only reads when they are already there."""
+    kinds = ["predictions", "quarantine"]
+    kinds += ["shadow"] if spec.shadow_aliases else []
+    kinds += ["reasons"] if spec.reasons.method != "off" else []
+    if spec.shards > 1:
+        kinds += [f"{k}_staging" if k != "predictions" else "staging" for k in kinds if k != "quarantine"]
+    schemas = {
+        "predictions": predictions_schema(key),
+        "staging": staging_schema(key),
+        "quarantine": quarantine_schema(key),
+        "shadow": shadow_schema(key),
+        "shadow_staging": shadow_schema(key, staged=True),
+        "reasons": reasons_schema(key),
+        "reasons_staging": reasons_schema(key, staged=True),
+    }
+    names = [f.name for f in key]
+    own = [_documented(_per_model(k, spec.name), schemas[k], documented_name(k), names) for k in kinds]
+    warehouse.ensure_tables([*_shared_tables(), *own])
+
+
+def documented_name(kind: str) -> str:
+    """How the README names a per-model table: 'predictions.<model>_scores'."""
+    schema, suffix, _ = _PER_MODEL[kind]
+    return f"{schema}.<model>{suffix}"
+
+
+def _documented(table: Table, arrow_schema: pa.Schema, documented: str | None = None, key: Sequence[str] = ()):
+    from pipelines.warehouse.base import DocumentedTable
+    from pipelines.warehouse.comments import column_comments
+
+    columns = column_comments(documented or str(table), arrow_schema.names, key)
+    return DocumentedTable(table.schema, table.name, arrow_schema, table.grain, columns)
+
+
+def _health_tables() -> list:
+    return [
+        *(_documented(t, health_schema(t)) for t in HEALTH_TABLES),
+        _documented(ALERT_DELIVERIES, alert_deliveries_schema()),
+    ]
+
+
+def _shared_tables() -> list:
+    return [
+        _documented(SCORING_RUNS, scoring_runs_schema()),
+        _documented(VALIDATION_RESULTS, validation_results_schema()),
+        _documented(PROMOTIONS, promotions_schema()),
+        *_health_tables(),
+    ]
+
+
+def health_write(
+    table: Table, model: str, version: int, as_of_date: dt.date, rows: list[dict], narrow: dict[str, Any] | None = None
+):
+    """One date's rows of a model-health table for one model version (narrowed by more key
+    columns), as a `PartitionWrite` for `Warehouse.replace_partitions`: several tables'
+    rows of a date are then replaced in one transaction. Refuses a NaN or infinite value
+    (ValueError naming the table and column): an undefined statistic is NULL, with a reason."""
     import pyarrow as pa
+
+    from pipelines.warehouse.base import PartitionWrite
 
     schema = health_schema(table)
     now = dt.datetime.now(dt.UTC)
+    for r in rows:
+        check_finite(table, r)
     data = pa.Table.from_pylist(
         [{"model_name": model, "model_version": version, "as_of_date": as_of_date, "computed_at": now, **r} for r in rows],
         schema=schema,
     )
-    return warehouse.replace_partition(
-        table.schema, table.name, as_of_date, schema, data.to_batches(), {"model_name": model, "model_version": version}
-    )
+    key = {"model_name": model, "model_version": version, **(narrow or {})}
+    return PartitionWrite(table.schema, table.name, schema, data.to_batches, key)
+
+
+def check_finite(table: Table | str, row: dict[str, Any]) -> None:
+    """Refuse a row holding NaN or an infinity (no table batchpred writes holds one)."""
+    for column, value in row.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                f"{table}.{column} would hold {value} ({', '.join(f'{k}={v}' for k, v in row.items() if k in _ROW_NAMES)}): "
+                "an undefined statistic must be NULL with a reason"
+            )
+
+
+_ROW_NAMES = ("feature", "comparison", "check_name", "subject", "challenger_alias", "bin")
+
+
+def replace_health(warehouse: Warehouse, table: Table, model: str, version: int, as_of_date: dt.date, rows: list[dict]) -> int:
+    """Replace one date's rows of a model-health table for one model version."""
+    return warehouse.replace_partitions(as_of_date, [health_write(table, model, version, as_of_date, rows)])[0]
 
 
 def update_health(
@@ -388,6 +511,7 @@ def update_health(
     narrow: dict[str, Any] | None = None,
 ) -> int:
     """Set some columns of one date's model-health row(s) for one version (narrowed by more columns)."""
+    check_finite(table, values)
     key = {"model_name": model, "model_version": int(version), "as_of_date": as_of_date, **(narrow or {})}
     return warehouse.update_rows(table.schema, table.name, key, values)
 
@@ -554,14 +678,16 @@ def scored_versions(warehouse: Warehouse, spec: ModelSpec, start: dt.date, end: 
 
 
 def latest_statuses(warehouse: Warehouse, model: str, start: dt.date, end: dt.date) -> dict[dt.date, str]:
-    """The status of each date's latest attempt in start..end."""
+    """The status of each date's latest real attempt in start..end: a refused request touched
+    nothing and an unpublish is not an attempt, so neither counts."""
     t = SCORING_RUNS
     if warehouse.table_columns(t.schema, t.name) is None:
         return {}
     latest: dict[dt.date, str] = {}
     for row in warehouse.query(
         f"select as_of_date, status from {qualified(t.schema, t.name)} "
-        "where model_name = $1 and as_of_date between $2 and $3 and status <> 'unpublished' order by started_at",
+        "where model_name = $1 and as_of_date between $2 and $3 and status not in ('unpublished', 'refused') "
+        "order by started_at",
         [model, start, end],
     ).to_pylist():
         latest[row["as_of_date"]] = row["status"]

@@ -140,6 +140,21 @@ class DuckDBWarehouse(Warehouse):
         ).fetchall()
         return {name: sql_type for name, sql_type in rows}
 
+    def _comments(self, con, schemas):
+        found = {}
+        where = "database_name = current_database() and list_contains($1, schema_name)"
+        for schema, table, comment in con.execute(
+            f"select schema_name, table_name, comment from duckdb_tables() where {where} "
+            f"union all select schema_name, view_name, comment from duckdb_views() where {where}",
+            [list(schemas)],
+        ).fetchall():
+            found[schema, table] = {None: comment}
+        for schema, table, column, comment in con.execute(
+            f"select schema_name, table_name, column_name, comment from duckdb_columns() where {where}", [list(schemas)]
+        ).fetchall():
+            found.setdefault((schema, table), {None: None})[column] = comment
+        return found
+
     def _load(self, con, schema, table, batches):
         batches = iter(batches)
         first = next(batches, None)

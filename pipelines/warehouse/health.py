@@ -30,21 +30,30 @@ if TYPE_CHECKING:
 SCORE_BUCKETS = 10_000
 # sklearn's log loss clips probabilities to [eps, 1 - eps], eps the float64 machine epsilon.
 LOG_LOSS_EPS = 2.220446049250313e-16
+# The smallest double that rounds to infinity as float32 (float32's largest value plus half
+# its last step); and float32 infinity in SQL both backends read.
+FLOAT32_OVERFLOW = 3.4028235677973366e38
+_INF = "cast('Infinity' as real)"
 
 
 @dataclass(frozen=True)
 class Histogram:
     rows: int
-    counts: dict[str, list[int]]  # per feature: rows per bin, the null bin last
-    sums: dict[str, tuple[float | None, float | None]]  # numeric features: (sum, sum of squares) of the non-null values
+    counts: dict[str, list[int]]  # per feature: rows per bin; numeric: the infinite bin, then the null bin, last
+    sums: dict[str, float | None]  # numeric features: the sum of the finite values
 
 
 def _value(column: str, kind: str) -> str:
-    """How a column reads for binning: numbers as the model reads them (float64, then float32;
-    NaN is null), text as it is."""
+    """How a column reads for binning: numbers as the model reads them (float64, then float32:
+    NaN is null, and a double beyond float32's range is an infinity, as numpy rounds it),
+    text as it is."""
     if kind == "categorical":
         return f"t.{quote(column)}"
-    return f"nullif(cast(cast(t.{quote(column)} as double precision) as real), cast('NaN' as real))"
+    d = f"cast(t.{quote(column)} as double precision)"
+    return (
+        f"case when {d} = cast('NaN' as double precision) then null when {d} >= {FLOAT32_OVERFLOW!r} then {_INF} "
+        f"when {d} <= {-FLOAT32_OVERFLOW!r} then -{_INF} else cast({d} as real) end"
+    )
 
 
 def histogram(
@@ -82,13 +91,15 @@ def histogram(
             exprs.append(f"{count_where(f'{v} is null')} as b{i}_{len(listed) + 1}")
             continue
         cuts = [p(float(c)) for c in b.cuts]
+        finite = f"{v} > -{_INF} and {v} < {_INF}"
         for j in range(len(cuts) + 1):
-            lower = [f"{v} >= {cuts[j - 1]}"] if j > 0 else []
-            upper = [f"{v} < {cuts[j]}"] if j < len(cuts) else []
-            exprs.append(f"{count_where(' and '.join(lower + upper) or f'{v} is not null')} as b{i}_{j}")
-        exprs.append(f"{count_where(f'{v} is null')} as b{i}_{len(cuts) + 1}")
-        exprs.append(f"sum(cast({v} as double precision)) as s{i}")
-        exprs.append(f"sum(cast({v} as double precision) * cast({v} as double precision)) as q{i}")
+            lower = [f"{v} >= {cuts[j - 1]}"] if j > 0 else [f"{v} > -{_INF}"]
+            upper = [f"{v} < {cuts[j]}"] if j < len(cuts) else [f"{v} < {_INF}"]
+            exprs.append(f"{count_where(' and '.join(lower + upper))} as b{i}_{j}")
+        exprs.append(f"{count_where(f'{v} = {_INF} or {v} = -{_INF}')} as b{i}_{len(cuts) + 1}")
+        exprs.append(f"{count_where(f'{v} is null')} as b{i}_{len(cuts) + 2}")
+        # Infinities are counted in their own bin, never summed: one would make the mean infinite or NaN.
+        exprs.append(f"sum(case when {finite} then cast({v} as double precision) end) as s{i}")
     where = "t.as_of_date = $1" + (f" and t.model_version = {p(int(version))}" if version is not None else "")
     where += f" and t.alias = {p(alias)}" if alias is not None else ""
     row = warehouse.query(
@@ -98,11 +109,26 @@ def histogram(
     ).to_pylist()[0]
     counts, sums = {}, {}
     for i, b in enumerate(bins):
-        size = len(b.categories) + 2 if b.kind == "categorical" else len(b.cuts) + 2
+        size = len(b.categories) + 2 if b.kind == "categorical" else len(b.cuts) + 3
         counts[b.name] = [int(row[f"b{i}_{j}"] or 0) for j in range(size)]
         if b.kind != "categorical":
-            sums[b.name] = (row[f"s{i}"], row[f"q{i}"])
+            sums[b.name] = row[f"s{i}"]
     return Histogram(int(row["n"]), counts, sums)
+
+
+def threshold_shares(
+    warehouse: Warehouse, spec: ModelSpec, version: int, dates: Sequence[dt.date], threshold: float
+) -> dict[dt.date, float]:
+    """The exact share of each date's scores by `version` at or above `threshold`, in one query
+    (a date without scores is left out)."""
+    t = catalog.predictions(spec)
+    marks = ", ".join(f"${i + 3}" for i in range(len(dates)))
+    rows = warehouse.query(
+        "select as_of_date, cast(sum(case when score >= $2 then 1 else 0 end) as double precision) / count(*) as share "
+        f"from {qualified(t.schema, t.name)} where model_version = $1 and as_of_date in ({marks}) group by 1",
+        [int(version), float(threshold), *dates],
+    ).to_pylist()
+    return {r["as_of_date"]: r["share"] for r in rows}
 
 
 def score_buckets(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, version: int, alias: str | None = None) -> pa.Table:
@@ -154,7 +180,9 @@ def shadow_stats(
     """Agreement of a shadow version with the champion on one date, in one query: rows, Pearson
     and Spearman correlation (ties get their average rank), mean and 95th-percentile absolute
     difference, Jaccard overlap of the two top deciles (the ceil(rows / 10) highest scores of
-    each, ties broken by key), and the share of rows whose decision at `threshold` flips."""
+    each, ties broken by key), the share of rows whose decision at `threshold` flips, and the
+    range (max - min) of each side's scores. A correlation is NULL or NaN (by backend) when a
+    side is constant."""
     keys = ", ".join(quote(c) for c in spec.key_columns)
     return warehouse.query(
         f"with j as ({_pairs(spec)}), ranked as (select a, b, "
@@ -163,6 +191,7 @@ def shadow_stats(
         f"row_number() over (order by a desc, {keys}) as ta, row_number() over (order by b desc, {keys}) as tb, "
         "count(*) over () as n from j) "
         "select count(*) as rows, corr(a, b) as pearson, corr(ra, rb) as spearman, avg(abs(a - b)) as mean_abs_difference, "
+        "max(a) - min(a) as champion_range, max(b) - min(b) as challenger_range, "
         "percentile_cont(0.95) within group (order by abs(a - b)) as p95_abs_difference, "
         "cast(sum(case when ta <= ceil(n / 10.0) and tb <= ceil(n / 10.0) then 1 else 0 end) as double precision) "
         "/ nullif(sum(case when ta <= ceil(n / 10.0) or tb <= ceil(n / 10.0) then 1 else 0 end), 0) as top_decile_jaccard, "
@@ -395,3 +424,42 @@ def shadow_pairs(
         f"select a, b from numbered where i % (cast(floor(n * 1.0 / {int(limit)}) as bigint) + 1) = 0",
         [as_of_date, int(version), alias, int(shadow_version)],
     )
+
+
+# -- alert deliveries (pipelines.monitoring.alerts.deliver) ---------------------------
+
+
+def queue_deliveries(warehouse: Warehouse, model: str, rows: list[dict[str, Any]]) -> int:
+    """Add to monitoring.alert_deliveries the rows of `model` whose alert_id is not there yet
+    (one already there keeps its state: a delivered alert stays delivered). Returns how many
+    were added; creates the table if it is missing."""
+    import pyarrow as pa
+
+    t, schema = catalog.ALERT_DELIVERIES, catalog.alert_deliveries_schema()
+    warehouse.ensure_table(t.schema, t.name, schema)
+    known = {
+        r["alert_id"]
+        for r in warehouse.query(f"select alert_id from {qualified(t.schema, t.name)} where model_name = $1", [model]).to_pylist()
+    }
+    new = list({r["alert_id"]: r for r in rows if r["alert_id"] not in known}.values())
+    if new:
+        warehouse.append(t.schema, t.name, pa.Table.from_pylist(new, schema=schema))
+    return len(new)
+
+
+def pending_deliveries(warehouse: Warehouse, model: str) -> list[dict[str, Any]]:
+    """The alerts of `model` not delivered yet, from any date, oldest first."""
+    t = catalog.ALERT_DELIVERIES
+    if warehouse.table_columns(t.schema, t.name) is None:
+        return []
+    return warehouse.query(
+        f"select * from {qualified(t.schema, t.name)} where model_name = $1 and delivered_at is null "
+        "order by queued_at, alert_id",
+        [model],
+    ).to_pylist()
+
+
+def record_delivery(warehouse: Warehouse, alert_id: str, values: dict[str, Any]) -> int:
+    """Set the outcome of an attempt (attempts, last_attempt_at, delivered_at, status, last_error) on one alert."""
+    t = catalog.ALERT_DELIVERIES
+    return warehouse.update_rows(t.schema, t.name, {"alert_id": alert_id}, values)

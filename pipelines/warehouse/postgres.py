@@ -12,6 +12,7 @@ import re
 from contextlib import contextmanager
 from typing import Any
 
+from pipelines import redact
 from pipelines.errors import BatchpredError, WarehouseBusy
 from pipelines.identifiers import check_identifier, qualified, quote
 from pipelines.warehouse.base import SCHEMAS, CountedSource, Warehouse, cancel_at_alarm
@@ -62,7 +63,7 @@ class PostgresWarehouse(Warehouse):
             return adbc.connect(self.url)
         except adbc_driver_manager.Error as exc:
             password = parse(self.url).parsed.password
-            reason = str(exc).replace(password or "\0", "***").splitlines()[0]
+            reason = redact.text(str(exc).replace(password or "\0", "***").splitlines()[0])
             if any(marker in reason for marker in _PERMANENT):
                 raise BatchpredError(f"the warehouse at {masked(self.url)} refused the connection: {reason}") from None
             raise Busy(reason) from None
@@ -118,6 +119,23 @@ class PostgresWarehouse(Warehouse):
                 parameters=(schema, table),
             )
             return {name: sql_type for name, sql_type in cur.fetchall()}
+
+    def _comments(self, con, schemas):
+        with con.cursor() as cur:
+            cur.execute(
+                "select n.nspname, c.relname, a.attname, obj_description(c.oid, 'pg_class'), col_description(c.oid, a.attnum) "
+                "from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "
+                "left join pg_attribute as a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped "
+                "where n.nspname = any(string_to_array($1, ',')) and c.relkind in ('r', 'v', 'm', 'p')",
+                parameters=(",".join(check_identifier(s, "schema") for s in schemas),),
+            )
+            rows = cur.fetchall()
+        found = {}
+        for schema, table, column, table_comment, comment in rows:
+            found.setdefault((schema, table), {None: table_comment})
+            if column is not None:
+                found[schema, table][column] = comment
+        return found
 
     def _load(self, con, schema, table, batches):
         batches = iter(batches)

@@ -22,13 +22,10 @@ SESSION_TIME_ZONE = "UTC"
 
 
 def masked(url: str) -> str:
-    """A URL (warehouse or MLflow) with any password hidden, for messages and logs."""
-    if "://" not in url:
-        return url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("://", 1)[0] + "://***"
+    """A URL (warehouse or MLflow) with its password and query hidden, for messages and logs."""
+    from pipelines import redact
+
+    return redact.url(url)
 
 
 @dataclass(frozen=True)
