@@ -140,3 +140,24 @@ def test_monitor_date_realizes_an_old_date_whose_labels_are_complete(settings, s
     auc, n = sklearn_auc(warehouse, OLD)
     assert row["status"] in ("ok", "alert") and row["roc_auc"] == pytest.approx(auc, abs=1e-12) and row["rows_labelled"] == n
     assert f"AUC {auc:.3f}" in result.stdout
+
+
+def test_shadow_realized_aucs_are_taken_back_when_the_dates_labels_turn_out_incomplete(own, spec, warehouse):
+    """A date realized as final (labels looked complete), then reloaded short: the realized AUCs of
+    the champion and the challenger, which `promote` weighs, are NULL again, with why."""
+    steps.train(own, spec, AS_OF - dt.timedelta(days=14), alias="challenger")
+    transform.build_features(own, spec, [LABELLED])
+    score_date(own, spec, LABELLED)
+    steps.monitor(own, spec, LABELLED)
+    steps.realize(own, spec, NOW)
+    [before] = warehouse.query("select * from monitoring.shadow_comparison").to_pylist()
+    assert before["champion_realized_auc"] is not None and before["delong_p_value"] is not None
+
+    warehouse.execute("delete from raw.cancellations where cancelled_at > $1", [LAG])  # reloaded short
+    [early] = steps.realize(own, spec, NOW)
+    assert early.provisional
+    [after] = warehouse.query("select * from monitoring.shadow_comparison").to_pylist()
+    realized = ("champion_realized_auc", "challenger_realized_auc", "delong_z", "delong_p_value")
+    assert [after[c] for c in realized] == [None] * 4
+    assert after["delong_null_reason"].startswith("provisional: ") and "raw.cancellations" in after["delong_null_reason"]
+    assert after["pearson"] == before["pearson"]  # the label-free comparison stays
