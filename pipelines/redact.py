@@ -2,7 +2,7 @@
 
 A connection URL carries its secrets in three places: a password (`user:password@`), the
 query string (`?token=...`, `?password=...`) and, for a webhook, the path itself (Slack's
-`/services/T0/B0/XXXX` is the token). `url` shows a URL with all three hidden; `text`
+`/services/<team>/<bot>/<token>` holds the token). `url` shows a URL with all three hidden; `text`
 hides every URL found in a message the same way, and also every secret `register`ed
 (the password alone turns up in driver errors, without its URL).
 

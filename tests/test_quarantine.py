@@ -200,10 +200,15 @@ def test_mostly_on_a_table_level_expectation_is_refused(tmp_path):
     suite.write_text(
         json.dumps({"expectations": [{"type": "expect_column_mean_to_be_between", "kwargs": {"column": "x", "min_value": 0}}]})
     )
-    load_suite(suite)  # no mostly: fine
+    assert len(load_suite(suite).expectations) == 1  # no mostly: fine
+    table_level = {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "x", "min_value": 0, "mostly": 0.9}}
+    suite.write_text(json.dumps({"expectations": [table_level]}))
+    with pytest.raises(SpecError, match=r"(?s)expectation #1 \('expect_column_mean_to_be_between'\) is invalid.*mostly"):
+        load_suite(suite)  # a mean has no rows to tolerate: GX itself refuses the key, and batchpred names the entry
     suite.write_text(
         json.dumps(
             {"expectations": [{"type": "expect_column_values_to_be_unique", "kwargs": {"column": "customer_id", "mostly": 0.9}}]}
         )
     )
-    load_suite(suite)  # GX names every member of a duplicated group: accepted
+    [unique] = load_suite(suite).expectations  # GX names every member of a duplicated group: accepted
+    assert unique.mostly == 0.9

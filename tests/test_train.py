@@ -143,4 +143,6 @@ def test_an_unknown_alias_is_an_error_naming_it(base_home):
 
 
 def test_the_reference_json_is_plain(base_home):
-    json.dumps(registry.training_reference(base_home["settings"], base_home["trained"].model))
+    reference = registry.training_reference(base_home["settings"], base_home["trained"].model)
+    # Strict JSON (no NaN or Infinity token) that reads back as the same values.
+    assert json.loads(json.dumps(reference, allow_nan=False)) == reference

@@ -117,22 +117,27 @@ def from_performance(estimated: dict[str, Any] | None, realized: dict[str, Any] 
 
 def from_attribution(
     reference: dict[str, Any], today: list[dict[str, Any]], threshold: float
-) -> tuple[float | None, list[Alert]]:
+) -> tuple[float | None, list[Alert], str | None]:
     """nDCG of the date's feature ranking by mean |contribution| against the validation window's,
-    and an alert when it is below `threshold` (the features the model leans on have changed)."""
+    an alert when it is below `threshold` (the features the model leans on have changed), and,
+    when there is nothing to rank, None with the reason (daily_health.null_reason)."""
     from pipelines.monitoring.metrics import ndcg
 
     expected = reference.get("attribution") or {}
-    if not today or len(expected) < 2 or not sum(expected.values()) > 0:
-        return None, []  # nothing to rank against: a model of one-leaf trees attributes nothing
+    if not today:
+        return None, [], "attribution_ndcg: no reasons were computed for this date (reasons.method off, or not scored with them)"
+    if len(expected) < 2:
+        return None, [], "attribution_ndcg: the version's reference has fewer than two attributed features"
+    if not sum(expected.values()) > 0:
+        return None, [], "attribution_ndcg: the version's reference attributions are all zero (its trees have no splits)"
     score = ndcg(expected, {r["feature"]: r["mean_abs_contribution"] for r in today})
     if score >= threshold:
-        return score, []
+        return score, [], None
     return score, [
         Alert(
             "attribution_ndcg", "model", "alert", score, threshold, f"attribution ranking nDCG {score:.3f} is below {threshold:g}"
         )
-    ]
+    ], None
 
 
 def from_shadow(errors: str | None) -> list[Alert]:

@@ -127,7 +127,7 @@ def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model
     write(catalog.SHADOW_COMPARISON, comparisons)
 
     attributions = health.rows_of(warehouse, catalog.FEATURE_ATTRIBUTIONS, spec.name, as_of_date, as_of_date, model.version)
-    attribution_ndcg, attribution_alerts = alerting.from_attribution(
+    attribution_ndcg, attribution_alerts, ndcg_null_reason = alerting.from_attribution(
         reference, attributions.to_pylist(), spec.monitoring.attribution_ndcg_alert
     )
     day_before = as_of_date - dt.timedelta(days=1)
@@ -174,23 +174,13 @@ def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model
         retrain_reason=why,
         extra={
             "attribution_ndcg": attribution_ndcg,
-            "null_reason": None if attribution_ndcg is not None else _why_no_ndcg(reference, attributions.num_rows),
+            "null_reason": ndcg_null_reason,
             "challengers": len(comparisons),
             "rows_scored": sum(current.counts[drift.SCORE]),
             "features_warn": sum(1 for r in baseline_rows if r["status"] == "warn"),
             "features_alert": sum(1 for r in baseline_rows if r["status"] == "alert"),
         },
     )
-
-
-def _why_no_ndcg(reference: dict[str, Any], attributed: int) -> str:
-    """Why the date's attribution nDCG is NULL (`alerting.from_attribution` had nothing to rank)."""
-    expected = reference.get("attribution") or {}
-    if not attributed:
-        return "attribution_ndcg: no reasons were computed for this date (reasons.method off, or not scored with them)"
-    if len(expected) < 2:
-        return "attribution_ndcg: the version's reference has fewer than two attributed features"
-    return "attribution_ndcg: the version's reference attributions are all zero (its trees have no splits)"
 
 
 @dataclass(frozen=True)
