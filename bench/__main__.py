@@ -94,8 +94,8 @@ from bench.common import (
     signal,
 )
 from bench.validation_sql import validate_sql
-from pipelines.settings import DAGS_DIR, Settings
-from pipelines.spec import ModelSpec
+from pipelines.config.settings import DAGS_DIR, Settings
+from pipelines.config.spec import ModelSpec
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAIVE_TABLE = "bench_naive_features"
@@ -127,9 +127,9 @@ def train_and_register(
     import pandas as pd
     import xgboost as xgb
 
-    from pipelines import registry
+    from pipelines.adapters import registry
     from pipelines.monitoring.reference import training_reference
-    from pipelines.train import metrics_for
+    from pipelines.training.train import metrics_for
 
     contract = bench_contract(spec)
 
@@ -162,7 +162,7 @@ def train_and_register(
 
 
 def load_partition(settings: Settings, rows: int, table: str = "bench_features") -> None:
-    from pipelines.warehouse import open_warehouse
+    from pipelines.adapters.warehouse import open_warehouse
 
     schema = next(feature_batches(1)).schema
     warehouse = open_warehouse(settings.warehouse_url, create=True)
@@ -237,8 +237,8 @@ def check_scoring(settings: Settings, rows: int, r: dict, challenger: int) -> No
     with the shadow, `rows` rows of @challenger written by this run and no shadow error; with the
     reasons, top_k reason rows per row written by this run, exact TreeSHAP for exactly the policy's
     share; without them, none. Untimed."""
-    from pipelines.identifiers import qualified
-    from pipelines.warehouse import catalog, open_warehouse
+    from pipelines.adapters.warehouse import catalog, open_warehouse
+    from pipelines.domain.identifiers import qualified
 
     shadow, reasons = SCORING_MODES[r["mode"]]
     what = f"score {rows} {r['mode']} ({r['scoring_run_id']})"
@@ -294,8 +294,8 @@ def validation(settings: Settings, spec: ModelSpec, name: str, rows: int, runs: 
     With `plant`, first show that both catch a violation in the partition's last row."""
     import great_expectations  # noqa: F401 - its import is part of the fixed cost, not of validating
 
-    from pipelines.validate import validate_partition
-    from pipelines.warehouse import open_warehouse
+    from pipelines.adapters.validate import validate_partition
+    from pipelines.adapters.warehouse import open_warehouse
 
     checked = ""
     if plant:
@@ -342,8 +342,8 @@ def model_health(
     """drift, estimated_performance and realized_performance of the scored date, in seconds per 1M rows.
     The labels are written (untimed) between the estimate and the realized performance. The drift,
     slow at this writing, runs at most twice at the first N and once above it (see main)."""
+    from pipelines.adapters.warehouse import catalog, health, open_warehouse
     from pipelines.monitoring import drift, performance
-    from pipelines.warehouse import catalog, health, open_warehouse
 
     warehouse = open_warehouse(settings.warehouse_url)
     per_1m = 1e6 / rows
@@ -532,7 +532,7 @@ def main() -> None:
     args = parser.parse_args()
     began = time.perf_counter()
 
-    from pipelines import registry
+    from pipelines.adapters import registry
 
     home = Path(tempfile.mkdtemp(prefix="batchpred-bench-"))
     base = Settings.from_env({"BATCHPRED_HOME": str(home)})
@@ -620,7 +620,7 @@ def main() -> None:
 
 def postgres_label(url: str) -> str:
     """'PostgreSQL 15', from the server."""
-    from pipelines.warehouse import open_warehouse
+    from pipelines.adapters.warehouse import open_warehouse
 
     version = open_warehouse(url).query("select current_setting('server_version') as v").to_pylist()[0]["v"]
     return f"PostgreSQL {version.split('.')[0]}"

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import DAY, Figure, child_env
-from pipelines.settings import REPO_ROOT, Settings
+from pipelines.config.settings import REPO_ROOT, Settings
 
 ACTIVE_SHARE = 0.56  # share of customers active on a date in the demo business (checked below)
 
@@ -35,9 +35,9 @@ def register_churn_champion(settings: Settings) -> None:
     import pyarrow as pa
     import xgboost as xgb
 
-    from pipelines import registry
-    from pipelines.contract import InputContract
-    from pipelines.spec import load_spec
+    from pipelines.adapters import registry
+    from pipelines.config.contract import InputContract
+    from pipelines.config.spec import load_spec
 
     spec = load_spec("churn")
     contract = InputContract.for_spec(spec, {column: pa.int64() for column in spec.key_columns})  # customer_id
@@ -70,7 +70,7 @@ def run(settings: Settings, customers: int, dates: int, end: dt.date = DAY) -> l
     if done.returncode != 0:
         raise RuntimeError(f"batchpred backfill exited with {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 
-    from pipelines.warehouse import open_warehouse
+    from pipelines.adapters.warehouse import open_warehouse
 
     counts = (
         open_warehouse(settings.warehouse_url)

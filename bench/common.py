@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipelines.contract import InputContract
-from pipelines.settings import REPO_ROOT, Settings
-from pipelines.spec import Completeness, ModelSpec, Source, Training
+from pipelines.config.contract import InputContract
+from pipelines.config.settings import REPO_ROOT, Settings
+from pipelines.config.spec import Completeness, ModelSpec, Source, Training
 
 BENCH_DIR = Path(__file__).resolve().parent
 DAY = dt.date(2026, 1, 31)

@@ -18,9 +18,9 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from pipelines.spec import load_spec
-from pipelines.warehouse import open_warehouse
-from pipelines.warehouse.catalog import predictions_schema
+from pipelines.adapters.warehouse import open_warehouse
+from pipelines.adapters.warehouse.catalog import predictions_schema
+from pipelines.config.spec import load_spec
 
 
 def prediction_batches(rows: int, batch_size: int = 100_000) -> list[pa.RecordBatch]:

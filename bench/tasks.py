@@ -69,16 +69,16 @@ def score(rows: str, mode: str = "plain") -> dict:
     import uuid
 
     from bench.common import DAY, scoring_spec
-    from pipelines import registry
-    from pipelines.records import ValidationRef
-    from pipelines.score import score_partition
-    from pipelines.settings import Settings
-    from pipelines.steps import resolve_shadows
+    from pipelines.adapters import registry
+    from pipelines.config.settings import Settings
+    from pipelines.domain.records import ValidationRef
+    from pipelines.scoring.score import score_partition
+    from pipelines.usecases.steps import resolve_shadows
 
     settings = Settings.from_env()
     spec = scoring_spec(mode)
     model = registry.resolve(settings, "bench", "champion")
-    # The shadows as a scoring task pins them (pipelines.steps.plan): each of the spec's
+    # The shadows as a scoring task pins them (pipelines.usecases.steps.plan): each of the spec's
     # shadow_aliases that exists. None in plain and reasons modes (shadow_aliases is empty).
     shadows, _ = resolve_shadows(settings, spec, model)
     if len(shadows) != len(spec.shadow_aliases):
@@ -122,7 +122,7 @@ def paired_limit(settings, model, rows: int) -> float:
     import pyarrow as pa
 
     from bench.common import feature_batches
-    from pipelines import registry
+    from pipelines.adapters import registry
 
     n = min(rows, 500_000)
     contract = registry.contract(settings, model)
@@ -139,14 +139,15 @@ def whole(table: str | None = None) -> dict:
     import xgboost  # noqa: F401
 
     from bench.common import DAY, scoring_spec
-    from pipelines import registry, steps
-    from pipelines.score import score_partition  # noqa: F401 - imported by the score step; counted here
-    from pipelines.settings import Settings
+    from pipelines.adapters import registry
+    from pipelines.config.settings import Settings
+    from pipelines.scoring.score import score_partition  # noqa: F401 - imported by the score step; counted here
+    from pipelines.usecases import steps
 
     stamps["imported"] = time.time()
     import great_expectations  # noqa: F401 - the validate step's import, counted with the fixed part
 
-    from pipelines.validate import validate_partition  # noqa: F401
+    from pipelines.adapters.validate import validate_partition  # noqa: F401
 
     stamps["imported_gx"] = time.time()
     settings = Settings.from_env()
@@ -167,9 +168,9 @@ def whole(table: str | None = None) -> dict:
 def monitor() -> dict:
     stamps = {"started": STARTED}
     from bench.common import DAY, bench_spec
-    from pipelines import registry
+    from pipelines.adapters import registry
+    from pipelines.config.settings import Settings
     from pipelines.monitoring.monitor import monitor_date
-    from pipelines.settings import Settings
 
     stamps["imported"] = time.time()
     settings = Settings.from_env()
@@ -194,8 +195,8 @@ def naive(table: str) -> dict:
     import sqlalchemy
 
     from bench.common import DAY
-    from pipelines.settings import Settings
-    from pipelines.warehouse.url import parse
+    from pipelines.adapters.warehouse.url import parse
+    from pipelines.config.settings import Settings
 
     stamps["imported"] = time.time()
     settings = Settings.from_env()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from pipelines.identifiers import qualified, quote
-from pipelines.spec import ModelSpec
-from pipelines.warehouse import Warehouse
+from pipelines.adapters.warehouse import Warehouse
+from pipelines.config.spec import ModelSpec
+from pipelines.domain.identifiers import qualified, quote
 
 
 def _literal(value: object) -> str:

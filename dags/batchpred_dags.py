@@ -1,8 +1,8 @@
 """Airflow DAGs for every model in models/<name>/model.yaml: <name>_score, <name>_monitor and <name>_train.
 
 This file only wires tasks. Each task hands its name, its run's context and its
-inputs to `pipelines.tasks.run`, which calls one step; the schedule, retries,
-timeouts and run parameters come from the model's spec and `pipelines.tasks`.
+inputs to `pipelines.faces.tasks.run`, which calls one step; the schedule, retries,
+timeouts and run parameters come from the model's spec and `pipelines.faces.tasks`.
 Heavy packages (pandas, xgboost, mlflow, great_expectations, dbt) are imported inside
 the steps, never here, because the scheduler parses this file constantly.
 
@@ -29,9 +29,9 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 
-from pipelines import tasks
-from pipelines.errors import BatchpredError, DryRun
-from pipelines.spec import ModelSpec, list_models, load_spec
+from pipelines.config.spec import ModelSpec, list_models, load_spec
+from pipelines.domain.errors import BatchpredError, DryRun
+from pipelines.faces import tasks
 
 # Tasks that write to the warehouse share this pool. `batchpred demo` (and the
 # production init) create it: 1 slot for a DuckDB file, which takes one writer at a time.
@@ -56,11 +56,11 @@ def retrain_asset(model: str) -> Asset:
 
 def _masked(*urls: str | None) -> None:
     """Hand the secrets of these URLs (and of the warehouse and MLflow URLs) to Airflow's masker,
-    which scrubs them from the task logs, and to `pipelines.redact`, which scrubs batchpred's messages."""
+    which scrubs them from the task logs, and to `pipelines.domain.redact`, which scrubs batchpred's messages."""
     from airflow.sdk.log import mask_secret
 
-    from pipelines import redact
-    from pipelines.settings import Settings
+    from pipelines.config.settings import Settings
+    from pipelines.domain import redact
 
     for secret in redact.register(*urls) + Settings.from_env().secrets():
         mask_secret(secret)
@@ -84,9 +84,9 @@ class WebhookNotifier(BaseNotifier):
     it in monitoring.alert_deliveries; one it could not post, the model's next monitor run retries."""
 
     def notify(self, context) -> None:
-        from pipelines import redact
+        from pipelines.config.settings import Settings
+        from pipelines.domain import redact
         from pipelines.monitoring.alerts import deliver_failure
-        from pipelines.settings import Settings
 
         url = _webhook_url()
         if url is None:
@@ -135,7 +135,7 @@ are not retried.
 
 
 def _run(step: str, model: str, **inputs):
-    """The body of every task: the run's context and the inputs, to `pipelines.tasks.run`.
+    """The body of every task: the run's context and the inputs, to `pipelines.faces.tasks.run`.
 
     An error that names something a person must fix fails the task without retries
     (retrying would only delay the alert); a dry run's writing tasks are skipped."""
@@ -158,7 +158,7 @@ def _run(step: str, model: str, **inputs):
     except BatchpredError as exc:
         if exc.retryable:
             raise
-        from pipelines import redact
+        from pipelines.domain import redact
 
         raise AirflowFailException(redact.text(f"{type(exc).__name__}: {exc}")) from exc
 
@@ -257,9 +257,9 @@ then `batchpred report {spec.name} --date D`.
 
         @task(pool=WAREHOUSE_POOL)  # it records each delivery
         def notify(found: dict) -> dict:
+            from pipelines.adapters.warehouse import open_warehouse
+            from pipelines.config.settings import Settings
             from pipelines.monitoring.alerts import deliver
-            from pipelines.settings import Settings
-            from pipelines.warehouse import open_warehouse
 
             # Every alert is tried; then the task fails (and is retried) if any is still undelivered.
             url, warehouse = _webhook_url(), open_warehouse(Settings.from_env().warehouse_url)

@@ -43,7 +43,7 @@ os.environ.update(
 
 
 def settings_for(home: Path, tracking_uri: str | None = None):
-    from pipelines.settings import Settings
+    from pipelines.config.settings import Settings
 
     return Settings.from_env(
         {
@@ -57,10 +57,11 @@ def settings_for(home: Path, tracking_uri: str | None = None):
 def base_home(tmp_path_factory):
     """A home with raw data, features for AS_OF and a champion version of each demo model.
     Treat as read-only. `trained` holds churn's TrainResult, `trained_by_model` each model's."""
-    from pipelines import steps, transform
-    from pipelines.demo import load_demo_data
-    from pipelines.demo_data import DemoConfig
-    from pipelines.spec import load_spec
+    from pipelines.adapters import transform
+    from pipelines.config.spec import load_spec
+    from pipelines.faces.demo import load_demo_data
+    from pipelines.faces.demo_data import DemoConfig
+    from pipelines.usecases import steps
 
     home = tmp_path_factory.mktemp("base")
     settings = settings_for(home)
@@ -94,10 +95,10 @@ def postgres():
 @pytest.fixture(scope="session")
 def pg_base(postgres, base_home, tmp_path_factory):
     """A template database holding the same raw data and features as the DuckDB base."""
-    from pipelines import transform
-    from pipelines.demo import load_demo_data
-    from pipelines.demo_data import DemoConfig
-    from pipelines.spec import load_spec
+    from pipelines.adapters import transform
+    from pipelines.config.spec import load_spec
+    from pipelines.faces.demo import load_demo_data
+    from pipelines.faces.demo_data import DemoConfig
     from tests.services import create_database
 
     settings = replace(
@@ -147,14 +148,14 @@ def duckdb_settings(base_home, tmp_path):
 
 @pytest.fixture
 def warehouse(settings):
-    from pipelines.warehouse import open_warehouse
+    from pipelines.adapters.warehouse import open_warehouse
 
     return open_warehouse(settings.warehouse_url)
 
 
 @pytest.fixture(scope="session")
 def spec():
-    from pipelines.spec import load_spec
+    from pipelines.config.spec import load_spec
 
     return load_spec("churn")
 
@@ -162,7 +163,7 @@ def spec():
 @pytest.fixture(scope="session")
 def invoice_spec():
     """The second demo model: text entity keys ('INV-00001234')."""
-    from pipelines.spec import load_spec
+    from pipelines.config.spec import load_spec
 
     return load_spec("payment_risk")
 
@@ -181,7 +182,7 @@ def airflow_db():
 def score_date(settings, spec, day=AS_OF, alias=None, airflow_run_id=None):
     """Plan, validate, score and publish one date whose features are built, as the DAG's
     tasks do (without the marts). Returns (attempt, validation, published)."""
-    from pipelines import steps
+    from pipelines.usecases import steps
 
     attempt = steps.plan(settings, spec, day, alias, airflow_run_id)
     validation = steps.validate(settings, spec, attempt)

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipelines import steps
-from pipelines.settings import DAGS_DIR
+from pipelines.config.settings import DAGS_DIR
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, score_date
 from tests.test_monitoring import drifted
 

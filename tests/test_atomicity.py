@@ -7,7 +7,7 @@ import time
 
 import pyarrow as pa
 
-from pipelines.warehouse import open_warehouse
+from pipelines.adapters.warehouse import open_warehouse
 
 DAY = dt.date(2026, 1, 31)
 SCHEMA = pa.schema([("customer_id", pa.int64()), ("as_of_date", pa.date32()), ("score", pa.float64())])

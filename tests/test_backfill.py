@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import backfill, registry
-from pipelines.errors import InputError
+from pipelines.adapters import registry
+from pipelines.domain.dates import date_range
+from pipelines.domain.errors import InputError
+from pipelines.usecases import backfill
 from tests.conftest import AS_OF, run_log
 
 START = AS_OF - dt.timedelta(days=2)
@@ -54,9 +56,9 @@ def test_a_backfill_scores_exactly_the_range_with_one_version(own, spec, warehou
     outcomes = backfill.run(own, spec, planned, move_alias_after_the_first_date)
     assert [o.ok for o in outcomes] == [True, True, True]
     assert registry.resolve(own, "churn", "champion").version != planned.model.version
-    assert scored_dates(warehouse) == {d: planned.model.version for d in backfill.date_range(START, AS_OF)}
+    assert scored_dates(warehouse) == {d: planned.model.version for d in date_range(START, AS_OF)}
     runs = run_log(warehouse)
-    assert [(r["as_of_date"], r["status"]) for r in runs] == [(d, "succeeded") for d in backfill.date_range(START, AS_OF)]
+    assert [(r["as_of_date"], r["status"]) for r in runs] == [(d, "succeeded") for d in date_range(START, AS_OF)]
 
 
 def test_the_text_keyed_model_backfills_too(own, invoice_spec, warehouse):
@@ -66,7 +68,7 @@ def test_the_text_keyed_model_backfills_too(own, invoice_spec, warehouse):
         "select as_of_date, count(*) as n, count(distinct invoice_number) as k, min(invoice_number) as first "
         "from predictions.payment_risk_scores group by 1 order by 1"
     ).to_pylist()
-    assert [r["as_of_date"] for r in rows] == backfill.date_range(START, AS_OF)
+    assert [r["as_of_date"] for r in rows] == date_range(START, AS_OF)
     assert all(r["n"] == r["k"] > 0 and r["first"].startswith("INV-0") for r in rows)
 
 
@@ -74,7 +76,7 @@ def test_plans_select_missing_failed_and_stale_dates(own, spec, warehouse):
     first = backfill.plan(own, spec, START, START, None)
     backfill.run(own, spec, first)
     version = first.model.version
-    assert backfill.plan(own, spec, START, AS_OF, None).dates == backfill.date_range(START, AS_OF)
+    assert backfill.plan(own, spec, START, AS_OF, None).dates == date_range(START, AS_OF)
     assert backfill.plan(own, spec, START, AS_OF, "missing").dates == [START + dt.timedelta(days=1), AS_OF]
     assert backfill.plan(own, spec, START, AS_OF, "stale").dates == []
     assert backfill.plan(own, spec, START, AS_OF, "failed").dates == []
@@ -129,7 +131,7 @@ def test_a_bad_date_fails_alone_and_only_failed_reruns_it(own, spec, warehouse):
     warehouse.execute("delete from raw.usage_daily where sessions = 50000")
     again = backfill_cli(own, "--only", "failed")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert set(scored_dates(warehouse)) == set(backfill.date_range(START, AS_OF))
+    assert set(scored_dates(warehouse)) == set(date_range(START, AS_OF))
 
 
 def test_features_that_fail_their_dbt_tests_fail_only_their_date(own, spec, warehouse):
@@ -149,7 +151,7 @@ def test_features_that_fail_their_dbt_tests_fail_only_their_date(own, spec, ware
 def test_dates_whose_marts_fail_are_reported_and_picked_up_by_only_failed(own, spec, warehouse):
     import pyarrow as pa
 
-    from pipelines.warehouse import catalog
+    from pipelines.adapters.warehouse import catalog
 
     # A later date with one customer scored twice: the latest-scores mart reads that date
     # and fails its unique test, after the range was scored and published.
@@ -165,6 +167,6 @@ def test_dates_whose_marts_fail_are_reported_and_picked_up_by_only_failed(own, s
     published = warehouse.query(
         "select distinct as_of_date from predictions.churn_scores where as_of_date <= $1 order by 1", [AS_OF]
     ).to_pylist()
-    assert [r["as_of_date"] for r in published] == backfill.date_range(START, AS_OF)
+    assert [r["as_of_date"] for r in published] == date_range(START, AS_OF)
     assert {r["status"] for r in run_log(warehouse)} == {"marts_failed"}
-    assert backfill.plan(own, spec, START, AS_OF, "failed").dates == backfill.date_range(START, AS_OF)
+    assert backfill.plan(own, spec, START, AS_OF, "failed").dates == date_range(START, AS_OF)

@@ -4,8 +4,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from pipelines.errors import BatchpredError
-from pipelines.warehouse import open_warehouse
+from pipelines.adapters.warehouse import open_warehouse
+from pipelines.domain.errors import BatchpredError
 from tests.services import create_database
 
 ROLE, PASSWORD = "dashboards", "pw-for-tests"
@@ -69,7 +69,7 @@ def test_read_only_roles_need_postgres(tmp_path):
 def test_marts_are_readable_after_dbt_rebuilds_them(warehouse_with_role, base_home, spec, tmp_path):
     from dataclasses import replace
 
-    from pipelines import steps
+    from pipelines.usecases import steps
     from tests.conftest import score_date, settings_for
 
     url, warehouse = warehouse_with_role

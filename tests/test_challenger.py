@@ -8,9 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from pipelines import backfill, registry, steps
-from pipelines.errors import InputError
-from pipelines.promote import promote
+from pipelines.adapters import registry
+from pipelines.domain.errors import InputError
+from pipelines.training.promote import promote
+from pipelines.usecases import backfill, steps
 from tests.conftest import AS_OF, run_log, score_date
 
 EARLIER = AS_OF - dt.timedelta(days=14)
@@ -86,7 +87,7 @@ def test_the_comparison_statistics_are_what_they_say(own, spec, warehouse, chall
 
 
 def test_realized_auc_of_both_and_delong_once_labels_land(own, spec, warehouse, challenger):
-    from pipelines import transform
+    from pipelines.adapters import transform
 
     labelled = AS_OF - dt.timedelta(days=32)
     transform.build_features(own, spec, [labelled])
@@ -104,8 +105,8 @@ def test_realized_auc_of_both_and_delong_once_labels_land(own, spec, warehouse, 
 def challenger_reading_a_column_that_goes_away(own, spec, warehouse, tmp_path, monkeypatch):
     """A challenger trained on one more feature (its SQL column added, as a user would), whose
     column then disappears from the feature table: the champion does not read it."""
-    from pipelines import transform
-    from pipelines.settings import DBT_PROJECT_DIR
+    from pipelines.adapters import transform
+    from pipelines.config.settings import DBT_PROJECT_DIR
 
     project = tmp_path / "dbt_project"
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
@@ -238,7 +239,7 @@ def test_promoting_the_challenger_stops_its_shadow_and_leaves_no_stale_rows(own,
 def test_a_dates_shadow_rows_are_replaced_with_its_predictions(own, spec, warehouse, challenger, shards):
     """Rescoring with no shadow to score empties the date's shadow rows (and only that date's);
     scoring with it again leaves exactly that run's rows. One shard or several."""
-    from pipelines import transform
+    from pipelines.adapters import transform
 
     sharded = replace(spec, shards=shards)
     other = AS_OF - dt.timedelta(days=1)
@@ -263,8 +264,8 @@ def test_a_dates_shadow_rows_are_replaced_with_its_predictions(own, spec, wareho
 def test_a_rescore_that_fails_keeps_the_dates_shadow_rows_with_its_predictions(own, spec, warehouse, challenger):
     """Shadow rows and predictions change in one transaction: a rescore refused inside it (scored
     plus quarantined is not the validated partition) leaves both as they were."""
-    from pipelines.errors import PartitionMismatch
-    from pipelines.score import score_partition
+    from pipelines.domain.errors import PartitionMismatch
+    from pipelines.scoring.score import score_partition
 
     attempt, validation, _ = score_date(own, spec)
     before = (champion_rows(warehouse), shadow_rows(warehouse))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.warehouse import open_warehouse
+from pipelines.adapters.warehouse import open_warehouse
 
 BATCHPRED = str(Path(sys.executable).with_name("batchpred"))
 

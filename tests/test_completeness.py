@@ -4,9 +4,9 @@ import datetime as dt
 
 import pytest
 
-from pipelines.completeness import Coverage, Extent
-from pipelines.errors import IncompleteDate
-from pipelines.spec import Source
+from pipelines.config.spec import Source
+from pipelines.domain.errors import IncompleteDate
+from pipelines.scoring.completeness import Coverage, Extent
 
 USAGE, INVOICES = Source("raw", "usage_daily", "usage_date"), Source("raw", "invoices", "invoice_date")
 TODAY = dt.date(2026, 3, 1)

@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from pipelines.settings import REPO_ROOT
+from pipelines.config.settings import REPO_ROOT
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]

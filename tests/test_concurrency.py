@@ -9,10 +9,10 @@ import time
 import pyarrow as pa
 import pytest
 
-from pipelines.errors import WarehouseBusy
-from pipelines.warehouse import duckdb as duckdb_module
-from pipelines.warehouse import open_warehouse
-from pipelines.warehouse import postgres as postgres_module
+from pipelines.adapters.warehouse import duckdb as duckdb_module
+from pipelines.adapters.warehouse import open_warehouse
+from pipelines.adapters.warehouse import postgres as postgres_module
+from pipelines.domain.errors import WarehouseBusy
 from tests.services import PostgresCluster, create_database
 
 DAY = dt.date(2026, 1, 31)
@@ -149,7 +149,7 @@ def test_two_score_commands_on_one_duckdb_file_both_succeed(duckdb_settings, spe
 
 
 def test_dbt_and_gx_wait_for_a_held_file_then_give_up_naming_the_holder(duckdb_settings, spec, monkeypatch):
-    from pipelines import steps
+    from pipelines.usecases import steps
 
     settings = duckdb_settings
     attempt = steps.plan(settings, spec, DAY)

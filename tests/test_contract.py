@@ -5,8 +5,8 @@ from dataclasses import replace
 import pyarrow as pa
 import pytest
 
-from pipelines.contract import InputContract
-from pipelines.errors import ContractError, FeatureSchemaError
+from pipelines.config.contract import InputContract
+from pipelines.domain.errors import ContractError, FeatureSchemaError
 
 
 @pytest.fixture

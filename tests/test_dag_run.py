@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from pipelines.settings import DAGS_DIR
+from pipelines.config.settings import DAGS_DIR
 from tests.conftest import AS_OF, run_log
 
 

@@ -10,9 +10,9 @@ import textwrap
 import pytest
 import yaml
 
-from pipelines import tasks
-from pipelines.errors import InputError
-from pipelines.settings import DAGS_DIR, MODELS_DIR
+from pipelines.config.settings import DAGS_DIR, MODELS_DIR
+from pipelines.domain.errors import InputError
+from pipelines.faces import tasks
 
 HEAVY = ("pandas", "numpy", "xgboost", "mlflow", "great_expectations", "dbt", "sklearn", "duckdb", "pyarrow")
 LAST_COMPLETE = dt.date(2026, 1, 31)
@@ -104,7 +104,7 @@ def test_dag_files_import_nothing_heavy():
 def test_a_broken_spec_takes_down_only_its_own_model(tmp_path, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
-    from pipelines import settings
+    from pipelines.config import settings
 
     shutil.copytree(MODELS_DIR / "churn", tmp_path / "churn")
     (tmp_path / "typo").mkdir()

@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from pipelines import registry, steps
+from pipelines.adapters import registry
+from pipelines.adapters.warehouse import catalog
 from pipelines.monitoring import alerts as alerting
-from pipelines.warehouse import catalog
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, score_date
 
 # No split is ever worth this much hessian: every tree is one leaf, every score the same.
@@ -144,7 +145,7 @@ def test_validation_results_hold_strict_json(settings, spec, warehouse):
     NaN/Infinity tokens (no JSON reader accepts those) or a NaN percent."""
     import json
 
-    from pipelines import steps
+    from pipelines.usecases import steps
 
     warehouse.execute(
         "update analytics.churn_features "

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.warehouse import open_warehouse
+from pipelines.adapters.warehouse import open_warehouse
 from tests.services import free_port, wait_until
 from tests.test_ui import running_ui
 

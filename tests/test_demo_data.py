@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.demo_data import DemoConfig, generate
+from pipelines.faces.demo_data import DemoConfig, generate
 
 CONFIG = DemoConfig(customers=3_000, days=120, end_date=dt.date(2026, 1, 31), seed=11)
 

@@ -12,14 +12,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipelines import registry, report, steps, transform
-from pipelines.demo import load_demo_data
-from pipelines.demo_data import DemoConfig
-from pipelines.errors import SpecError
+from pipelines import report
+from pipelines.adapters import registry, transform
+from pipelines.adapters.warehouse import catalog, health
+from pipelines.config.spec import FeatureDrift, load_spec
+from pipelines.domain.errors import SpecError
+from pipelines.domain.reference import Bins
+from pipelines.faces.demo import load_demo_data
+from pipelines.faces.demo_data import DemoConfig
 from pipelines.monitoring import alerts, drift
-from pipelines.monitoring.reference import Bins, numeric_counts, quantile_cuts
-from pipelines.spec import FeatureDrift, load_spec
-from pipelines.warehouse import catalog, health
+from pipelines.monitoring.reference import numeric_counts, quantile_cuts
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, DEMO, score_date
 from tests.test_spec import write_spec
 

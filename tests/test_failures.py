@@ -8,8 +8,8 @@ import sys
 import textwrap
 from dataclasses import replace
 
-from pipelines.records import to_xcom
-from pipelines.score import score_partition
+from pipelines.domain.records import to_xcom
+from pipelines.scoring.score import score_partition
 from tests.conftest import AS_OF, score_date
 
 # Scores AS_OF in small batches, printing a line as each batch is about to be scored
@@ -17,11 +17,12 @@ from tests.conftest import AS_OF, score_date
 CHILD = textwrap.dedent(
     """
     import dataclasses, datetime as dt, json, sys, time
-    from pipelines import registry, score
-    from pipelines.contract import InputContract
-    from pipelines.records import ValidationRef
-    from pipelines.settings import Settings
-    from pipelines.spec import load_spec
+    from pipelines.adapters import registry
+    from pipelines.scoring import score
+    from pipelines.config.contract import InputContract
+    from pipelines.domain.records import ValidationRef
+    from pipelines.config.settings import Settings
+    from pipelines.config.spec import load_spec
 
     real_matrix = InputContract.matrix
 

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import report, steps, transform
-from pipelines.completeness import Coverage, Extent, unlisted_label_sources
-from pipelines.demo import load_demo_data
-from pipelines.demo_data import DemoConfig
-from pipelines.errors import IncompleteDate, SpecError
-from pipelines.spec import Source
-from pipelines.train import plan_snapshots
-from pipelines.warehouse import catalog, health
+from pipelines import report
+from pipelines.adapters import transform
+from pipelines.adapters.warehouse import catalog, health
+from pipelines.config.spec import Source
+from pipelines.domain.errors import IncompleteDate, SpecError
+from pipelines.faces.demo import load_demo_data
+from pipelines.faces.demo_data import DemoConfig
+from pipelines.scoring.completeness import Coverage, Extent, unlisted_label_sources
+from pipelines.training.train import plan_snapshots
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, DEMO, score_date
 
 LABELLED = AS_OF - dt.timedelta(days=32)  # its 30-day labels are complete by AS_OF; not a training snapshot

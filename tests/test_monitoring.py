@@ -8,10 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipelines import registry, steps, transform
-from pipelines.demo import load_demo_data
-from pipelines.demo_data import DemoConfig
-from pipelines.errors import InputError
+from pipelines.adapters import registry, transform
+from pipelines.domain.errors import InputError
+from pipelines.faces.demo import load_demo_data
+from pipelines.faces.demo_data import DemoConfig
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, DEMO, score_date
 
 LABELLED = AS_OF - dt.timedelta(days=32)  # its 30-day labels are complete by AS_OF; not a training snapshot

@@ -23,9 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipelines import registry
-from pipelines.settings import DAGS_DIR, REPO_ROOT
-from pipelines.warehouse import open_warehouse
+from pipelines.adapters import registry
+from pipelines.adapters.warehouse import open_warehouse
+from pipelines.config.settings import DAGS_DIR, REPO_ROOT
 from tests.conftest import AS_OF, DEMO, settings_for
 from tests.services import Redis, create_database, free_port, wait_for_port
 from tests.services import wait_until as services_wait_until
@@ -73,10 +73,10 @@ def wait_until(check, timeout: float, what: str, stack: Stack):
 
 @pytest.fixture(scope="module")
 def stack(postgres, base_home, tmp_path_factory):
-    from pipelines import steps
-    from pipelines.demo import load_demo_data
-    from pipelines.demo_data import DemoConfig
-    from pipelines.spec import load_spec
+    from pipelines.config.spec import load_spec
+    from pipelines.faces.demo import load_demo_data
+    from pipelines.faces.demo_data import DemoConfig
+    from pipelines.usecases import steps
 
     root = tmp_path_factory.mktemp("production")
     warehouse_url = create_database(postgres, "prod_warehouse")
@@ -391,8 +391,8 @@ def test_drift_after_publishing_makes_the_monitor_ask_for_a_retrain_and_train_ru
     churn_predictions asset, churn_monitor runs on it, and drift on the most important
     features on two dates in a row updates churn_retrain, on which churn_train runs. Last in
     this module: it replaces the stack's raw data with a drifted business."""
-    from pipelines.demo import load_demo_data
-    from pipelines.demo_data import DemoConfig
+    from pipelines.faces.demo import load_demo_data
+    from pipelines.faces.demo_data import DemoConfig
 
     settings = stack["settings"]
     load_demo_data(settings, DemoConfig(**DEMO, drift_from=AS_OF - dt.timedelta(days=20)))

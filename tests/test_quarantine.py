@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import pytest
 
-from pipelines import steps
-from pipelines.errors import SpecError, ValidationFailed
-from pipelines.validate import load_suite
+from pipelines.adapters.validate import load_suite
+from pipelines.domain.errors import SpecError, ValidationFailed
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, run_log, score_date
 
 

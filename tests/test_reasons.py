@@ -10,8 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines import registry, steps
-from pipelines.monitoring.explanations import contributions
+from pipelines.adapters import registry
+from pipelines.scoring.explanations import contributions
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, score_date
 
 

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import report, steps, transform
-from pipelines.errors import InputError, ValidationFailed
-from pipelines.warehouse import open_warehouse
+from pipelines import report
+from pipelines.adapters import transform
+from pipelines.adapters.warehouse import open_warehouse
+from pipelines.domain.errors import InputError, ValidationFailed
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, score_date, settings_for
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

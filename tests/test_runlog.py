@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import backfill, runlog, steps
-from pipelines.errors import (
+from pipelines.adapters.warehouse import catalog
+from pipelines.domain.errors import (
     BatchpredError,
     ContractError,
     IncompleteDate,
@@ -21,7 +21,8 @@ from pipelines.errors import (
     RegistryUnavailable,
     ValidationFailed,
 )
-from pipelines.warehouse import catalog
+from pipelines.scoring import runlog
+from pipelines.usecases import backfill, steps
 from tests.conftest import AS_OF, run_log, score_date
 
 BATCHPRED = str(Path(sys.executable).with_name("batchpred"))

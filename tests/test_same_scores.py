@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import transform
+from pipelines.adapters import transform
 from tests.conftest import AS_OF, score_date
 
 BATCHPRED = str(Path(sys.executable).with_name("batchpred"))

@@ -4,10 +4,18 @@ from dataclasses import replace
 
 import pytest
 
-from pipelines import registry, steps
-from pipelines.errors import BatchpredError, ContractError, EmptyPartition, FeatureSchemaError, ModelNotFound, PartitionMismatch
-from pipelines.records import ValidationRef
-from pipelines.score import score_partition
+from pipelines.adapters import registry
+from pipelines.domain.errors import (
+    BatchpredError,
+    ContractError,
+    EmptyPartition,
+    FeatureSchemaError,
+    ModelNotFound,
+    PartitionMismatch,
+)
+from pipelines.domain.records import ValidationRef
+from pipelines.scoring.score import score_partition
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, run_log, score_date
 
 
@@ -166,7 +174,7 @@ def test_a_missing_shard_publishes_nothing(settings, spec, warehouse):
 
 def test_scoring_needs_a_passed_validation_of_the_date(settings, spec, warehouse):
     attempt = steps.plan(settings, spec, AS_OF)
-    from pipelines.errors import ValidationFailed
+    from pipelines.domain.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed, match="validate the date before scoring it"):
         steps.score_shard(settings, spec, attempt, ValidationRef("made-up", 10, 0), 0)
@@ -182,7 +190,7 @@ def test_a_failure_in_a_later_batch_propagates_as_itself_and_keeps_old_rows(sett
     unchanged (not as a driver's I/O error) and the write transaction rolls back."""
     from contextlib import contextmanager
 
-    from pipelines.contract import InputContract
+    from pipelines.config.contract import InputContract
 
     attempt, validation, _ = score_date(settings, spec)
     before = predictions(warehouse)

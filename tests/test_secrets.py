@@ -7,8 +7,9 @@ import datetime as dt
 
 import pytest
 
-from pipelines import redact, steps
-from pipelines.settings import DAGS_DIR
+from pipelines.config.settings import DAGS_DIR
+from pipelines.domain import redact
+from pipelines.usecases import steps
 from tests.conftest import _AIRFLOW_HOME, AS_OF, score_date
 from tests.test_alerts import Receiver
 from tests.test_monitoring import drifted
@@ -61,7 +62,7 @@ def test_a_failing_webhook_with_secrets_leaks_none_through_the_monitor_dag(
 ):
     from airflow.dag_processing.dagbag import DagBag
 
-    from pipelines.warehouse import open_warehouse
+    from pipelines.adapters.warehouse import open_warehouse
 
     if backend == "postgres":  # the test cluster trusts loopback, so the password is carried and ignored
         settings = dataclasses.replace(
@@ -100,7 +101,7 @@ def test_a_failing_webhook_with_secrets_leaks_none_through_the_monitor_dag(
 
 
 def test_an_mlflow_password_reaches_neither_the_error_nor_the_run_log(settings, spec, warehouse, monkeypatch):
-    from pipelines.errors import RegistryUnavailable
+    from pipelines.domain.errors import RegistryUnavailable
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")

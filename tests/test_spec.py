@@ -3,10 +3,10 @@ import shutil
 import pytest
 import yaml
 
-from pipelines.errors import SpecError
-from pipelines.identifiers import check_identifier, quote
-from pipelines.settings import MODELS_DIR
-from pipelines.spec import list_models, load_spec
+from pipelines.config.settings import MODELS_DIR
+from pipelines.config.spec import list_models, load_spec
+from pipelines.domain.errors import SpecError
+from pipelines.domain.identifiers import check_identifier, quote
 
 
 def write_spec(tmp_path, **changes):
@@ -19,7 +19,7 @@ def write_spec(tmp_path, **changes):
 
 
 def test_churn_spec_loads():
-    from pipelines.warehouse import catalog
+    from pipelines.adapters.warehouse import catalog
 
     spec = load_spec("churn")
     assert spec.key_columns == ("customer_id",)
@@ -35,7 +35,7 @@ def test_churn_spec_loads():
 
 def test_the_second_demo_model_is_configuration_alone():
     """payment_risk is a folder with model.yaml, dbt SQL and YAML, and a suite: no Python anywhere."""
-    from pipelines.settings import DBT_PROJECT_DIR, EXPECTATIONS_DIR
+    from pipelines.config.settings import DBT_PROJECT_DIR, EXPECTATIONS_DIR
 
     spec = load_spec("payment_risk")
     assert spec.key_columns == ("invoice_number",) and spec.target == "failed_7d"

@@ -16,10 +16,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipelines import steps, transform
-from pipelines.spec import Monitoring
-from pipelines.warehouse import catalog, comments, open_warehouse
-from pipelines.warehouse.base import DocumentedTable
+from pipelines.adapters import transform
+from pipelines.adapters.warehouse import catalog, comments, open_warehouse
+from pipelines.adapters.warehouse.base import DocumentedTable
+from pipelines.config.spec import Monitoring
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, MODELS, score_date
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -115,13 +116,13 @@ def test_every_column_batchpred_writes_has_a_comment_text():
                        ("reasons_staging", catalog.reasons_schema(key, staged=True))]),
     ]  # fmt: skip
     missing = [f"{t.schema}.{t.table}.{c}" for t in tables for c in t.arrow_schema.names if not t.columns.get(c)]
-    assert not missing, f"add a comment text in pipelines/warehouse/comments.py for: {missing}"
+    assert not missing, f"add a comment text in pipelines/adapters/warehouse/comments.py for: {missing}"
     assert all(t.comment for t in tables)
 
 
 @pytest.mark.parametrize("model", ["churn", "payment_risk"])
 def test_every_documented_table_exists_after_a_first_publish_with_its_comments(settings, backend, model):
-    from pipelines.spec import load_spec
+    from pipelines.config.spec import load_spec
 
     spec = load_spec(model)
     attempt, _, published = score_date(settings, spec)

@@ -15,14 +15,14 @@ import sys
 import textwrap
 import time
 
-from pipelines.warehouse import open_warehouse
+from pipelines.adapters.warehouse import open_warehouse
 from tests.conftest import score_date
 
 CHILD = textwrap.dedent(
     """
     import datetime as dt, json
     from airflow.dag_processing.dagbag import DagBag
-    from pipelines.settings import DAGS_DIR
+    from pipelines.config.settings import DAGS_DIR
 
     dag = DagBag(dag_folder=str(DAGS_DIR)).dags["churn_score"]
     for task in dag.tasks:

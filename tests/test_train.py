@@ -7,10 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from pipelines import registry, steps, train
-from pipelines.errors import IncompleteDate, InputError, ModelNotFound
-from pipelines.monitoring.reference import FORMAT
-from pipelines.train import snapshot_dates, split_snapshots
+from pipelines.adapters import registry
+from pipelines.domain.errors import IncompleteDate, InputError, ModelNotFound
+from pipelines.domain.reference import FORMAT
+from pipelines.training import train
+from pipelines.training.train import snapshot_dates, split_snapshots
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, score_date
 
 
@@ -98,8 +100,8 @@ def test_adding_a_feature_to_a_model_with_a_champion(own, spec, warehouse, tmp_p
     """A new feature line in model.yaml and its SQL column: the feature table gains the column
     (on_schema_change), the champion is compared on its own input contract, and today's
     champion keeps scoring through it."""
-    from pipelines import transform
-    from pipelines.settings import DBT_PROJECT_DIR
+    from pipelines.adapters import transform
+    from pipelines.config.settings import DBT_PROJECT_DIR
 
     project = tmp_path / "dbt_project"
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))

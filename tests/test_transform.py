@@ -5,9 +5,10 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from pipelines import transform
-from pipelines.errors import DbtError
-from pipelines.warehouse.url import parse
+from pipelines.adapters import transform
+from pipelines.adapters.warehouse.url import parse
+from pipelines.domain import names
+from pipelines.domain.errors import DbtError
 from tests.conftest import AS_OF
 
 
@@ -89,7 +90,7 @@ def test_a_malformed_date_var_is_refused_by_dbt(settings):
 
 
 def _fake_scores(warehouse, day, scores, version=1):
-    from pipelines.warehouse import catalog
+    from pipelines.adapters.warehouse import catalog
 
     schema = catalog.predictions_schema([pa.field("customer_id", pa.int64(), nullable=False)])
     ids = sorted(scores)
@@ -161,10 +162,10 @@ def test_a_date_without_predictions_loses_its_summary_rows(settings, spec, wareh
 
 
 def test_a_dry_run_builds_in_a_scratch_schema_and_leaves_analytics_alone(settings, spec, warehouse):
-    from pipelines.warehouse import catalog
+    from pipelines.adapters.warehouse import catalog
 
     before = features(warehouse, AS_OF)
-    scratch = catalog.scratch_schema("0123456789abcdef")
+    scratch = names.scratch_schema("0123456789abcdef")
     warehouse.execute("update raw.usage_daily set minutes = minutes + 1")
     transform.build_features(settings, spec, [AS_OF], scratch=scratch)
     built = warehouse.query(f"select count(*) as n from {scratch}.churn_features").to_pylist()[0]["n"]

@@ -5,8 +5,9 @@ import datetime as dt
 
 import pytest
 
-from pipelines import steps, transform
-from pipelines.errors import InputError
+from pipelines.adapters import transform
+from pipelines.domain.errors import InputError
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, run_log, score_date
 from tests.test_cli import run
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from pipelines import steps
-from pipelines.errors import SpecError, ValidationFailed
-from pipelines.validate import load_suite, validate_partition
+from pipelines.adapters.validate import load_suite, validate_partition
+from pipelines.domain.errors import SpecError, ValidationFailed
+from pipelines.usecases import steps
 from tests.conftest import AS_OF, run_log, score_date
 
 BIG = dt.date(2026, 3, 1)

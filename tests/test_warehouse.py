@@ -3,8 +3,8 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from pipelines.errors import BatchpredError
-from pipelines.warehouse import open_warehouse
+from pipelines.adapters.warehouse import open_warehouse
+from pipelines.domain.errors import BatchpredError
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 SCHEMA = pa.schema([("id", pa.int64()), ("as_of_date", pa.date32()), ("value", pa.float64())])

@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from pipelines import redact
-from pipelines.errors import UndeliveredAlerts
-from pipelines.spec import ModelSpec
+from pipelines.config.spec import ModelSpec
+from pipelines.domain import redact
+from pipelines.domain.errors import UndeliveredAlerts
 
 if TYPE_CHECKING:
-    from pipelines.settings import Settings
-    from pipelines.warehouse.base import Warehouse
+    from pipelines.adapters.warehouse.base import Warehouse
+    from pipelines.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def deliver(
     redacted). Returns how many were delivered; after trying them all, raises UndeliveredAlerts
     naming how many were not and why. With no URL, says once that none was sent and records nothing.
     """
-    from pipelines.warehouse import health
+    from pipelines.adapters.warehouse import health
 
     if url is None:
         if alerts:
@@ -369,7 +369,7 @@ def deliver_failure(
     row = queued_row(body, url, at) | {"attempts": 1, "last_attempt_at": at}
     row |= {"status": "delivered", "delivered_at": at} if result.delivered else {"last_error": result.error}
     try:
-        from pipelines.warehouse import health, open_warehouse
+        from pipelines.adapters.warehouse import health, open_warehouse
 
         health.queue_deliveries(open_warehouse(settings.warehouse_url), model, [row])
     except Exception as exc:  # noqa: BLE001 - the failure being reported matters more than its record

@@ -1,7 +1,7 @@
 """Champion/challenger: how a shadow version's scores compare with the champion's, per date.
 
 Shadow versions (`shadow_aliases` in model.yaml) score the same validated partition as
-the champion, in the same read (`pipelines.score`), into `predictions.<model>_shadow_scores`.
+the champion, in the same read (`pipelines.scoring.score`), into `predictions.<model>_shadow_scores`.
 For each date and (champion version, shadow version), `monitoring.shadow_comparison`
 holds: rows, Pearson and Spearman correlation, mean and 95th-percentile absolute
 difference, the Jaccard overlap of the two top deciles, the share of rows whose decision
@@ -16,15 +16,15 @@ import datetime as dt
 import math
 from typing import Any
 
-from pipelines import registry
+from pipelines.adapters import registry
+from pipelines.adapters.warehouse import Warehouse, catalog, health
+from pipelines.config.settings import Settings
+from pipelines.config.spec import ModelSpec
+from pipelines.domain.records import PinnedModel
+from pipelines.domain.reference import usable
 from pipelines.monitoring import metrics as m
 from pipelines.monitoring import performance
 from pipelines.monitoring.drift import score_bins
-from pipelines.monitoring.reference import usable
-from pipelines.records import PinnedModel
-from pipelines.settings import Settings
-from pipelines.spec import ModelSpec
-from pipelines.warehouse import Warehouse, catalog, health
 
 
 def compare(

@@ -28,10 +28,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.adapters.warehouse import Warehouse, catalog, health
+from pipelines.config.spec import ModelSpec
+from pipelines.domain.reference import Bins, bins_of
 from pipelines.monitoring import metrics as m
-from pipelines.monitoring.reference import Bins, bins_of
-from pipelines.spec import ModelSpec
-from pipelines.warehouse import Warehouse, catalog, health
 
 SCORE = "score"  # the prediction, as a pseudo-feature
 COMPARISONS = {"previous_day": 1, "same_day_last_week": 7}

@@ -18,14 +18,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipelines import completeness, registry, transform
+from pipelines.adapters import registry, transform
+from pipelines.adapters.warehouse import catalog, health, open_warehouse
+from pipelines.config.settings import Settings
+from pipelines.config.spec import ModelSpec
+from pipelines.domain.records import PinnedModel
+from pipelines.domain.reference import usable
 from pipelines.monitoring import alerts as alerting
 from pipelines.monitoring import challenger, drift, performance
-from pipelines.monitoring.reference import usable
-from pipelines.records import PinnedModel
-from pipelines.settings import Settings
-from pipelines.spec import ModelSpec
-from pipelines.warehouse import catalog, health, open_warehouse
+from pipelines.scoring import completeness
 
 log = logging.getLogger(__name__)
 

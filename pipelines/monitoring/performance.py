@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.adapters.warehouse import Warehouse, health
+from pipelines.config.spec import ModelSpec
 from pipelines.monitoring import metrics as m
-from pipelines.spec import ModelSpec
-from pipelines.warehouse import Warehouse, health
 
 
 def estimate(

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import InputError
-from pipelines.settings import Settings
-from pipelines.spec import ModelSpec
-from pipelines.warehouse import catalog, health, open_warehouse
+from pipelines.adapters.warehouse import catalog, health, open_warehouse
+from pipelines.config.settings import Settings
+from pipelines.config.spec import ModelSpec
+from pipelines.domain.errors import InputError
 
 SCORE = "score"  # the score's pseudo-feature in the drift tables (pipelines.monitoring.drift.SCORE)
 MOST_DRIFTED = 3  # reference vs current distributions are drawn for this many features

@@ -1,0 +1,201 @@
+"""Run the dbt project against the configured warehouse.
+
+dbt reads its connection from the environment (dbt_project/profiles.yml); the
+variables come from BATCHPRED_WAREHOUSE_URL (`pipelines.adapters.warehouse.url`), so the URL
+stays the one switch between deployments. dbt runs in-process (no subprocess
+start-up per step), with its target/ and logs/ under $BATCHPRED_HOME rather than in
+the checkout. On DuckDB, dbt waits for another process's file lock the way every
+batchpred connection does.
+
+What a model's dbt project must provide (see the README's "Adding a model"):
+- `models/features/<features_model>.sql`, built per as-of date from
+  `requested_dates()` (vars `as_of_date` or `as_of_dates`);
+- `models/labels/<labels_model>.sql`, the same for the target, reading
+  var('label_horizon_days');
+- marts tagged `mart` and the model name, reading the spec from var('batchpred_spec').
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from pipelines.adapters.warehouse.url import parse
+from pipelines.config.settings import DBT_PROJECT_DIR, Settings
+from pipelines.config.spec import ModelSpec
+from pipelines.domain.errors import DbtError
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def spec_vars(spec: ModelSpec) -> dict[str, object]:
+    """What the generic marts read from the spec (var 'batchpred_spec')."""
+    return {
+        "batchpred_spec": {
+            "name": spec.name,
+            "key": list(spec.key_columns),
+            "segment": spec.segment,
+            "risk_bands": [[band, threshold] for band, threshold in spec.risk_bands],
+            "action_threshold": spec.action_threshold,
+        }
+    }
+
+
+def run_dbt(
+    settings: Settings,
+    command: str,
+    select: str,
+    variables: dict[str, object] | None = None,
+    exclude: str | None = None,
+) -> None:
+    """Run `dbt <command> --select <select> [--exclude <exclude>]` and raise DbtError naming each failed node.
+
+    On DuckDB, waits (up to the warehouse's lock wait) while another process holds the file.
+    """
+    url = parse(settings.warehouse_url)
+    if url.kind == "duckdb":
+        from pipelines.adapters.warehouse.duckdb import lock_holder, wait_for_file
+        from pipelines.adapters.warehouse.retry import Busy
+
+        def attempt() -> None:
+            _probe(url.path)
+            try:
+                _invoke(settings, command, select, variables, exclude)
+            except DbtError as exc:
+                holder = lock_holder(str(exc))
+                if holder:
+                    raise Busy(holder) from None
+                raise
+
+        wait_for_file(url.path, attempt)
+    else:
+        _invoke(settings, command, select, variables, exclude)
+
+
+def _probe(path) -> None:
+    """Open and close the DuckDB file: raises retry.Busy while another process holds it."""
+    from pipelines.adapters.warehouse.duckdb import DuckDBWarehouse
+
+    DuckDBWarehouse(path)._open().close()
+
+
+def _invoke(settings: Settings, command: str, select: str, variables: dict[str, object] | None, exclude: str | None) -> None:
+    from dbt.cli.main import dbtRunner  # dbt is slow to import: only when a step needs it
+
+    target_dir = settings.dbt_target_dir
+    args = [
+        command,
+        "--select",
+        select,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(target_dir / "target"),
+        "--log-path",
+        str(target_dir / "logs"),
+        "--vars",
+        json.dumps(variables or {}),
+        "--no-use-colors",
+        # Progress lines go to the log file; the terminal and task log get warnings and errors.
+        "--log-level",
+        "warn",
+        "--log-level-file",
+        "info",
+        "--no-version-check",
+        *(["--exclude", exclude] if exclude else []),
+    ]
+    env = parse(settings.warehouse_url).dbt_env() | {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
+    with _environment(env):
+        try:
+            result = dbtRunner().invoke(args)
+        finally:
+            _release_duckdb()
+    if result.success:
+        return
+    if result.exception is not None:
+        raise DbtError(f"dbt {command} --select {select} failed: {result.exception}")
+    failures = [
+        f"{r.node.name}: {r.status} ({r.message})"
+        for r in (result.result or [])
+        if str(r.status) not in ("success", "pass", "skipped")
+    ]
+    raise DbtError(f"dbt {command} --select {select} failed: " + "; ".join(failures or ["see the dbt log above"]))
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after a run.
+
+    Otherwise the file stays locked against other processes, and this process cannot
+    open it with another configuration (GX's SQLAlchemy engine, say). dbt-duckdb has
+    no public call that closes it, so this reaches for its environment directly.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    environment = DuckDBConnectionManager._ENV
+    if environment is not None:
+        environment.close()
+    DuckDBConnectionManager.close_all_connections()
+
+
+def _dates(as_of_dates: Sequence[dt.date]) -> dict[str, object]:
+    """The dbt vars naming the as-of dates a run builds: one run for all of them."""
+    if not as_of_dates:
+        raise ValueError("no as-of dates to build")
+    if len(as_of_dates) == 1:
+        return {"as_of_date": as_of_dates[0].isoformat()}
+    return {"as_of_dates": [d.isoformat() for d in as_of_dates]}
+
+
+def _scratch(schema: str | None) -> dict[str, object]:
+    return {"batchpred_scratch_schema": schema} if schema else {}
+
+
+def build_features(
+    settings: Settings, spec: ModelSpec, as_of_dates: Sequence[dt.date], upstream: bool = True, scratch: str | None = None
+) -> None:
+    """(Re)build exactly the given dates' partitions of the spec's feature model in one
+    dbt run, then test it.
+
+    With `upstream` (the default) the models it reads from (staging), and the tests on
+    the raw sources, run first; a backfill does that once for the whole range
+    (`build_upstream`). With `scratch`, every model is built in that schema instead
+    (a dry run), leaving analytics as it was.
+    """
+    select = f"+{spec.features_model}" if upstream else spec.features_model
+    run_dbt(settings, "build", select, _dates(as_of_dates) | _scratch(scratch))
+
+
+def build_upstream(settings: Settings, spec: ModelSpec) -> None:
+    """Rebuild and test the models the feature model reads from, but not the feature model."""
+    run_dbt(settings, "build", f"+{spec.features_model}", exclude=spec.features_model)
+
+
+def build_labels(settings: Settings, spec: ModelSpec, as_of_dates: Sequence[dt.date], with_features: bool = False) -> None:
+    """(Re)build the labels of the given dates (their feature partitions must exist, unless
+    `with_features` builds those in the same run, as training does)."""
+    select = f"+{spec.features_model} {spec.labels_model}" if with_features else spec.labels_model
+    run_dbt(settings, "build", select, _dates(as_of_dates) | {"label_horizon_days": spec.training.label_horizon_days})
+
+
+def build_marts(settings: Settings, spec: ModelSpec, as_of_dates: Sequence[dt.date]) -> None:
+    """Rebuild the spec's marts (dbt models tagged `mart` and the model name) for the given dates."""
+    run_dbt(settings, "build", f"tag:mart,tag:{spec.name}", _dates(as_of_dates) | spec_vars(spec))

@@ -1,0 +1,205 @@
+"""`batchpred demo`: the whole product on the embedded default, in one command.
+
+It generates a demo warehouse, trains and registers both demo models (churn, with
+integer customer ids, and payment_risk, with text invoice numbers), runs each
+model's real `<model>_score` DAG through Airflow (`airflow dags test`, SQLite
+metadata, no server) for the last complete date, then prints what a dashboard would
+see.
+Running it again rebuilds the same tables: every write replaces, none appends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from pipelines import report
+from pipelines.adapters.warehouse import catalog, open_warehouse, safe_url
+from pipelines.config.settings import DAGS_DIR, Settings
+from pipelines.config.spec import load_spec
+from pipelines.domain.errors import BatchpredError
+from pipelines.faces.demo_data import DemoConfig, generate
+from pipelines.usecases import steps
+
+WAREHOUSE_POOL = "batchpred_warehouse"
+DEMO_MODELS = ("churn", "payment_risk")
+CHALLENGER = "challenger"
+
+
+def load_demo_data(settings: Settings, config: DemoConfig) -> dict[str, int]:
+    """Generate the demo business and replace schema raw with it, in one transaction."""
+    tables = generate(config)
+    warehouse = open_warehouse(settings.warehouse_url, create=True)
+    catalog.ensure_shared_tables(warehouse)  # the documented tables exist before anything is scored
+    warehouse.replace_tables("raw", tables)
+    return {name: table.num_rows for name, table in tables.items()}
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Environment for an embedded Airflow: SQLite metadata under $BATCHPRED_HOME, this repo's DAGs."""
+    home = settings.home / "airflow"
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "BATCHPRED_HOME": str(settings.home),
+        "BATCHPRED_WAREHOUSE_URL": settings.warehouse_url,
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        # Airflow's own start-up warnings (no graphviz for rendering graphs; starlette's
+        # deprecation inside `dags test`'s in-process API client) say nothing about the run.
+        "PYTHONWARNINGS": "ignore:Could not import graphviz:UserWarning,ignore:Using `httpx` with:UserWarning",
+    }
+
+
+def write_airflow_cfg(settings: Settings) -> Path:
+    """The embedded Airflow's airflow.cfg, written before Airflow first runs (it would write one
+    pointing at a DAG folder that does not exist, with the example DAGs on)."""
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    path = settings.home / "airflow" / "airflow.cfg"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)  # it holds this home's keys
+        path.write_text(
+            "# Written by batchpred for the embedded default (pipelines/faces/demo.py); Airflow's defaults apply to the rest.\n"
+            f"[core]\ndags_folder = {DAGS_DIR}\nload_examples = False\nunit_test_mode = False\n"
+            f"fernet_key = {Fernet.generate_key().decode()}\n\n"
+            f"[api_auth]\njwt_secret = {secrets.token_urlsafe(32)}\n"
+        )
+    return path
+
+
+def run_airflow(settings: Settings, *args: str, log_name: str) -> None:
+    """Run an `airflow` CLI command with the embedded environment; its output goes to a log file."""
+    write_airflow_cfg(settings)
+    airflow = Path(sys.executable).with_name("airflow")
+    log_path = settings.home / "logs" / f"{log_name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as out:
+        code = subprocess.call([str(airflow), *args], env=airflow_env(settings), stdout=out, stderr=subprocess.STDOUT)
+    if code != 0:
+        tail = "".join(log_path.read_text().splitlines(keepends=True)[-40:])
+        raise BatchpredError(f"`airflow {' '.join(args)}` exited with {code}; its log is {log_path}:\n{tail}")
+
+
+def run_demo(
+    settings: Settings, customers: int, end: dt.date, drift_from: dt.date | None = None, models: tuple[str, ...] = DEMO_MODELS
+) -> None:
+    """Generate the demo business ending `end` (its behaviour shifting from `drift_from`, if
+    given), train each model on it, run each model's score and monitor DAGs through Airflow
+    for `end`, and print what the dashboards see and the date's health."""
+    specs = [load_spec(model) for model in models]
+    settings.home.mkdir(parents=True, exist_ok=True)
+
+    def stage(message: str) -> float:
+        click.secho(f"==> {message}", bold=True)
+        return time.perf_counter()
+
+    drifting = f", behaviour shifting from {drift_from}" if drift_from else ""
+    began = stage(f"generating {customers:,} customers of demo data ending {end}{drifting}")
+    config = DemoConfig(customers=customers, end_date=end, drift_from=drift_from)
+    counts = load_demo_data(settings, config)
+    click.echo("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in counts.items()))
+
+    for spec in specs:
+        # The first model also gets a challenger: its champion is trained two weeks earlier,
+        # and a version trained on all the data scores beside it in the shadow.
+        shadowed = spec is specs[0] and CHALLENGER in spec.shadow_aliases
+        plan = [(spec.alias, end - dt.timedelta(days=14)), (CHALLENGER, end)] if shadowed else [(spec.alias, end)]
+        for alias, day in plan:
+            started = stage(f"training {spec.name} on data known up to {day}" + (f" (@{alias})" if shadowed else ""))
+            trained = steps.train(settings, spec, day, alias=alias)
+            click.echo(
+                f"    version {trained.model.version}: validation AUC {trained.metrics['auc']:.3f}, "
+                f"PR-AUC {trained.metrics['pr_auc']:.3f} in {time.perf_counter() - started:.0f}s; {trained.verdict}"
+            )
+
+    started = stage(f"running {', '.join(s.score_dag_id for s in specs)} through Airflow for as-of date {end}")
+    run_airflow(settings, "db", "migrate", log_name="airflow-db-migrate")
+    run_airflow(
+        settings, "pools", "set", WAREHOUSE_POOL, "1", "Serialises writers to the DuckDB warehouse", log_name="airflow-pools"
+    )
+    for spec in specs:
+        # No logical date: the run is dated now, so it never takes the logical date of a
+        # scheduled run (unpausing the DAG later just works); the date is a run parameter.
+        conf = json.dumps({"as_of_date": end.isoformat()})
+        for dag_id in (spec.score_dag_id, spec.monitor_dag_id):
+            run_airflow(settings, "dags", "test", dag_id, "-c", conf, log_name=f"{dag_id}-{end}")
+    click.echo(f"    DAG runs succeeded in {time.perf_counter() - started:.0f}s (logs: {settings.home / 'logs'})")
+
+    for spec in specs:
+        show_dashboard(settings, spec, end)
+    click.secho(f"\nModel health of {end} (monitoring.daily_health, monitoring.alerts):", bold=True)
+    for spec in specs:
+        show_health(settings, spec, end)
+    click.secho(f"\nModel-health reports of {end} (written by the monitor DAGs; open in a browser):", bold=True)
+    for spec in specs:
+        path = report.default_path(settings, spec.name, end)
+        click.echo(f"  {spec.name:<14} {path.as_uri() if path.exists() else 'missing: see the monitor DAG log'}")
+    embedded_mlflow = settings.mlflow_tracking_uri.startswith("sqlite:")
+    artifacts = f"  (artifacts: {settings.mlflow_artifact_root})" if embedded_mlflow else ""
+    click.secho(f"\nDone in {time.perf_counter() - began:.0f}s. Where everything lives:", bold=True)
+    for label, where in (
+        ("warehouse", safe_url(settings.warehouse_url)),
+        ("MLflow", safe_url(settings.mlflow_tracking_uri) + artifacts),
+        ("Airflow", f"{settings.home / 'airflow'}  (AIRFLOW_HOME; DAGs from {DAGS_DIR})"),
+        ("logs", str(settings.home / "logs")),
+        ("reports", str(settings.home / "reports")),
+    ):
+        click.echo(f"  {label:<10} {where}")
+
+
+def show_dashboard(settings: Settings, spec, as_of_date: dt.date) -> None:
+    """Print the rows a dashboard would read from the marts."""
+    top, summary = catalog.dashboard_view(open_warehouse(settings.warehouse_url), spec, as_of_date)
+    click.secho(f"\nmarts.{spec.name}_latest_scores (highest risk first):", bold=True)
+    click.echo(_table(top))
+    click.secho(f"\nmarts.{spec.name}_daily_summary for {as_of_date}:", bold=True)
+    click.echo(_table(summary))
+
+
+def show_health(settings: Settings, spec, as_of_date: dt.date) -> None:
+    """Print the date's health in a few lines: drift, estimated AUC, alerts."""
+    from pipelines.adapters.warehouse import health
+
+    warehouse = open_warehouse(settings.warehouse_url)
+    rows = health.rows_of(warehouse, catalog.DAILY_HEALTH, spec.name, as_of_date, as_of_date).to_pylist()
+    if not rows:
+        click.echo(f"  {spec.name}: not monitored")
+        return
+    day = rows[-1]
+    line = f"  {spec.name} (version {day['model_version']}): {day['status']}; drift {day['drift_status']}"
+    if day["worst_feature"]:
+        line += f", most drifted {day['worst_feature']} (PSI {day['worst_psi']:.3f})"
+    if day["expected_auc"] is not None:
+        line += f"; estimated AUC {day['expected_auc']:.3f} [{day['expected_auc_lower']:.3f}, {day['expected_auc_upper']:.3f}]"
+    click.echo(line + f"; {day['alerts']} alert(s); realized AUC once labels complete on {day['labels_due']}")
+    alerts = health.rows_of(warehouse, catalog.ALERTS, spec.name, as_of_date, as_of_date).to_pylist()
+    for alert in [a for a in alerts if a["severity"] == "alert"][:5]:
+        click.echo(f"    ALERT {alert['message']}" + (f" ({alert['action']})" if alert["action"] else ""))
+    for c in health.rows_of(warehouse, catalog.SHADOW_COMPARISON, spec.name, as_of_date, as_of_date).to_pylist():
+        click.echo(
+            f"    shadow {c['challenger_alias']} (version {c['challenger_version']}) beside version {c['model_version']}: "
+            f"Spearman {c['spearman']:.3f}, decisions flipped {c['flip_share']:.1%}, estimated AUC "
+            f"{c['challenger_expected_auc']:.3f} vs {c['champion_expected_auc']:.3f} (monitoring.shadow_comparison)"
+        )
+
+
+def _table(table) -> str:
+    rows = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()] for row in table.to_pylist()]
+    header = table.column_names
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
