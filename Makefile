@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export BATCHPRED_HOME ?= $(CURDIR)/.batchpred
 
-.PHONY: install services demo ui test lint bench clean
+.PHONY: install services demo ui test test-fast typecheck lint bench clean
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --user uv
@@ -35,11 +35,22 @@ services:
 ui: install
 	$(UV) run --locked batchpred ui $(if $(PORT),--port $(PORT))
 
-# Two workers (pytest-xdist), a test module each at a time, the longest modules first
-# (tests/conftest.py): each worker starts its own PostgreSQL cluster and Redis.
+# Every tier (tests/unit, tests/integration, tests/system) after the linter and the type
+# checker. Two workers (pytest-xdist), a test module each at a time, the longest modules
+# first (tests/conftest.py): each worker starts its own PostgreSQL cluster and Redis.
 test: install services
 	$(UV) run --locked ruff check .
+	$(UV) run --locked mypy
 	$(UV) run --locked pytest -n 2 --dist loadfile --no-loadscope-reorder
+
+# The unit tier alone: no PostgreSQL, Redis, Chromium or Airflow run, no model trained; well
+# under a minute. Exit code 5 (no test collected) is not a failure.
+test-fast: install
+	$(UV) run --locked pytest tests/unit -q || [ $$? -eq 5 ]
+
+# mypy on pipelines/ (pyproject.toml [tool.mypy]: strict on the domain, config and adapter layers).
+typecheck: install
+	$(UV) run --locked mypy
 
 # Benchmarks print figures; they are not tests (see bench/__main__.py).
 bench: install services

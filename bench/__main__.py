@@ -32,7 +32,7 @@ Figures, per row count N and warehouse:
                    features over the version's reference bins, plus the score histogram over the
                    date's predictions (pipelines.monitoring.drift.profile), in seconds per 1M rows
   estimated_performance   pipelines.monitoring.performance.estimate on the date, s per 1M rows
-  realized_performance    pipelines.monitoring.performance.realize on the date once its labels
+  realized_performance    pipelines.monitoring.performance.measure on the date once its labels
                    exist (analytics.bench_labels, drawn from the bench signal), s per 1M rows
   monitor_peak_rss peak RSS of a fresh process monitoring the date, at the first N and at each
                    --duckdb-rows N (target < 1 GB at 10M, DuckDB); the other model-health
@@ -94,6 +94,8 @@ from bench.common import (
     signal,
 )
 from bench.validation_sql import validate_sql
+from pipelines.adapters.resources import Resources
+from pipelines.adapters.warehouse import Warehouse, tables
 from pipelines.config.settings import DAGS_DIR, Settings
 from pipelines.config.spec import ModelSpec
 
@@ -113,7 +115,7 @@ def repeats_for(rows: int, repeats: int) -> int:
 
 
 def train_and_register(
-    settings: Settings,
+    res: Resources,
     spec: ModelSpec,
     alias: str = "champion",
     seed: int = 0,
@@ -127,7 +129,6 @@ def train_and_register(
     import pandas as pd
     import xgboost as xgb
 
-    from pipelines.adapters import registry
     from pipelines.monitoring.reference import training_reference
     from pipelines.training.train import metrics_for
 
@@ -153,24 +154,22 @@ def train_and_register(
         contract, x, {}, valid_scores, y_valid, metrics, booster.get_score(importance_type="total_gain"), spec.action_threshold
     )
     example = pd.DataFrame(x[:5], columns=list(contract.feature_names))
-    model = registry.log_model(
-        settings, spec.name, booster, contract, example, {"trees": 300, "depth": 6},
+    model = res.registry.log_model(
+        spec.name, booster, contract, example, {"trees": 300, "depth": 6},
         {f"val_{k}": v for k, v in metrics.items()}, {"training_reference.json": reference},
     )  # fmt: skip
-    registry.set_alias(settings, model, alias)
-    return registry.resolve(settings, spec.name, alias), booster, reference, threshold
+    res.registry.set_alias(model, alias)
+    return res.registry.resolve(spec.name, alias), booster, reference, threshold
 
 
-def load_partition(settings: Settings, rows: int, table: str = "bench_features") -> None:
-    from pipelines.adapters.warehouse import open_warehouse
-
+def load_partition(res: Resources, rows: int, table: str = "bench_features") -> None:
+    """Replace the bench date of analytics.TABLE (`res` may create the DuckDB file)."""
     schema = next(feature_batches(1)).schema
-    warehouse = open_warehouse(settings.warehouse_url, create=True)
-    warehouse.replace_partition("analytics", table, DAY, schema, feature_batches(rows))
+    res.warehouse.replace_partition("analytics", table, DAY, schema, feature_batches(rows))
 
 
 def scoring(
-    settings: Settings, name: str, rows: int, runs: int, limit_rate: float, challenger: int, separate: bool = True
+    res: Resources, name: str, rows: int, runs: int, limit_rate: float, challenger: int, separate: bool = True
 ) -> list[Figure]:
     """data_path, data_path_shadow, data_path_reasons, data_path_both, peak_rss and peak_rss_both,
     each from fresh processes (bench.tasks score ROWS MODE). The plain, shadow and reasons runs
@@ -181,8 +180,8 @@ def scoring(
     modes = ["plain", "shadow", "reasons"] if separate else ["plain"]
     results: dict[str, list[dict]] = {mode: [] for mode in [*modes, "both"]}
     for mode in [*modes * runs, "both"]:
-        r = run_child("bench.tasks", settings, "score", str(rows), mode)
-        check_scoring(settings, rows, r, challenger)
+        r = run_child("bench.tasks", res.settings, "score", str(rows), mode)
+        check_scoring(res, rows, r, challenger)
         results[mode].append(r)
 
     def rate(mode: str) -> list[float]:
@@ -232,12 +231,12 @@ def scoring(
     ]  # fmt: skip
 
 
-def check_scoring(settings: Settings, rows: int, r: dict, challenger: int) -> None:
+def check_scoring(res: Resources, rows: int, r: dict, challenger: int) -> None:
     """Refuse (AssertionError) a scoring run that skipped any of its mode's work: every row scored;
     with the shadow, `rows` rows of @challenger written by this run and no shadow error; with the
     reasons, top_k reason rows per row written by this run, exact TreeSHAP for exactly the policy's
     share; without them, none. Untimed."""
-    from pipelines.adapters.warehouse import catalog, open_warehouse
+    from pipelines.adapters.warehouse import tables
     from pipelines.domain.identifiers import qualified
 
     shadow, reasons = SCORING_MODES[r["mode"]]
@@ -250,7 +249,7 @@ def check_scoring(settings: Settings, rows: int, r: dict, challenger: int) -> No
     if r["shadows"] != expected_shadows:
         raise AssertionError(f"{what} scored the shadows {r['shadows']}, not {expected_shadows}")
     spec = scoring_spec(r["mode"])
-    warehouse = open_warehouse(settings.warehouse_url)
+    warehouse = res.warehouse
     params = [DAY, r["scoring_run_id"]]
 
     def count(table, extra: str = "", by: str | None = None) -> dict:
@@ -263,7 +262,7 @@ def check_scoring(settings: Settings, rows: int, r: dict, challenger: int) -> No
         )
         return {row["g"]: int(row["n"]) for row in warehouse.query(sql, params).to_pylist() if row["n"]}
 
-    shadowed = count(catalog.shadow(spec), f" and alias = '{CHALLENGER}' and model_version = {int(challenger)}")
+    shadowed = count(tables.shadow(spec), f" and alias = '{CHALLENGER}' and model_version = {int(challenger)}")
     if shadowed.get("", 0) != (rows if shadow else 0):
         raise AssertionError(f"{what} wrote {shadowed.get('', 0)} shadow rows of @{CHALLENGER}, not {rows if shadow else 0}")
 
@@ -271,7 +270,7 @@ def check_scoring(settings: Settings, rows: int, r: dict, challenger: int) -> No
     # min(exact_cap, ceil(exact_share * rows)) rows get exact TreeSHAP. score_partition sizes that
     # share on `expected // shards + 1` rows, so one row more is accepted below the cap.
     k = r["reasons"]["top_k"]
-    written = count(catalog.reasons(spec), by="reason_method")
+    written = count(tables.reasons(spec), by="reason_method")
     exact = written.get("tree_shap", 0) // k
     share = min(r["reasons"]["exact_cap"], math.ceil(r["reasons"]["exact_share"] * rows)) if reasons else 0
     bad = (
@@ -289,21 +288,18 @@ def check_scoring(settings: Settings, rows: int, r: dict, challenger: int) -> No
     r["exact_rows"] = exact
 
 
-def validation(settings: Settings, spec: ModelSpec, name: str, rows: int, runs: int, plant: bool) -> list[Figure]:
+def validation(res: Resources, spec: ModelSpec, name: str, rows: int, runs: int, plant: bool) -> list[Figure]:
     """The GX suite and the single aggregate query over the date's rows, in seconds per 1M rows.
     With `plant`, first show that both catch a violation in the partition's last row."""
     import great_expectations  # noqa: F401 - its import is part of the fixed cost, not of validating
 
-    from pipelines.adapters.validate import validate_partition
-    from pipelines.adapters.warehouse import open_warehouse
-
     checked = ""
+    warehouse = res.warehouse
     if plant:
-        warehouse = open_warehouse(settings.warehouse_url)
         last_row = "where as_of_date = $1 and entity_id = $2"
         before = warehouse.query(f"select f00 from analytics.bench_features {last_row}", [DAY, rows - 1]).to_pylist()[0]["f00"]
         warehouse.execute(f"update analytics.bench_features set f00 = 99 {last_row}", [DAY, rows - 1])
-        caught = (not validate_partition(settings, spec, DAY).success, not validate_sql(warehouse, spec, DAY)["success"])
+        caught = (not res.gx.validate_partition(spec, DAY).success, not validate_sql(warehouse, spec, DAY)["success"])
         warehouse.execute(f"update analytics.bench_features set f00 = $3 {last_row}", [DAY, rows - 1, before])
         if caught != (True, True):
             raise AssertionError(f"a violation in the last row went unnoticed (GX caught it: {caught[0]}, SQL: {caught[1]})")
@@ -311,11 +307,11 @@ def validation(settings: Settings, spec: ModelSpec, name: str, rows: int, runs: 
     per_1m = 1e6 / rows
 
     def gx_suite() -> None:
-        if not validate_partition(settings, spec, DAY).success:
+        if not res.gx.validate_partition(spec, DAY).success:
             raise AssertionError("the bench partition fails its own suite; see monitoring.validation_results")
 
     def one_query() -> None:
-        if not validate_sql(open_warehouse(settings.warehouse_url), spec, DAY)["success"]:
+        if not validate_sql(warehouse, spec, DAY)["success"]:
             raise AssertionError("the bench partition fails the aggregate query's checks")
 
     gx, sql = measure(gx_suite, runs), measure(one_query, runs)
@@ -329,7 +325,7 @@ def validation(settings: Settings, spec: ModelSpec, name: str, rows: int, runs: 
 
 
 def model_health(
-    settings: Settings,
+    res: Resources,
     spec: ModelSpec,
     name: str,
     rows: int,
@@ -342,10 +338,10 @@ def model_health(
     """drift, estimated_performance and realized_performance of the scored date, in seconds per 1M rows.
     The labels are written (untimed) between the estimate and the realized performance. The drift,
     slow at this writing, runs at most twice at the first N and once above it (see main)."""
-    from pipelines.adapters.warehouse import catalog, health, open_warehouse
+    from pipelines.adapters.warehouse import health, tables
     from pipelines.monitoring import drift, performance
 
-    warehouse = open_warehouse(settings.warehouse_url)
+    warehouse = res.warehouse
     per_1m = 1e6 / rows
     found: dict = {}
 
@@ -359,17 +355,17 @@ def model_health(
     drift_s, estimate_s = measure(drift_of_all_features, drift_runs), measure(estimated, runs)
     # The profile's second scan, the scores' histogram, once more on its own: the rest is the features'.
     (score_s,) = measure(
-        lambda: health.histogram(warehouse, catalog.predictions(spec), DAY, [drift.score_bins(reference)], version), 1
+        lambda: health.histogram(warehouse, tables.predictions(spec), DAY, [drift.score_bins(reference)], version), 1
     )
     current, compared = found["drift"]
     scored = sum(current.counts[drift.SCORE])
     if current.rows != rows or scored != rows:
         raise AssertionError(f"the drift profile counted {current.rows} feature rows and {scored} scores, not {rows}")
-    statuses = {s: sum(1 for r in compared if r["status"] == s) for s in ("ok", "warn", "alert")}
-    worst = max((r for r in compared if r["feature"] != drift.SCORE), key=lambda r: r["psi"])
+    statuses = {s: sum(1 for r in compared if r.status == s) for s in ("ok", "warn", "alert")}
+    worst = max((r for r in compared if r.feature != drift.SCORE), key=lambda r: r.psi)
     est = found["estimated"]
-    if est is None or est["rows"] != rows:
-        raise AssertionError(f"the estimated performance counted {est and est['rows']} scores, not {rows}")
+    if est is None or est.rows != rows:
+        raise AssertionError(f"the estimated performance counted {est and est.rows} scores, not {rows}")
 
     started = time.perf_counter()
     labelled = warehouse.replace_partition_select(
@@ -381,25 +377,26 @@ def model_health(
     labels_through = DAY + dt.timedelta(days=spec.training.label_horizon_days)
 
     def realized() -> None:
-        found["realized"] = performance.realize(warehouse, spec, reference, version, DAY, labels_through, est["expected_auc"])
+        found["realized"] = performance.measure(warehouse, spec, reference, version, DAY, labels_through, est.expected_auc)
 
     realize_s = measure(realized, runs)
-    row, _ = found["realized"]
-    if row["rows_labelled"] != rows:
-        raise AssertionError(f"the realized performance joined {row['rows_labelled']} labels, not {rows}")
-    band = f"[{est['expected_auc_lower']:.4f}, {est['expected_auc_upper']:.4f}]" if est["expected_auc"] is not None else ""
+    realized_row = found["realized"]
+    if realized_row.rows_labelled != rows:
+        raise AssertionError(f"the realized performance joined {realized_row.rows_labelled} labels, not {rows}")
+    band = f"[{est.expected_auc_lower:.4f}, {est.expected_auc_upper:.4f}]" if est.expected_auc is not None else ""
     return [
         Figure("drift", name, rows, [s * per_1m for s in drift_s], "s/1M rows",
                note=f"drift.profile (one scan for the histogram of {len(reference['features'])} features over the reference "
                f"bins, one for the scores': {score_s * per_1m:.2f} s/1M rows of it) + drift.compare (exact threshold "
-               f"shares, comparisons); statuses {statuses}, worst PSI {worst['psi']:.4f} ({worst['feature']}) "
+               f"shares, comparisons); statuses {statuses}, worst PSI {worst.psi:.4f} ({worst.feature}) "
                "(target DuckDB <= 0.5, PostgreSQL <= 2.0)"),
         Figure("estimated_performance", name, rows, [s * per_1m for s in estimate_s], "s/1M rows",
-               note=f"performance.estimate (score buckets + CBPE): expected AUC {est['expected_auc'] or 0:.4f} {band}, "
-               f"validation AUC {est['validation_auc']:.4f}, status {est['status']} (target <= 0.5)"),
+               note=f"performance.estimate (score buckets + CBPE): expected AUC {est.expected_auc or 0:.4f} {band}, "
+               f"validation AUC {est.validation_auc:.4f}, status {est.status} (target <= 0.5)"),
         Figure("realized_performance", name, rows, [s * per_1m for s in realize_s], "s/1M rows",
-               note=f"performance.realize over {rows:,} labels (written in {labels_s:.1f} s, untimed): ROC AUC "
-               f"{row.get('roc_auc') or 0:.4f}, PR AUC {row.get('pr_auc') or 0:.4f}, status {row['status']} (target <= 0.5)"),
+               note=f"performance.measure over {rows:,} labels (written in {labels_s:.1f} s, untimed): ROC AUC "
+               f"{realized_row.roc_auc or 0:.4f}, PR AUC {realized_row.pr_auc or 0:.4f}, status {realized_row.status} "
+               "(target <= 0.5)"),
     ]  # fmt: skip
 
 
@@ -458,13 +455,13 @@ def whole_task(settings: Settings, name: str, rows: int, runs: int) -> tuple[lis
     return figures, statistics.median(walls)
 
 
-def naive(settings: Settings, name: str, rows: int, cap: int, ours: float | None) -> list[Figure]:
+def naive(res: Resources, name: str, rows: int, cap: int, ours: float | None) -> list[Figure]:
     """The tutorial pipeline on the first min(rows, cap) rows of the same data, in a fresh process.
     `ours` is the whole task's rows/s. Its whole task on the capped table replaces the bench date's
     predictions with that table's, so this runs last at its N."""
     n = min(rows, cap)
-    load_partition(settings, n, NAIVE_TABLE)
-    r = run_child("bench.tasks", settings, "naive", NAIVE_TABLE)
+    load_partition(res, n, NAIVE_TABLE)
+    r = run_child("bench.tasks", res.settings, "naive", NAIVE_TABLE)
     assert r["rows"] == n, r
     s = r["stamps"]
     wall_rate = n / r["wall_s"]
@@ -489,7 +486,7 @@ def naive(settings: Settings, name: str, rows: int, cap: int, ours: float | None
         )
         figures.append(Figure("whole_task_vs_naive", name, rows, [ours / naive_rate], "x faster", note=what))
     if n < rows:
-        same = run_child("bench.tasks", settings, "whole", NAIVE_TABLE)
+        same = run_child("bench.tasks", res.settings, "whole", NAIVE_TABLE)
         assert same["rows"] == n, same
         figures.append(
             Figure("whole_task_vs_naive_same_rows", name, n, [r["wall_s"] / same["wall_s"]], "x faster",
@@ -532,16 +529,15 @@ def main() -> None:
     args = parser.parse_args()
     began = time.perf_counter()
 
-    from pipelines.adapters import registry
-
     home = Path(tempfile.mkdtemp(prefix="batchpred-bench-"))
     base = Settings.from_env({"BATCHPRED_HOME": str(home)})
+    registered = Resources.from_settings(base)  # the registry all the figures share
     spec = bench_spec()
     contract = bench_contract(spec)
-    model, booster, reference, threshold = train_and_register(base, spec)
-    registry.load_booster(base, model)
+    model, booster, reference, threshold = train_and_register(registered, spec)
+    registered.registry.load_booster(model)
     # The challenger the shadow figures score beside the champion: the same training on other rows, another seed.
-    challenger, *_ = train_and_register(base, spec, CHALLENGER, seed=1, sample_seeds=(5, 6), threshold=threshold)
+    challenger, *_ = train_and_register(registered, spec, CHALLENGER, seed=1, sample_seeds=(5, 6), threshold=threshold)
 
     warehouses = args.warehouses.split(",")
     urls = {}
@@ -557,7 +553,7 @@ def main() -> None:
             cluster = PostgresCluster().start()
             server = cluster.url
         urls["postgres"] = create_database(server, "batchpred_bench")
-        postgres = postgres_label(urls["postgres"])
+        postgres = postgres_label(Resources.from_settings(replace(base, warehouse_url=urls["postgres"])).warehouse)
 
     plan = [(rows, [w for w in warehouses if w in urls]) for rows in args.rows]
     plan += [(rows, ["duckdb"]) for rows in args.duckdb_rows if "duckdb" in urls]
@@ -577,20 +573,22 @@ def main() -> None:
             )
             for name in names:
                 done = len(figures)
-                settings = replace(base, warehouse_url=urls[name])
-                load_partition(settings, rows)
-                figures += scoring(
-                    settings, name, rows, runs, statistics.median(limit_rate), challenger.version, rows in args.rows
-                )
-                figures += validation(settings, spec, name, rows, runs if rows <= 1_000_000 else 1, plant=first)
+                # The bench makes the warehouse (a new DuckDB file or database), and sets it up as
+                # `batchpred generate` does.
+                res = Resources.from_settings(replace(base, warehouse_url=urls[name]), create=True)
+                tables.ensure_shared_tables(res.warehouse)
+                settings = res.settings
+                load_partition(res, rows)
+                figures += scoring(res, name, rows, runs, statistics.median(limit_rate), challenger.version, rows in args.rows)
+                figures += validation(res, spec, name, rows, runs if rows <= 1_000_000 else 1, plant=first)
                 if rows in args.rows:  # the model-health figures at each N; at --duckdb-rows only the monitor's peak RSS
                     drift_runs = min(runs, 2) if first else 1
-                    figures += model_health(settings, spec, name, rows, runs, drift_runs, model.version, reference, threshold)
+                    figures += model_health(res, spec, name, rows, runs, drift_runs, model.version, reference, threshold)
                 if first:
                     task_figures, whole_wall = whole_task(settings, name, rows, min(runs, 2))
                     figures += task_figures
                     figures += monitor_task(settings, name, rows, min(runs, 2), whole_wall)
-                    figures += naive(settings, name, rows, args.naive_rows or NAIVE_ROWS[name], rows / whole_wall)
+                    figures += naive(res, name, rows, args.naive_rows or NAIVE_ROWS[name], rows / whole_wall)
                 elif rows not in args.rows:
                     figures += monitor_task(settings, name, rows, 1, None)
                 print_table(figures[done:], header=False, file=sys.stderr)
@@ -618,11 +616,9 @@ def main() -> None:
         sys.exit("\n".join(["failed:", *errors]))
 
 
-def postgres_label(url: str) -> str:
+def postgres_label(warehouse: Warehouse) -> str:
     """'PostgreSQL 15', from the server."""
-    from pipelines.adapters.warehouse import open_warehouse
-
-    version = open_warehouse(url).query("select current_setting('server_version') as v").to_pylist()[0]["v"]
+    version = warehouse.query("select current_setting('server_version') as v").to_pylist()[0]["v"]
     return f"PostgreSQL {version.split('.')[0]}"
 
 

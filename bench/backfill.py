@@ -25,17 +25,17 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import DAY, Figure, child_env
+from pipelines.adapters.resources import Resources
 from pipelines.config.settings import REPO_ROOT, Settings
 
 ACTIVE_SHARE = 0.56  # share of customers active on a date in the demo business (checked below)
 
 
-def register_churn_champion(settings: Settings) -> None:
+def register_churn_champion(res: Resources) -> None:
     import pandas as pd
     import pyarrow as pa
     import xgboost as xgb
 
-    from pipelines.adapters import registry
     from pipelines.config.contract import InputContract
     from pipelines.config.spec import load_spec
 
@@ -47,8 +47,8 @@ def register_churn_champion(settings: Settings) -> None:
     params = {k: v for k, v in spec.training.params.items() if k != "eval_metric"}
     booster = xgb.train(params, xgb.DMatrix(x, label=y, feature_names=list(spec.feature_names)), spec.training.num_boost_round)
     example = pd.DataFrame(x[:5], columns=list(spec.feature_names))
-    model = registry.log_model(settings, "churn", booster, contract, example, {"bench": True}, {}, {})
-    registry.set_alias(settings, model, "champion")
+    model = res.registry.log_model("churn", booster, contract, example, {"bench": True}, {}, {})
+    res.registry.set_alias(model, "champion")
 
 
 def run(settings: Settings, customers: int, dates: int, end: dt.date = DAY) -> list[Figure]:
@@ -59,7 +59,8 @@ def run(settings: Settings, customers: int, dates: int, end: dt.date = DAY) -> l
         [*batchpred, "generate", "--customers", str(customers), "--end", end.isoformat()],
         check=True, capture_output=True, env=env, cwd=REPO_ROOT,
     )  # fmt: skip
-    register_churn_champion(settings)
+    res = Resources.from_settings(settings)  # after `batchpred generate` made the warehouse
+    register_churn_champion(res)
     start = end - dt.timedelta(days=dates - 1)
     started = time.perf_counter()
     done = subprocess.run(
@@ -70,17 +71,11 @@ def run(settings: Settings, customers: int, dates: int, end: dt.date = DAY) -> l
     if done.returncode != 0:
         raise RuntimeError(f"batchpred backfill exited with {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 
-    from pipelines.adapters.warehouse import open_warehouse
-
-    counts = (
-        open_warehouse(settings.warehouse_url)
-        .query(
-            "select count(distinct as_of_date) as dates, count(*) as n from predictions.churn_scores "
-            "where as_of_date between $1 and $2",
-            [start, end],
-        )
-        .to_pylist()[0]
-    )
+    counts = res.warehouse.query(
+        "select count(distinct as_of_date) as dates, count(*) as n from predictions.churn_scores "
+        "where as_of_date between $1 and $2",
+        [start, end],
+    ).to_pylist()[0]
     if counts["dates"] != dates:
         raise RuntimeError(f"the backfill produced {counts['dates']} dates of predictions, not {dates}")
     kind = "postgres" if settings.warehouse_url.startswith("postgresql") else "duckdb"

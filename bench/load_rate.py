@@ -18,8 +18,9 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from pipelines.adapters.warehouse import open_warehouse
-from pipelines.adapters.warehouse.catalog import predictions_schema
+from pipelines.adapters.resources import Resources
+from pipelines.adapters.warehouse.tables import predictions_schema
+from pipelines.config.settings import Settings
 from pipelines.config.spec import load_spec
 
 
@@ -52,7 +53,7 @@ def prediction_batches(rows: int, batch_size: int = 100_000) -> list[pa.RecordBa
 
 
 def measure(url: str, batches: list[pa.RecordBatch], repeats: int = 3) -> list[float]:
-    warehouse = open_warehouse(url, create=True)
+    warehouse = Resources.from_settings(Settings.from_env({"BATCHPRED_WAREHOUSE_URL": url}), create=True).warehouse
     schema = batches[0].schema
     day = dt.date(2026, 1, 31)
     rates = []

@@ -69,23 +69,23 @@ def score(rows: str, mode: str = "plain") -> dict:
     import uuid
 
     from bench.common import DAY, scoring_spec
-    from pipelines.adapters import registry
+    from pipelines.adapters.resources import Resources
     from pipelines.config.settings import Settings
     from pipelines.domain.records import ValidationRef
     from pipelines.scoring.score import score_partition
     from pipelines.usecases.steps import resolve_shadows
 
-    settings = Settings.from_env()
+    res = Resources.from_settings(Settings.from_env()).ready()  # as a scoring or monitor task builds them
     spec = scoring_spec(mode)
-    model = registry.resolve(settings, "bench", "champion")
+    model = res.registry.resolve("bench", "champion")
     # The shadows as a scoring task pins them (pipelines.usecases.steps.plan): each of the spec's
     # shadow_aliases that exists. None in plain and reasons modes (shadow_aliases is empty).
-    shadows, _ = resolve_shadows(settings, spec, model)
+    shadows, _ = resolve_shadows(res, spec, model)
     if len(shadows) != len(spec.shadow_aliases):
         raise SystemExit(f"mode {mode}: shadow aliases {spec.shadow_aliases} resolved to {shadows}; register them first")
     for pinned in (model, *shadows):
-        registry.contract(settings, pinned)
-        registry.load_booster(settings, pinned)
+        res.registry.contract(pinned)
+        res.registry.load_booster(pinned)
     # No validation ran: nothing is quarantined (there is no quarantine table, so the read
     # excludes nothing), and the count the write is checked against is the partition's.
     validation = ValidationRef(validation_id="bench", rows=int(rows), rows_quarantined=0)
@@ -93,7 +93,7 @@ def score(rows: str, mode: str = "plain") -> dict:
     started_at = dt.datetime.now(dt.UTC)
     sampler = RssSampler()
     started = time.perf_counter()
-    result = score_partition(settings, spec, DAY, model, validation, scoring_run_id, shadows=shadows)
+    result = score_partition(res, spec, DAY, model, validation, scoring_run_id, shadows=shadows)
     seconds = time.perf_counter() - started
     peak = peak_rss_bytes()
     return {
@@ -101,19 +101,19 @@ def score(rows: str, mode: str = "plain") -> dict:
         "rows": result.rows_scored,
         "peak_rss_bytes": peak,
         **sampler.stop(),
-        "limit_rate": paired_limit(settings, model, int(rows)),
+        "limit_rate": paired_limit(res, model, int(rows)),
         "mode": mode,
         "scoring_run_id": scoring_run_id,
         "started_at": started_at.isoformat(),
         "shadows": [{"alias": m.alias, "version": m.version} for m in shadows],
-        "shadow_errors": result.shadow_errors,
+        "shadow_errors": [str(failure) for failure in result.shadow_failures],
         "explained_rows": result.explained_rows,
         "reasons": {"method": spec.reasons.method, "top_k": spec.reasons.top_k,
                     "exact_share": spec.reasons.exact_share, "exact_cap": spec.reasons.exact_cap},
     }  # fmt: skip
 
 
-def paired_limit(settings, model, rows: int) -> float:
+def paired_limit(res, model, rows: int) -> float:
     """The limit again, in this process right after its timed run (and after its peak RSS was read):
     booster.inplace_predict rows/s on the first min(rows, 500k) bench rows, float32 in memory. The
     machine's load drifts from minute to minute, so the harness also gives each run's rate over
@@ -122,12 +122,11 @@ def paired_limit(settings, model, rows: int) -> float:
     import pyarrow as pa
 
     from bench.common import feature_batches
-    from pipelines.adapters import registry
 
     n = min(rows, 500_000)
-    contract = registry.contract(settings, model)
+    contract = res.registry.contract(model)
     matrix = np.ascontiguousarray(contract.matrix(pa.Table.from_batches(list(feature_batches(n)))))
-    booster = registry.load_booster(settings, model)
+    booster = res.registry.load_booster(model)
     started = time.perf_counter()
     booster.inplace_predict(matrix)
     return n / (time.perf_counter() - started)
@@ -139,7 +138,7 @@ def whole(table: str | None = None) -> dict:
     import xgboost  # noqa: F401
 
     from bench.common import DAY, scoring_spec
-    from pipelines.adapters import registry
+    from pipelines.adapters.resources import Resources
     from pipelines.config.settings import Settings
     from pipelines.scoring.score import score_partition  # noqa: F401 - imported by the score step; counted here
     from pipelines.usecases import steps
@@ -147,20 +146,20 @@ def whole(table: str | None = None) -> dict:
     stamps["imported"] = time.time()
     import great_expectations  # noqa: F401 - the validate step's import, counted with the fixed part
 
-    from pipelines.adapters.validate import validate_partition  # noqa: F401
+    from pipelines.adapters.validate import Gx  # noqa: F401
 
     stamps["imported_gx"] = time.time()
-    settings = Settings.from_env()
+    res = Resources.from_settings(Settings.from_env()).ready()  # as a scoring or monitor task builds them
     # The same plain path as the naive baseline (reasons off, no shadow), whatever the registry holds.
     spec = scoring_spec("plain", table) if table else scoring_spec("plain")
     # plan: completeness, the run log's first row, resolve the alias, check the contract.
-    attempt = steps.plan(settings, spec, DAY)
+    attempt = steps.plan(res, spec, DAY)
     stamps["resolved"] = time.time()
-    registry.load_booster(settings, attempt.model)
+    res.registry.load_booster(attempt.pinned)
     stamps["loaded"] = time.time()
-    validation = steps.validate(settings, spec, attempt)
+    validation = steps.validate(res, spec, attempt)
     stamps["validated"] = time.time()
-    published = steps.score(settings, spec, attempt, validation)
+    published = steps.score(res, spec, attempt, validation)
     stamps["scored"] = time.time()
     return {"stamps": stamps, "rows": published.rows_scored, "peak_rss_bytes": peak_rss_bytes()}
 
@@ -168,15 +167,15 @@ def whole(table: str | None = None) -> dict:
 def monitor() -> dict:
     stamps = {"started": STARTED}
     from bench.common import DAY, bench_spec
-    from pipelines.adapters import registry
+    from pipelines.adapters.resources import Resources
     from pipelines.config.settings import Settings
     from pipelines.monitoring.monitor import monitor_date
 
     stamps["imported"] = time.time()
-    settings = Settings.from_env()
-    model = registry.resolve(settings, "bench", "champion")
+    res = Resources.from_settings(Settings.from_env()).ready()  # as a scoring or monitor task builds them
+    model = res.registry.resolve("bench", "champion")
     stamps["resolved"] = time.time()
-    health = monitor_date(settings, bench_spec(), DAY, model)
+    health = monitor_date(res, bench_spec(), DAY, model)
     stamps["monitored"] = time.time()
     return {
         "stamps": stamps,

@@ -84,9 +84,7 @@ class WebhookNotifier(BaseNotifier):
     it in monitoring.alert_deliveries; one it could not post, the model's next monitor run retries."""
 
     def notify(self, context) -> None:
-        from pipelines.config.settings import Settings
         from pipelines.domain import redact
-        from pipelines.monitoring.alerts import deliver_failure
 
         url = _webhook_url()
         if url is None:
@@ -94,8 +92,7 @@ class WebhookNotifier(BaseNotifier):
         ti, dag_run = context["ti"], context["dag_run"]
         error = redact.text(context.get("exception"))
         model = dag_run.dag_id.rsplit("_", 1)[0]
-        deliver_failure(
-            Settings.from_env(),
+        tasks.report_failure(
             model,
             url,
             {
@@ -257,13 +254,8 @@ then `batchpred report {spec.name} --date D`.
 
         @task(pool=WAREHOUSE_POOL)  # it records each delivery
         def notify(found: dict) -> dict:
-            from pipelines.adapters.warehouse import open_warehouse
-            from pipelines.config.settings import Settings
-            from pipelines.monitoring.alerts import deliver
-
             # Every alert is tried; then the task fails (and is retried) if any is still undelivered.
-            url, warehouse = _webhook_url(), open_warehouse(Settings.from_env().warehouse_url)
-            return {"sent": deliver(warehouse, spec.name, url, found["alerts"], ALERTS_CONNECTION)}
+            return _run("notify", spec.name, found=found, url=_webhook_url(), connection=ALERTS_CONNECTION)
 
         @task(outlets=[retrain_asset(spec.name)])
         def request_retrain(found: dict) -> dict:

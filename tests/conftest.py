@@ -53,24 +53,31 @@ def settings_for(home: Path, tracking_uri: str | None = None):
     )
 
 
+def resources(settings, now: dt.datetime | None = None):
+    """The resources a use case takes, for these settings (with a fixed clock, if `now`)."""
+    from pipelines.adapters.resources import Resources
+
+    return Resources.from_settings(settings, clock=(lambda: now) if now else None)
+
+
 @pytest.fixture(scope="session")
 def base_home(tmp_path_factory):
     """A home with raw data, features for AS_OF and a champion version of each demo model.
     Treat as read-only. `trained` holds churn's TrainResult, `trained_by_model` each model's."""
-    from pipelines.adapters import transform
+    from pipelines.adapters.resources import Resources
     from pipelines.config.spec import load_spec
     from pipelines.faces.demo import load_demo_data
     from pipelines.faces.demo_data import DemoConfig
-    from pipelines.usecases import steps
+    from pipelines.usecases import models
 
     home = tmp_path_factory.mktemp("base")
     settings = settings_for(home)
-    load_demo_data(settings, DemoConfig(**DEMO))
-    trained = {}
+    load_demo_data(Resources.from_settings(settings, create=True), DemoConfig(**DEMO))
+    res, trained = resources(settings), {}
     for model in MODELS:
         spec = load_spec(model)
-        trained[model] = steps.train(settings, spec, AS_OF)
-        transform.build_features(settings, spec, [AS_OF])
+        trained[model] = models.train(res, spec, AS_OF)
+        res.dbt.build_features(spec, [AS_OF])
     return {"home": home, "settings": settings, "trained": trained["churn"], "trained_by_model": trained}
 
 
@@ -95,7 +102,6 @@ def postgres():
 @pytest.fixture(scope="session")
 def pg_base(postgres, base_home, tmp_path_factory):
     """A template database holding the same raw data and features as the DuckDB base."""
-    from pipelines.adapters import transform
     from pipelines.config.spec import load_spec
     from pipelines.faces.demo import load_demo_data
     from pipelines.faces.demo_data import DemoConfig
@@ -105,9 +111,9 @@ def pg_base(postgres, base_home, tmp_path_factory):
         settings_for(tmp_path_factory.mktemp("pg-base"), base_home["settings"].mlflow_tracking_uri),
         warehouse_url=create_database(postgres, PG_TEMPLATE),
     )
-    load_demo_data(settings, DemoConfig(**DEMO))
+    load_demo_data(resources(settings), DemoConfig(**DEMO))
     for model in MODELS:
-        transform.build_features(settings, load_spec(model), [AS_OF])
+        resources(settings).dbt.build_features(load_spec(model), [AS_OF])
     return settings
 
 
@@ -184,9 +190,10 @@ def score_date(settings, spec, day=AS_OF, alias=None, airflow_run_id=None):
     tasks do (without the marts). Returns (attempt, validation, published)."""
     from pipelines.usecases import steps
 
-    attempt = steps.plan(settings, spec, day, alias, airflow_run_id)
-    validation = steps.validate(settings, spec, attempt)
-    return attempt, validation, steps.score(settings, spec, attempt, validation)
+    res = resources(settings)
+    attempt = steps.plan(res, spec, day, alias, airflow_run_id)
+    validation = steps.validate(res, spec, attempt)
+    return attempt, validation, steps.score(res, spec, attempt, validation)
 
 
 def run_log(warehouse, model="churn"):
@@ -194,8 +201,15 @@ def run_log(warehouse, model="churn"):
 
 
 # The longest modules go first, so that with `pytest -n 2 --dist loadfile` (make test) no
-# worker is left running one of them alone at the end.
+# worker is left running one of them alone at the end. Matched by file name (names are unique
+# across the tiers).
 LONGEST_FIRST = ("test_production.py", "test_demo.py", "test_same_scores.py", "test_backfill.py", "test_report.py")
+
+# Each test is marked with its tier, the folder it is in (pyproject.toml declares the markers):
+# unit needs no service (its use-case tests train one small model in a temporary folder);
+# integration uses real warehouses, dbt, GX and MLflow; system runs whole DAGs, the demo,
+# the UI and the report in Chromium.
+TIERS = ("unit", "integration", "system")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -203,4 +217,10 @@ def pytest_collection_modifyitems(config, items):
         name = item.path.name
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        tier = item.path.resolve().relative_to(tests).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test module lives in tests/unit, tests/integration or tests/system")
+        item.add_marker(tier)
     items.sort(key=rank)  # stable: the order within a module is kept

@@ -20,9 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, cast
 
+from pipelines.adapters.warehouse.base import Warehouse
 from pipelines.adapters.warehouse.url import parse
 from pipelines.config.settings import DBT_PROJECT_DIR, Settings
 from pipelines.config.spec import ModelSpec
@@ -54,44 +56,6 @@ def spec_vars(spec: ModelSpec) -> dict[str, object]:
             "action_threshold": spec.action_threshold,
         }
     }
-
-
-def run_dbt(
-    settings: Settings,
-    command: str,
-    select: str,
-    variables: dict[str, object] | None = None,
-    exclude: str | None = None,
-) -> None:
-    """Run `dbt <command> --select <select> [--exclude <exclude>]` and raise DbtError naming each failed node.
-
-    On DuckDB, waits (up to the warehouse's lock wait) while another process holds the file.
-    """
-    url = parse(settings.warehouse_url)
-    if url.kind == "duckdb":
-        from pipelines.adapters.warehouse.duckdb import lock_holder, wait_for_file
-        from pipelines.adapters.warehouse.retry import Busy
-
-        def attempt() -> None:
-            _probe(url.path)
-            try:
-                _invoke(settings, command, select, variables, exclude)
-            except DbtError as exc:
-                holder = lock_holder(str(exc))
-                if holder:
-                    raise Busy(holder) from None
-                raise
-
-        wait_for_file(url.path, attempt)
-    else:
-        _invoke(settings, command, select, variables, exclude)
-
-
-def _probe(path) -> None:
-    """Open and close the DuckDB file: raises retry.Busy while another process holds it."""
-    from pipelines.adapters.warehouse.duckdb import DuckDBWarehouse
-
-    DuckDBWarehouse(path)._open().close()
 
 
 def _invoke(settings: Settings, command: str, select: str, variables: dict[str, object] | None, exclude: str | None) -> None:
@@ -131,9 +95,10 @@ def _invoke(settings: Settings, command: str, select: str, variables: dict[str, 
         return
     if result.exception is not None:
         raise DbtError(f"dbt {command} --select {select} failed: {result.exception}")
+    # What `result.result` holds depends on the command; for build, run and test, one result per node.
     failures = [
         f"{r.node.name}: {r.status} ({r.message})"
-        for r in (result.result or [])
+        for r in cast("Iterable[Any]", result.result or [])
         if str(r.status) not in ("success", "pass", "skipped")
     ]
     raise DbtError(f"dbt {command} --select {select} failed: " + "; ".join(failures or ["see the dbt log above"]))
@@ -153,7 +118,7 @@ def _release_duckdb() -> None:
     environment = DuckDBConnectionManager._ENV
     if environment is not None:
         environment.close()
-    DuckDBConnectionManager.close_all_connections()
+    cast(Any, DuckDBConnectionManager).close_all_connections()  # unannotated in dbt-duckdb
 
 
 def _dates(as_of_dates: Sequence[dt.date]) -> dict[str, object]:
@@ -169,33 +134,43 @@ def _scratch(schema: str | None) -> dict[str, object]:
     return {"batchpred_scratch_schema": schema} if schema else {}
 
 
-def build_features(
-    settings: Settings, spec: ModelSpec, as_of_dates: Sequence[dt.date], upstream: bool = True, scratch: str | None = None
-) -> None:
-    """(Re)build exactly the given dates' partitions of the spec's feature model in one
-    dbt run, then test it.
+class Dbt:
+    """The dbt project, run against one warehouse (built once per task or command by
+    `pipelines.adapters.resources`). Every build waits, through the warehouse, for a
+    DuckDB file another process holds."""
 
-    With `upstream` (the default) the models it reads from (staging), and the tests on
-    the raw sources, run first; a backfill does that once for the whole range
-    (`build_upstream`). With `scratch`, every model is built in that schema instead
-    (a dry run), leaving analytics as it was.
-    """
-    select = f"+{spec.features_model}" if upstream else spec.features_model
-    run_dbt(settings, "build", select, _dates(as_of_dates) | _scratch(scratch))
+    def __init__(self, settings: Settings, warehouse: Warehouse) -> None:
+        self.settings = settings
+        self.warehouse = warehouse
 
+    def run(self, command: str, select: str, variables: dict[str, object] | None = None, exclude: str | None = None) -> None:
+        """Run `dbt <command> --select <select> [--exclude <exclude>]` and raise DbtError naming each failed node."""
+        self.warehouse.when_free(lambda: _invoke(self.settings, command, select, variables, exclude))
 
-def build_upstream(settings: Settings, spec: ModelSpec) -> None:
-    """Rebuild and test the models the feature model reads from, but not the feature model."""
-    run_dbt(settings, "build", f"+{spec.features_model}", exclude=spec.features_model)
+    def build_features(
+        self, spec: ModelSpec, as_of_dates: Sequence[dt.date], upstream: bool = True, scratch: str | None = None
+    ) -> None:
+        """(Re)build exactly the given dates' partitions of the spec's feature model in one
+        dbt run, then test it.
 
+        With `upstream` (the default) the models it reads from (staging), and the tests on
+        the raw sources, run first; a backfill does that once for the whole range
+        (`build_upstream`). With `scratch`, every model is built in that schema instead
+        (a dry run), leaving analytics as it was.
+        """
+        select = f"+{spec.features_model}" if upstream else spec.features_model
+        self.run("build", select, _dates(as_of_dates) | _scratch(scratch))
 
-def build_labels(settings: Settings, spec: ModelSpec, as_of_dates: Sequence[dt.date], with_features: bool = False) -> None:
-    """(Re)build the labels of the given dates (their feature partitions must exist, unless
-    `with_features` builds those in the same run, as training does)."""
-    select = f"+{spec.features_model} {spec.labels_model}" if with_features else spec.labels_model
-    run_dbt(settings, "build", select, _dates(as_of_dates) | {"label_horizon_days": spec.training.label_horizon_days})
+    def build_upstream(self, spec: ModelSpec) -> None:
+        """Rebuild and test the models the feature model reads from, but not the feature model."""
+        self.run("build", f"+{spec.features_model}", exclude=spec.features_model)
 
+    def build_labels(self, spec: ModelSpec, as_of_dates: Sequence[dt.date], with_features: bool = False) -> None:
+        """(Re)build the labels of the given dates (their feature partitions must exist, unless
+        `with_features` builds those in the same run, as training does)."""
+        select = f"+{spec.features_model} {spec.labels_model}" if with_features else spec.labels_model
+        self.run("build", select, _dates(as_of_dates) | {"label_horizon_days": spec.training.label_horizon_days})
 
-def build_marts(settings: Settings, spec: ModelSpec, as_of_dates: Sequence[dt.date]) -> None:
-    """Rebuild the spec's marts (dbt models tagged `mart` and the model name) for the given dates."""
-    run_dbt(settings, "build", f"tag:mart,tag:{spec.name}", _dates(as_of_dates) | spec_vars(spec))
+    def build_marts(self, spec: ModelSpec, as_of_dates: Sequence[dt.date]) -> None:
+        """Rebuild the spec's marts (dbt models tagged `mart` and the model name) for the given dates."""
+        self.run("build", f"tag:mart,tag:{spec.name}", _dates(as_of_dates) | spec_vars(spec))

@@ -22,15 +22,19 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pipelines.adapters import quarantine
-from pipelines.adapters.warehouse import Warehouse, catalog, open_warehouse
+from pipelines.adapters.warehouse import Warehouse, queries, tables
 from pipelines.adapters.warehouse.url import parse, session_setup
 from pipelines.config.settings import Settings
 from pipelines.config.spec import ModelSpec
 from pipelines.domain import redact
 from pipelines.domain.errors import SpecError, ValidationFailed
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from great_expectations.core import ExpectationSuite
 
 # GX result formats: the first run counts bad rows; only expectations that found some
 # run again, for up to 20 example values, or, when tolerated, for every bad row's key.
@@ -93,7 +97,7 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _import_gx():
+def _import_gx() -> Any:
     """Import great_expectations quietly: its loggers are set before the import, since
     importing it logs ~200 INFO lines ("Skipping registering function ...")."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -128,7 +132,7 @@ def _release_duckdb_types() -> None:
     gc.collect()
 
 
-def load_suite(path: Path):
+def load_suite(path: Path) -> ExpectationSuite:
     """Read an expectation suite file strictly: an unknown expectation type or a bad argument
     is an error naming the file (GX on its own would skip the entry), and so is `mostly` on an
     expectation whose failing rows cannot be named (see `pipelines.adapters.quarantine`)."""
@@ -157,7 +161,7 @@ def load_suite(path: Path):
     return ExpectationSuite(name=raw.get("name", path.stem), expectations=expectations, meta=raw.get("meta") or {})
 
 
-def _sql_datasource_class():
+def _sql_datasource_class() -> type[Any]:
     """GX's SQL datasource, with an execution engine that reads each result before the
     connection closes.
 
@@ -170,17 +174,19 @@ def _sql_datasource_class():
     from great_expectations.execution_engine import SqlAlchemyExecutionEngine
 
     class BufferingExecutionEngine(SqlAlchemyExecutionEngine):
-        def execute_query(self, query):
+        def execute_query(self, query: Any) -> Any:
             with self.get_connection() as connection:
                 result = connection.execute(query)
                 return result.freeze()() if result.returns_rows else result
 
-    if SQLDatasource.execution_engine_override is None:
-        SQLDatasource.execution_engine_override = BufferingExecutionEngine
+    # GX types this class variable by the class's generic parameter, which mypy cannot read from the class.
+    datasource = cast(Any, SQLDatasource)
+    if datasource.execution_engine_override is None:
+        datasource.execution_engine_override = BufferingExecutionEngine
     return SQLDatasource
 
 
-def _prepare_engine(engine, kind: str, query: str) -> None:
+def _prepare_engine(engine: Any, kind: str, query: str) -> None:
     """Every connection of this GX engine starts in UTC, and GX's column lookup for the
     query asset reads no rows.
 
@@ -193,21 +199,23 @@ def _prepare_engine(engine, kind: str, query: str) -> None:
     """
     from sqlalchemy import event
 
-    zero_rows = catalog.columns_only(query)
+    zero_rows = queries.columns_only(query)
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
-    def _no_rows(connection, cursor, statement, parameters, context, executemany):
+    def _no_rows(
+        connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> tuple[str, Any]:
         return (zero_rows if statement.strip() == query else statement), parameters
 
     if kind == "duckdb":  # PostgreSQL gets its time zone from the connection options
 
         @event.listens_for(engine, "connect")
-        def _utc(dbapi_connection, connection_record):
+        def _utc(dbapi_connection: Any, connection_record: Any) -> None:
             for statement in session_setup(kind):
                 dbapi_connection.execute(statement)
 
 
-def _outcome(result) -> Outcome:
+def _outcome(result: Any) -> Outcome:
     config = result.expectation_config
     details = result.result or {}
     error = None
@@ -230,85 +238,85 @@ def _outcome(result) -> Outcome:
     )
 
 
-def _entry(result) -> int:
+def _entry(result: Any) -> int:
     return int(result.expectation_config.meta["batchpred_entry"])
 
 
-def validate_partition(
-    settings: Settings,
-    spec: ModelSpec,
-    as_of_date: dt.date,
-    schema: str = "analytics",
-    store: bool = True,
-    key_fields: list | None = None,
-) -> ValidationReport:
-    """Run the spec's suite on the rows of `as_of_date` only, in the warehouse.
+class Gx:
+    """Great Expectations on one warehouse (built once per task or command by
+    `pipelines.adapters.resources`): the GX context is made once and reused; on DuckDB
+    every validation waits, through the warehouse, for a file another process holds."""
 
-    Returns the report, with the entity keys of the rows that broke a tolerated
-    expectation; raising on failure is the caller's choice. With `store` (not in a dry
-    run) stores one result row per expectation and replaces the date's quarantine, keyed
-    by `key_fields` (the model version's key columns and types). On DuckDB, waits for
-    another process's file lock like every batchpred connection.
-    """
-    if type(as_of_date) is not dt.date:
-        raise TypeError("as_of_date must be a datetime.date")
-    suite = load_suite(spec.suite_path)
-    url = parse(settings.warehouse_url)
-    table = catalog.features(spec, schema)
-    if url.kind == "duckdb":
-        from pipelines.adapters.warehouse.duckdb import lock_holder, wait_for_file
-        from pipelines.adapters.warehouse.retry import Busy
+    def __init__(self, settings: Settings, warehouse: Warehouse) -> None:
+        self.settings = settings
+        self.warehouse = warehouse
+        self._context: Any = None
 
-        def attempt() -> ValidationReport:
-            from pipelines.adapters.transform import _probe
+    def context(self) -> Any:
+        if self._context is None:
+            gx = _import_gx()
+            self._context = gx.get_context(mode="ephemeral")
+            self._context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+        return self._context
 
-            _probe(url.path)
-            try:
-                report = _run_suite(settings, spec, suite, table, as_of_date)
-            except Exception as exc:  # the lock taken between the probe and GX's connect
-                holder = lock_holder(_causes(exc))
-                if holder:
-                    raise Busy(holder) from None
-                raise
-            holder = next((lock_holder(o.error) for o in report.outcomes if o.error and lock_holder(o.error)), None)
-            if holder:
-                raise Busy(holder)
+    def validate_partition(
+        self,
+        spec: ModelSpec,
+        as_of_date: dt.date,
+        schema: str = "analytics",
+        store: bool = True,
+        key_fields: list[pa.Field] | None = None,
+    ) -> ValidationReport:
+        """Run the spec's suite on the rows of `as_of_date` only, in the warehouse.
+
+        Returns the report, with the entity keys of the rows that broke a tolerated
+        expectation; raising on failure is the caller's choice. With `store` (not in a dry
+        run) stores one result row per expectation and replaces the date's quarantine, keyed
+        by `key_fields` (the model version's key columns and types).
+        """
+        if type(as_of_date) is not dt.date:
+            raise TypeError("as_of_date must be a datetime.date")
+        suite = load_suite(spec.suite_path)
+        table = tables.features(spec, schema)
+
+        def run() -> ValidationReport:
+            report = _run_suite(self, spec, suite, table, as_of_date)
+            for outcome in report.outcomes:
+                if outcome.error and "could not set lock" in outcome.error.lower():
+                    raise RuntimeError(outcome.error)  # the DuckDB file was taken after the probe: wait, again
             return report
 
-        report = wait_for_file(url.path, attempt)
-    else:
-        report = _run_suite(settings, spec, suite, table, as_of_date)
-    if store:
-        warehouse = open_warehouse(settings.warehouse_url)
-        _store(warehouse, spec, report, key_fields)
-    return report
+        report = self.warehouse.when_free(run)
+        if store:
+            _store(self.warehouse, spec, report, key_fields)
+        return report
+
+    def check_passed(self, spec: ModelSpec, as_of_date: dt.date, validation_id: str) -> None:
+        """Refuse to go on unless `validation_id` is a passed validation of this model and date."""
+        found = queries.validation_outcome(self.warehouse, spec, as_of_date, validation_id)
+        if not found["n"]:
+            raise ValidationFailed(
+                f"no validation {validation_id!r} of {spec.name} for {as_of_date}; validate the date before scoring it"
+            )
+        if not found["ok"]:
+            raise ValidationFailed(
+                f"validation {validation_id} of {spec.name} for {as_of_date} failed; see monitoring.validation_results"
+            )
 
 
-def _causes(exc: BaseException) -> str:
-    """The messages of an exception and of everything it was raised from (GX wraps the driver's error)."""
-    messages, seen = [], set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        messages.append(str(exc))
-        exc = exc.__cause__ or exc.__context__
-    return "\n".join(messages)
-
-
-def _run_suite(settings: Settings, spec: ModelSpec, suite, table: catalog.Table, as_of_date: dt.date) -> ValidationReport:
-    gx = _import_gx()
+def _run_suite(gx: Gx, spec: ModelSpec, suite: ExpectationSuite, table: tables.Table, as_of_date: dt.date) -> ValidationReport:
     from great_expectations.core import ExpectationSuite
 
     _sql_datasource_class()
-    url = parse(settings.warehouse_url)
-    query = catalog.partition_query(table, as_of_date)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+    url = parse(gx.settings.warehouse_url)
+    query = queries.partition_query(table, as_of_date)
+    context = gx.context()
     connect_args = {"options": "-c timezone=UTC"} if url.kind == "postgres" else {}
     with warnings.catch_warnings():
         # GX suggests its PostgreSQL-specific datasource; the generic one is what works on both.
         warnings.simplefilter("ignore")
         datasource = context.data_sources.add_sql(
-            name="warehouse", connection_string=url.sqlalchemy, kwargs={"connect_args": connect_args}
+            name=f"warehouse_{uuid.uuid4().hex[:8]}", connection_string=url.sqlalchemy, kwargs={"connect_args": connect_args}
         )
     asset = datasource.add_query_asset(name=f"{table.name}_{as_of_date:%Y%m%d}", query=query)
     batch = asset.add_batch_definition_whole_table("partition").get_batch()
@@ -355,7 +363,7 @@ def _run_suite(settings: Settings, spec: ModelSpec, suite, table: catalog.Table,
             engine.dispose()
 
     outcomes = [_outcome(results[i]) for i in sorted(results)]
-    rows = catalog.count_partition(open_warehouse(settings.warehouse_url), table, as_of_date)
+    rows = queries.count_partition(gx.warehouse, table, as_of_date)
     report = ValidationReport(str(uuid.uuid4()), spec.name, str(table), as_of_date, rows, outcomes)
     if report.success and found:
         report = ValidationReport(
@@ -387,12 +395,12 @@ def _json(value: Any) -> str:
     return json.dumps(strict(value), default=str, allow_nan=False)
 
 
-def _store(warehouse: Warehouse, spec: ModelSpec, report: ValidationReport, key_fields: list | None) -> None:
+def _store(warehouse: Warehouse, spec: ModelSpec, report: ValidationReport, key_fields: list[pa.Field] | None) -> None:
     """One result row per expectation; the date's quarantine replaced by this validation's rows."""
     import pyarrow as pa
 
     now = dt.datetime.now(dt.UTC)
-    catalog.store_validation(
+    queries.store_validation(
         warehouse,
         [
             {
@@ -417,7 +425,7 @@ def _store(warehouse: Warehouse, spec: ModelSpec, report: ValidationReport, key_
     if not report.success:
         return  # a failed date is not scored, and keeps the quarantine of the validation it was scored after
     if not report.quarantined:
-        catalog.clear_quarantine(warehouse, spec, report.as_of_date)
+        queries.clear_quarantine(warehouse, spec, report.as_of_date)
         return
     columns: dict[str, list[Any]] = {c: [] for c in spec.key_columns}
     reasons = []
@@ -436,19 +444,6 @@ def _store(warehouse: Warehouse, spec: ModelSpec, report: ValidationReport, key_
             "validation_id": pa.array([report.validation_id] * n, pa.string()),
             "quarantined_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
         },
-        schema=catalog.quarantine_schema(key_fields),
+        schema=tables.quarantine_schema(key_fields),
     )
-    catalog.replace_quarantine(warehouse, spec, key_fields, report.as_of_date, rows)
-
-
-def check_passed(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, validation_id: str) -> None:
-    """Refuse to go on unless `validation_id` is a passed validation of this model and date."""
-    found = catalog.validation_outcome(warehouse, spec, as_of_date, validation_id)
-    if not found["n"]:
-        raise ValidationFailed(
-            f"no validation {validation_id!r} of {spec.name} for {as_of_date}; validate the date before scoring it"
-        )
-    if not found["ok"]:
-        raise ValidationFailed(
-            f"validation {validation_id} of {spec.name} for {as_of_date} failed; see monitoring.validation_results"
-        )
+    queries.replace_quarantine(warehouse, spec, key_fields, report.as_of_date, rows)

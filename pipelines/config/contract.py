@@ -206,4 +206,5 @@ def _key_type(arrow_type: pa.DataType, column: str) -> str:
 def _to_numpy(values: Any) -> np.ndarray:
     import pyarrow as pa
 
-    return values.to_numpy(zero_copy_only=False) if isinstance(values, pa.Array) else values.to_numpy()
+    array: np.ndarray = values.to_numpy(zero_copy_only=False) if isinstance(values, pa.Array) else values.to_numpy()
+    return array

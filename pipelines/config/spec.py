@@ -81,7 +81,7 @@ class Training:
 
 
 @dataclass(frozen=True)
-class Reasons:
+class ReasonsPolicy:
     """Per-row reasons: each scored row's top features by contribution to the margin (log-odds)."""
 
     # "default": approximate (Saabas) contributions for every row, exact TreeSHAP for the
@@ -150,7 +150,7 @@ class ModelSpec:
     batch_size: int = 100_000
     shards: int = 1  # scoring fans out to this many parallel tasks, split by a hash of the entity key
     shadow_aliases: tuple[str, ...] = ("challenger",)  # scored beside the champion, into <model>_shadow_scores
-    reasons: Reasons = field(default_factory=Reasons)
+    reasons: ReasonsPolicy = field(default_factory=ReasonsPolicy)
     scoring: Scoring = field(default_factory=Scoring)
     training: Training = field(default_factory=Training)
     monitoring: Monitoring = field(default_factory=Monitoring)
@@ -192,6 +192,8 @@ def load_spec(name: str, models_dir: Path | None = None) -> ModelSpec:
     from it: the message names the file and the key.
     """
     check_identifier(name, "model name")
+    if models_dir is None:
+        settings.check_project_dir()  # a project folder without models/ or dbt_project/ says so, naming the setting
     models_dir = models_dir or settings.MODELS_DIR
     path = models_dir / name / "model.yaml"
     if not path.is_file():
@@ -244,7 +246,7 @@ def _mapping(raw: Any, what: str, allowed: set[str]) -> dict[str, Any]:
     return raw
 
 
-def _positive_int(value: Any, what: str) -> int:
+def _positive_int(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{what} must be a positive integer; got {value!r}")
     return value
@@ -471,8 +473,8 @@ def _shadow_aliases(raw: Any, alias: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(raw))
 
 
-def _reasons(raw: Any) -> Reasons:
-    reasons = Reasons(**_mapping(raw, "reasons", set(Reasons.__dataclass_fields__)))
+def _reasons(raw: Any) -> ReasonsPolicy:
+    reasons = ReasonsPolicy(**_mapping(raw, "reasons", set(ReasonsPolicy.__dataclass_fields__)))
     if reasons.method not in ("default", "approximate", "exact", "off"):
         raise ValueError(f"reasons.method must be default, approximate, exact or off; got {reasons.method!r}")
     _positive_int(reasons.top_k, "reasons.top_k")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -18,29 +20,49 @@ R = TypeVar("R")
 
 
 def to_xcom(record: Any) -> dict[str, Any]:
-    """A record as JSON-able values (dates as YYYY-MM-DD, datetimes as ISO 8601)."""
-    out = {}
-    for f in dataclasses.fields(record):
-        value = getattr(record, f.name)
-        out[f.name] = value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
-    return out
+    """A record as JSON-able values (dates as YYYY-MM-DD, datetimes as ISO 8601, nested records
+    as mappings, tuples as lists)."""
+    return {f.name: _plain(getattr(record, f.name)) for f in dataclasses.fields(record)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_xcom(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def from_xcom(cls: type[R], values: dict[str, Any]) -> R:
-    """The record `to_xcom` made; unknown keys are refused."""
-    hints = {f.name: f.type for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(values) - set(hints)
+    """The record `to_xcom` made, each field decoded by its type hint; unknown keys are refused."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(values) - fields
     if unknown:
         raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
-    parsed = {}
-    for name, value in values.items():
-        kind = str(hints[name])
-        if isinstance(value, str) and kind.startswith("dt.datetime"):
-            value = dt.datetime.fromisoformat(value)
-        elif isinstance(value, str) and kind.startswith("dt.date"):
-            value = dt.date.fromisoformat(value)
-        parsed[name] = value
-    return cls(**parsed)
+    return cls(**{name: _decode(hints[name], value) for name, value in values.items()})
+
+
+def _decode(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        return _decode(options[0], value) if len(options) == 1 else value
+    if origin in (tuple, list):
+        item = args[0] if args else Any
+        decoded = [_decode(item, v) for v in value]
+        return tuple(decoded) if origin is tuple else decoded
+    if hint is dt.datetime and isinstance(value, str):
+        return dt.datetime.fromisoformat(value)
+    if hint is dt.date and isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return from_xcom(typing.cast(type[Any], hint), value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -65,25 +87,21 @@ class Attempt:
     model_name: str
     as_of_date: dt.date
     alias: str
-    model_version: int | None
-    mlflow_run_id: str | None
+    model: PinnedModel | None  # the version every step uses, once `plan` has pinned it
     airflow_run_id: str | None
     started_at: dt.datetime
     dry_run: bool = False
     triggered_by: str | None = None  # who asked: the OS user at a terminal, "airflow" in a DAG
     date_chosen_by: str = ""  # how the as-of date was chosen (a parameter, the logical date, ...)
-    shadow: list = field(default_factory=list)  # shadow versions, pinned too: [{"alias", "version", "run_id"}]
-    shadow_skipped: list = field(default_factory=list)  # why a shadow alias is not scored (it is the champion's version)
+    shadows: tuple[PinnedModel, ...] = ()  # shadow versions, pinned too
+    shadow_skipped: tuple[str, ...] = ()  # why a shadow alias is not scored (it is the champion's version)
 
     @property
-    def model(self) -> PinnedModel:
-        if self.model_version is None or self.mlflow_run_id is None:
+    def pinned(self) -> PinnedModel:
+        """The pinned version (ValueError before `plan` pinned one)."""
+        if self.model is None:
             raise ValueError("the attempt has no pinned model version yet")
-        return PinnedModel(self.model_name, self.model_version, self.mlflow_run_id, self.alias)
-
-    @property
-    def shadow_models(self) -> list[PinnedModel]:
-        return [PinnedModel(self.model_name, s["version"], s["run_id"], s["alias"]) for s in self.shadow]
+        return self.model
 
     @property
     def scratch_schema(self) -> str | None:
@@ -107,8 +125,8 @@ class ShardResult:
     shard: int
     rows_read: int
     rows_scored: int
-    shadow_errors: list = field(default_factory=list)  # why a shadow version did not score (it never fails the shard)
-    abs_contribution: list = field(default_factory=list)  # sum of |contribution| per feature, for the attribution profile
+    shadow_failures: tuple[ShadowFailure, ...] = ()  # shadow versions that did not score (they never fail the shard)
+    abs_contribution: list[float] = field(default_factory=list)  # sum of |contribution| per feature, for the attribution profile
     explained_rows: int = 0
 
 
@@ -120,5 +138,19 @@ class Published:
     rows_scored: int
     rows_quarantined: int
     table: str
-    shadow_errors: list = field(default_factory=list)
-    shadow_skipped: list = field(default_factory=list)
+    shadow_errors: tuple[str, ...] = ()
+    shadow_skipped: tuple[str, ...] = ()
+    alias: str = ""  # the alias the version was pinned by
+
+
+@dataclass(frozen=True)
+class ShadowFailure:
+    """A shadow version that did not score a date (it never fails the champion): which alias,
+    which version, and why. Its text is what the run log and the logs show."""
+
+    alias: str
+    version: int
+    error: str
+
+    def __str__(self) -> str:
+        return f"@{self.alias} (version {self.version}): {self.error}"

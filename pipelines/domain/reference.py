@@ -62,7 +62,7 @@ def bins_of(reference: dict[str, Any]) -> list[Bins]:
 
 def usable(reference: dict[str, Any] | None) -> bool:
     """Whether monitoring can read this reference (versions trained before it existed cannot)."""
-    return bool(reference) and reference.get("format") == FORMAT
+    return reference is not None and bool(reference) and reference.get("format") == FORMAT
 
 
 def upgrade(reference: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -13,12 +13,17 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipelines.config.settings import Settings
 from pipelines.domain.dates import date_range, parse_date
 from pipelines.domain.errors import BatchpredError
+
+if TYPE_CHECKING:
+    from pipelines.adapters.resources import Resources
+    from pipelines.config.spec import ModelSpec
 
 
 def _yesterday() -> dt.date:
@@ -29,7 +34,7 @@ def _yesterday() -> dt.date:
 class _Date(click.ParamType):
     name = "YYYY-MM-DD"
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
         if isinstance(value, dt.date):
             return value
 
@@ -44,17 +49,27 @@ DATE = _Date()
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON, for scripts.")
 
 
-def _spec(name: str):
+def _spec(name: str) -> ModelSpec:
     from pipelines.config.spec import load_spec
 
     return load_spec(name)
 
 
-def _echo_json(value) -> None:
+def _resources(create: bool = False) -> Resources:
+    """The warehouse, registry, dbt, GX and clock for this command, from the environment. A
+    command that creates the warehouse sets it up itself; any other finds the shared tables there."""
+    from pipelines.adapters.resources import Resources
+
+    res = Resources.from_settings(Settings.from_env(), create=create)
+    return res if create else res.ready()
+
+
+def _echo_json(value: object) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="batchpred")
 @click.option("-v", "--verbose", is_flag=True, help="Show what each step does (INFO logging; -v -v for debug).")
 def cli(verbose: bool) -> None:
     """Scheduled batch prediction: dbt features, GX checks, MLflow models, date-partitioned scores.
@@ -92,7 +107,7 @@ def generate(customers: int, days: int, end: dt.date | None, seed: int, drift_fr
 
     config = DemoConfig(customers=customers, days=days, end_date=end or _yesterday(), seed=seed, drift_from=drift_from)
     started = time.perf_counter()
-    counts = load_demo_data(Settings.from_env(), config)
+    counts = load_demo_data(_resources(create=True), config)
     click.echo(f"raw data for {config.start_date}..{config.end_date} written in {time.perf_counter() - started:.1f}s:")
     for table, rows in counts.items():
         click.echo(f"  raw.{table:<20} {rows:>10,} rows")
@@ -118,10 +133,11 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pipelines.faces.console import stderr
-    from pipelines.usecases import steps
+    from pipelines.usecases import models, steps
 
-    settings, spec = Settings.from_env(), _spec(model)
-    as_of_date = as_of_date or steps.last_complete_date(settings, spec)
+    spec = _spec(model)
+    res = _resources()
+    as_of_date = as_of_date or steps.last_complete_date(res, spec)
     started = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=stderr, transient=True) as bar:
         task = bar.add_task(f"{spec.name}: starting", total=1.0)
@@ -129,7 +145,7 @@ def train(
         def progress(stage: str, done: float) -> None:
             bar.update(task, description=f"{spec.name}: {stage}", completed=done)
 
-        result = steps.train(settings, spec, as_of_date, force=force_promote, reason=reason, alias=alias, progress=progress)
+        result = models.train(res, spec, as_of_date, force=force_promote, reason=reason, alias=alias, progress=progress)
     if as_json:
         _echo_json(
             {
@@ -166,24 +182,24 @@ def score(model: str, as_of_date: dt.date, alias: str | None, as_json: bool) -> 
     from pipelines.domain import records
     from pipelines.usecases import steps
 
-    settings, spec = Settings.from_env(), _spec(model)
+    spec = _spec(model)
+    res = _resources()
     started = time.perf_counter()
-    attempt = steps.plan(settings, spec, as_of_date, alias)
-    published = steps.run_date(settings, spec, attempt)
+    published = steps.score_date(res, spec, as_of_date, alias)
     if as_json:
         _echo_json(records.to_xcom(published))
         return
     click.echo(
         f"{spec.name} {as_of_date}: {published.rows_scored:,} rows scored, {published.rows_quarantined:,} quarantined, "
-        f"with {attempt.model.uri} (@{attempt.alias}) in {time.perf_counter() - started:.1f}s"
+        f"with models:/{spec.name}/{published.model_version} (@{published.alias}) in {time.perf_counter() - started:.1f}s"
     )
     click.echo(f"  predictions in {published.table}; run log: monitoring.scoring_runs, scoring_run_id {published.scoring_run_id}")
     for why in published.shadow_skipped:
         click.echo(f"  {why}")
     if published.rows_quarantined:
-        from pipelines.adapters.warehouse import catalog
+        from pipelines.adapters.warehouse import tables
 
-        click.echo(f"  quarantined rows and why: {catalog.quarantine(spec)}")
+        click.echo(f"  quarantined rows and why: {tables.quarantine(spec)}")
 
 
 @cli.command()
@@ -212,9 +228,10 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
     from pipelines.faces.console import stderr, stdout
     from pipelines.usecases import backfill as backfills
 
-    settings, spec = Settings.from_env(), _spec(model)
+    spec = _spec(model)
     date_range(start, end)  # refuses --end before --start before any work
-    planned = backfills.plan(settings, spec, start, end, only, alias)
+    res = _resources()
+    planned = backfills.plan(res, spec, start, end, only, alias)
     what = f"models:/{spec.name}@{planned.model.alias} = version {planned.model.version}"
     if dry_run or not planned.dates:
         click.echo(f"plan: {len(planned.dates)} date(s) of {start}..{end}{f' ({only})' if only else ''} with {what}")
@@ -240,7 +257,7 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
         bar = progress.add_task(f"{spec.name}: starting", total=len(planned.dates), rows=0, rate=0.0)
         totals = {"rows": 0, "seconds": 0.0}
 
-        def advance(outcome) -> None:
+        def advance(outcome: backfills.DateOutcome) -> None:
             totals["rows"] += outcome.rows
             totals["seconds"] += outcome.seconds
             rate = totals["rows"] / totals["seconds"] if totals["seconds"] else 0.0
@@ -249,7 +266,7 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
         def stage(label: str) -> None:
             progress.update(bar, description=f"{spec.name}: {label}")
 
-        outcomes = backfills.run(settings, spec, planned, advance, stage)
+        outcomes = backfills.run(res, spec, planned, advance, stage)
         progress.update(bar, description=f"{spec.name}: done")
 
     table = Table(title=f"backfill {spec.name} {start}..{end} with {what}")
@@ -286,71 +303,74 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
 @click.option("--end", type=DATE, default=None, help="Last as-of date of the range (inclusive).")
 @click.option("--version", type=int, default=None, help="The model version to monitor [default: the one that scored each date].")
 @JSON
-def monitor(model: str, as_of_date, start, end, version: int | None, as_json: bool) -> None:
+def monitor(
+    model: str, as_of_date: dt.date | None, start: dt.date | None, end: dt.date | None, version: int | None, as_json: bool
+) -> None:
     """Model health of scored dates: drift, estimated performance and alerts (monitoring.* tables);
     then realized performance of the dates given (however old) and of the recent ones, once
-    their label horizon is over (provisional until every table the labels read reaches it)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    their label horizon is over (provisional until every table the labels read reaches it);
+    then each date's report. What the <model>_monitor DAG does."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipelines.adapters.warehouse import health, open_warehouse
+    from pipelines.domain.status import Severity
     from pipelines.faces.console import stderr
-    from pipelines.usecases import steps
+    from pipelines.usecases import health
 
-    settings, spec = Settings.from_env(), _spec(model)
+    spec = _spec(model)
     if (as_of_date is None) == (start is None or end is None):
         raise click.UsageError("give --date D, or --start A and --end B")
+    res = _resources()
     if as_of_date is not None:
         days = [as_of_date]
     else:
-        scored = health.versions_scored(open_warehouse(settings.warehouse_url), spec, start, end)
-        days = [d for d in date_range(start, end) if d in scored]
-        if not days:
-            raise click.ClickException(f"no date of {start}..{end} has predictions in predictions.{spec.name}_scores")
-    results = []
+        assert start is not None and end is not None  # the check above: --date, or both --start and --end
+        days = health.scored_dates(res, spec, start, end)
     with Progress(
-        TextColumn("{task.description:<28}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
+        TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(), console=stderr, transient=True
     ) as bar:
-        task = bar.add_task(f"{spec.name}: monitoring", total=len(days) + 1)
-        for day in days:
-            bar.update(task, description=f"{spec.name}: {day}")
-            results.append(steps.monitor(settings, spec, day, version))
-            bar.advance(task)
-        bar.update(task, description=f"{spec.name}: realized performance")
-        realized = steps.realize(settings, spec, dates=days)  # the dates asked for, however old, and the lookback
-        bar.advance(task)
+        task = bar.add_task(f"{spec.name}: monitoring", total=None)
+        result = health.monitor_dates(
+            res, spec, dict.fromkeys(days, version), lambda stage: bar.update(task, description=f"{spec.name}: {stage}")
+        )
     if as_json:
         _echo_json(
             {
-                "health": [{k: v for k, v in vars(h).items() if k != "alerts"} | {"alerts": len(h.alerts)} for h in results],
-                "realized": [{"as_of_date": r.as_of_date, "model_version": r.version, **(r.row or {})} for r in realized],
+                "health": [
+                    {k: v for k, v in vars(h).items() if k != "alerts"} | {"alerts": len(h.alerts)} for h in result.health
+                ],
+                "realized": [
+                    {"as_of_date": r.as_of_date, "model_version": r.version, **(r.performance.row() if r.performance else {})}
+                    for r in result.realized
+                ],
+                "reports": [str(p) for p in result.reports],
             }
         )
         return
-    for h in results:
+    for h in result.health:
         click.echo(h.summary())
         for a in h.alerts:
-            if a["severity"] == "alert":
-                click.echo(f"  ALERT {a['message']}")
+            if a.severity == Severity.ALERT:
+                click.echo(f"  ALERT {a.message}")
         if h.retrain:
             click.echo(f"  retrain requested: {h.retrain_reason}")
-    for r in realized:
+    for r in result.realized:
         if r.provisional:
             click.echo(f"  {r.as_of_date}: realized performance is provisional, not final: {r.provisional}")
-    labelled = [r for r in realized if r.row and r.row.get("roc_auc") is not None and not r.provisional]
+    labelled = [r for r in result.realized if r.performance and r.performance.roc_auc is not None and not r.provisional]
     if labelled:
-        last = labelled[-1]
+        day, last = labelled[-1].as_of_date, labelled[-1].performance
+        assert last is not None
         click.echo(
-            f"realized performance of {len(labelled)} labelled date(s), latest {last.as_of_date}: AUC {last.row['roc_auc']:.3f} "
-            f"(estimated {last.row['expected_auc']:.3f})"
-            if last.row.get("expected_auc") is not None
-            else f"realized AUC {last.row['roc_auc']:.3f}"
+            f"realized performance of {len(labelled)} labelled date(s), latest {day}: AUC {last.roc_auc:.3f} "
+            f"(estimated {last.expected_auc:.3f})"
+            if last.expected_auc is not None
+            else f"realized AUC {last.roc_auc:.3f}"
         )
     click.echo("  tables: monitoring.daily_health, feature_drift, estimated_performance, realized_performance, alerts")
+    for path in result.reports:
+        click.echo(f"  report: {path}")
+    for day, why in result.report_failures.items():
+        click.echo(f"  the report of {day} could not be written: {why}", err=True)
 
 
 @cli.command()
@@ -369,26 +389,30 @@ def ui(port: int | None, host: str) -> None:
 @click.option("--start", type=DATE, default=None, help="First as-of date of a range to remove.")
 @click.option("--end", type=DATE, default=None, help="Last as-of date of the range (inclusive).")
 @JSON
-def unpublish(model: str, as_of_date, start, end, as_json: bool) -> None:
+def unpublish(model: str, as_of_date: dt.date | None, start: dt.date | None, end: dt.date | None, as_json: bool) -> None:
     """Take published dates back: remove their predictions (and shadow scores, reasons,
     quarantine and health rows) in one transaction, log who did it, rebuild the marts."""
-    from pipelines.usecases import steps
+    import dataclasses
 
-    settings, spec = Settings.from_env(), _spec(model)
+    from pipelines.usecases.unpublish import unpublish as unpublish_dates
+
+    spec = _spec(model)
     if (as_of_date is None) == (start is None or end is None):
         raise click.UsageError("give --date D, or --start A and --end B")
     if as_of_date is not None:
         start = end = as_of_date
+    assert start is not None and end is not None  # the check above: --date, or both --start and --end
     if start > end:
         raise click.UsageError(f"--start {start} is after --end {end}")
-    result = steps.unpublish(settings, spec, start, end)
+    res = _resources()
+    result = unpublish_dates(res, spec, start, end)
     if as_json:
-        _echo_json(result)
+        _echo_json(dataclasses.asdict(result))
         return
-    removed = ", ".join(f"{t}: {n:,}" for t, n in result["removed"].items() if n)
-    click.echo(f"unpublished {spec.name} for {', '.join(str(d) for d in result['dates'])}: removed {removed}")
-    if result["skipped"]:
-        click.echo(f"  {len(result['skipped'])} date(s) of the range had no predictions and were left as they were")
+    removed = ", ".join(f"{t}: {n:,}" for t, n in result.removed.items() if n)
+    click.echo(f"unpublished {spec.name} for {', '.join(str(d) for d in result.dates)}: removed {removed}")
+    if result.skipped:
+        click.echo(f"  {len(result.skipped)} date(s) of the range had no predictions and were left as they were")
     click.echo("  marts rebuilt; monitoring.scoring_runs has an 'unpublished' row per date")
     click.echo(f"  to score them again: batchpred backfill {spec.name} --start {start} --end {end} --only missing")
 
@@ -405,11 +429,12 @@ def unpublish(model: str, as_of_date, start, end, as_json: bool) -> None:
 )
 def report(model: str, as_of_date: dt.date, days: int, out: Path | None) -> None:
     """Write MODEL's model-health report for a date: one self-contained HTML page."""
-    from pipelines import report as health_report
+    from pipelines.usecases import health
 
-    settings, spec = Settings.from_env(), _spec(model)
+    spec = _spec(model)
+    res = _resources()
     started = time.perf_counter()
-    path = health_report.write(settings, spec, as_of_date, days, out)
+    path = health.write_report(res, spec, as_of_date, days, out)
     click.echo(f"{spec.name} report for {as_of_date} ({days} days) in {time.perf_counter() - started:.1f}s: {path}")
     click.echo(f"  open it in a browser: file://{path.resolve()}")
 
@@ -422,14 +447,16 @@ def report(model: str, as_of_date: dt.date, days: int, out: Path | None) -> None
 @click.option("--force", is_flag=True, help="Promote without a shadow record, or despite a worse realized AUC.")
 def promote(model: str, alias: str, version: int, reason: str | None, force: bool) -> None:
     """Move MODEL's alias to a version, after looking at its shadow record."""
-    from pipelines.training import promote as promotion
+    from pipelines.usecases import models
 
-    settings, spec = Settings.from_env(), _spec(model)
-    record = promotion.shadow_record(settings, spec, version)
+    spec = _spec(model)
+    res = _resources()
+    record = models.shadow_record(res, spec, version)
     click.echo(f"version {version}: {record.describe()}")
     for row in record.rows[-10:]:
         click.echo(f"  {row['as_of_date']} against version {row['model_version']}: {_comparison(row)}")
-    before, after, _ = promotion.promote(settings, spec, alias, version, reason, force)
+    done = models.promote(res, spec, alias, version, reason, force)
+    before, after = done.before, done.after
     click.echo(
         f"models:/{spec.name}@{alias}: version {before.version if before else 'none'} -> {after.version}"
         + (" (forced)" if force else "")
@@ -437,7 +464,7 @@ def promote(model: str, alias: str, version: int, reason: str | None, force: boo
     click.echo(
         f"  recorded in monitoring.promotions; rescore the history: batchpred backfill {spec.name} --start A --end B --only stale"
     )
-    for shadow in promotion.shadows_at(settings, spec, after.version) if alias == spec.alias else []:
+    for shadow in done.shadows_at_champion:
         click.echo(
             f"  @{shadow} also points at version {after.version}, now the champion: it is left there and no longer "
             f"shadow-scored; for a new challenger: batchpred train {spec.name} --alias {shadow}"
@@ -468,14 +495,13 @@ def setup_warehouse(bi_role: str | None) -> None:
     """
     import os
 
-    from pipelines.adapters.warehouse import catalog, open_warehouse, safe_url
+    from pipelines.adapters.warehouse import safe_url
+    from pipelines.usecases.setup import setup_warehouse as setup
 
-    settings = Settings.from_env()
-    warehouse = open_warehouse(settings.warehouse_url, create=True)
-    catalog.ensure_shared_tables(warehouse)
-    click.echo(f"schemas and shared tables ready in {safe_url(settings.warehouse_url)}")
+    res = _resources(create=True)
+    setup(res, bi_role, os.environ.get("BATCHPRED_BI_PASSWORD", ""))
+    click.echo(f"schemas and shared tables ready in {safe_url(res.settings.warehouse_url)}")
     if bi_role:
-        warehouse.setup_read_only_role(bi_role, os.environ.get("BATCHPRED_BI_PASSWORD", ""))
         click.echo(f"role {bi_role!r} can log in and read marts and predictions, and nothing else")
 
 

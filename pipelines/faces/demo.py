@@ -17,29 +17,34 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipelines import report
-from pipelines.adapters.warehouse import catalog, open_warehouse, safe_url
+from pipelines.adapters.resources import Resources
+from pipelines.adapters.warehouse import queries, safe_url, tables
 from pipelines.config.settings import DAGS_DIR, Settings
-from pipelines.config.spec import load_spec
+from pipelines.config.spec import ModelSpec, load_spec
 from pipelines.domain.errors import BatchpredError
 from pipelines.faces.demo_data import DemoConfig, generate
-from pipelines.usecases import steps
+from pipelines.usecases.models import train
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 WAREHOUSE_POOL = "batchpred_warehouse"
 DEMO_MODELS = ("churn", "payment_risk")
 CHALLENGER = "challenger"
 
 
-def load_demo_data(settings: Settings, config: DemoConfig) -> dict[str, int]:
-    """Generate the demo business and replace schema raw with it, in one transaction."""
-    tables = generate(config)
-    warehouse = open_warehouse(settings.warehouse_url, create=True)
-    catalog.ensure_shared_tables(warehouse)  # the documented tables exist before anything is scored
-    warehouse.replace_tables("raw", tables)
-    return {name: table.num_rows for name, table in tables.items()}
+def load_demo_data(res: Resources, config: DemoConfig) -> dict[str, int]:
+    """Generate the demo business and replace schema raw with it, in one transaction. A new
+    DuckDB file is made only if `res` was built to create one (`Resources.from_settings(settings, create=True)`)."""
+    raw = generate(config)
+    tables.ensure_shared_tables(res.warehouse)  # the documented tables exist before anything is scored
+    res.warehouse.replace_tables("raw", raw)
+    return {name: table.num_rows for name, table in raw.items()}
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -101,6 +106,7 @@ def run_demo(
     for `end`, and print what the dashboards see and the date's health."""
     specs = [load_spec(model) for model in models]
     settings.home.mkdir(parents=True, exist_ok=True)
+    res = Resources.from_settings(settings, create=True)  # the demo makes the warehouse file
 
     def stage(message: str) -> float:
         click.secho(f"==> {message}", bold=True)
@@ -109,7 +115,7 @@ def run_demo(
     drifting = f", behaviour shifting from {drift_from}" if drift_from else ""
     began = stage(f"generating {customers:,} customers of demo data ending {end}{drifting}")
     config = DemoConfig(customers=customers, end_date=end, drift_from=drift_from)
-    counts = load_demo_data(settings, config)
+    counts = load_demo_data(res, config)
     click.echo("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in counts.items()))
 
     for spec in specs:
@@ -119,7 +125,7 @@ def run_demo(
         plan = [(spec.alias, end - dt.timedelta(days=14)), (CHALLENGER, end)] if shadowed else [(spec.alias, end)]
         for alias, day in plan:
             started = stage(f"training {spec.name} on data known up to {day}" + (f" (@{alias})" if shadowed else ""))
-            trained = steps.train(settings, spec, day, alias=alias)
+            trained = train(res, spec, day, alias=alias)
             click.echo(
                 f"    version {trained.model.version}: validation AUC {trained.metrics['auc']:.3f}, "
                 f"PR-AUC {trained.metrics['pr_auc']:.3f} in {time.perf_counter() - started:.0f}s; {trained.verdict}"
@@ -139,10 +145,10 @@ def run_demo(
     click.echo(f"    DAG runs succeeded in {time.perf_counter() - started:.0f}s (logs: {settings.home / 'logs'})")
 
     for spec in specs:
-        show_dashboard(settings, spec, end)
+        show_dashboard(res, spec, end)
     click.secho(f"\nModel health of {end} (monitoring.daily_health, monitoring.alerts):", bold=True)
     for spec in specs:
-        show_health(settings, spec, end)
+        show_health(res, spec, end)
     click.secho(f"\nModel-health reports of {end} (written by the monitor DAGs; open in a browser):", bold=True)
     for spec in specs:
         path = report.default_path(settings, spec.name, end)
@@ -160,21 +166,21 @@ def run_demo(
         click.echo(f"  {label:<10} {where}")
 
 
-def show_dashboard(settings: Settings, spec, as_of_date: dt.date) -> None:
+def show_dashboard(res: Resources, spec: ModelSpec, as_of_date: dt.date) -> None:
     """Print the rows a dashboard would read from the marts."""
-    top, summary = catalog.dashboard_view(open_warehouse(settings.warehouse_url), spec, as_of_date)
+    top, summary = queries.dashboard_view(res.warehouse, spec, as_of_date)
     click.secho(f"\nmarts.{spec.name}_latest_scores (highest risk first):", bold=True)
     click.echo(_table(top))
     click.secho(f"\nmarts.{spec.name}_daily_summary for {as_of_date}:", bold=True)
     click.echo(_table(summary))
 
 
-def show_health(settings: Settings, spec, as_of_date: dt.date) -> None:
+def show_health(res: Resources, spec: ModelSpec, as_of_date: dt.date) -> None:
     """Print the date's health in a few lines: drift, estimated AUC, alerts."""
     from pipelines.adapters.warehouse import health
 
-    warehouse = open_warehouse(settings.warehouse_url)
-    rows = health.rows_of(warehouse, catalog.DAILY_HEALTH, spec.name, as_of_date, as_of_date).to_pylist()
+    warehouse = res.warehouse
+    rows = health.rows_of(warehouse, tables.DAILY_HEALTH, spec.name, as_of_date, as_of_date).to_pylist()
     if not rows:
         click.echo(f"  {spec.name}: not monitored")
         return
@@ -185,18 +191,23 @@ def show_health(settings: Settings, spec, as_of_date: dt.date) -> None:
     if day["expected_auc"] is not None:
         line += f"; estimated AUC {day['expected_auc']:.3f} [{day['expected_auc_lower']:.3f}, {day['expected_auc_upper']:.3f}]"
     click.echo(line + f"; {day['alerts']} alert(s); realized AUC once labels complete on {day['labels_due']}")
-    alerts = health.rows_of(warehouse, catalog.ALERTS, spec.name, as_of_date, as_of_date).to_pylist()
+    alerts = health.rows_of(warehouse, tables.ALERTS, spec.name, as_of_date, as_of_date).to_pylist()
     for alert in [a for a in alerts if a["severity"] == "alert"][:5]:
         click.echo(f"    ALERT {alert['message']}" + (f" ({alert['action']})" if alert["action"] else ""))
-    for c in health.rows_of(warehouse, catalog.SHADOW_COMPARISON, spec.name, as_of_date, as_of_date).to_pylist():
+    for c in health.rows_of(warehouse, tables.SHADOW_COMPARISON, spec.name, as_of_date, as_of_date).to_pylist():
         click.echo(
             f"    shadow {c['challenger_alias']} (version {c['challenger_version']}) beside version {c['model_version']}: "
-            f"Spearman {c['spearman']:.3f}, decisions flipped {c['flip_share']:.1%}, estimated AUC "
-            f"{c['challenger_expected_auc']:.3f} vs {c['champion_expected_auc']:.3f} (monitoring.shadow_comparison)"
+            f"Spearman {_number(c['spearman'])}, decisions flipped {c['flip_share']:.1%}, estimated AUC "
+            f"{_number(c['challenger_expected_auc'])} vs {_number(c['champion_expected_auc'])} (monitoring.shadow_comparison)"
         )
 
 
-def _table(table) -> str:
+def _number(value: float | None) -> str:
+    """A statistic to 3 decimals, or "–" where it is undefined (NULL: a constant score, no estimate)."""
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _table(table: pa.Table) -> str:
     rows = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()] for row in table.to_pylist()]
     header = table.column_names
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]

@@ -22,11 +22,16 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.config.spec import ALIAS_PATTERN
 from pipelines.domain.dates import parse_date
 from pipelines.domain.errors import DryRun, InputError
+
+if TYPE_CHECKING:
+    from pipelines.adapters.resources import Resources
+    from pipelines.config.spec import ModelSpec
+    from pipelines.domain.records import Attempt
 
 log = logging.getLogger(__name__)
 
@@ -122,66 +127,103 @@ def choose_as_of_date(ctx: RunContext, allowed: tuple[str, ...], last_complete: 
 
 def run(step: str, model: str, ctx: RunContext, inputs: dict[str, Any]) -> Any:
     """Run one task of a generated DAG; returns its result as plain values for XCom."""
+    from pipelines.adapters.resources import Resources
     from pipelines.config.settings import Settings
     from pipelines.config.spec import load_spec
-    from pipelines.domain import records
-    from pipelines.usecases import steps
 
-    settings, spec = Settings.from_env(), load_spec(model)
-    if step == "plan":
-        as_of_date, how = choose_as_of_date(ctx, tuple(SCORE_PARAMS), lambda: steps.last_complete_date(settings, spec))
-        attempt = steps.plan(
-            settings, spec, as_of_date, ctx.params.get("model_alias"), ctx.run_id, bool(ctx.params.get("dry_run")),
-            date_chosen_by=how,
-        )  # fmt: skip
-        return records.to_xcom(attempt)
-    if step == "train":
-        as_of_date, how = choose_as_of_date(ctx, tuple(TRAIN_PARAMS), lambda: steps.last_complete_date(settings, spec))
-        requests = [e for e in ctx.asset_events if e.get("retrain_requested_for")]
-        if requests:
-            how = f"retrain requested by monitoring: {'; '.join(str(e.get('reason')) for e in requests)}"
-        log.info("training %s on data known up to %s (%s)", model, as_of_date, how)
-        result = steps.train(settings, spec, as_of_date)
-        outcome = f"version {result.model.version} trained on data up to {as_of_date}: {result.verdict}"
-        for event in requests:
-            steps.record_retrain(settings, spec, parse_date(event["retrain_requested_for"]), outcome)
-        return {"model_version": result.model.version, "promoted": result.promoted, "verdict": result.verdict}
-    if step == "monitor":
-        return monitor_run(settings, spec, ctx)
+    if step not in TASKS:
+        raise ValueError(f"unknown step {step!r}")
+    return TASKS[step](Resources.from_settings(Settings.from_env()).ready(), load_spec(model), ctx, inputs)
 
-    attempt = records.from_xcom(records.Attempt, inputs["attempt"])
+
+def _attempt(inputs: dict[str, Any], step: str) -> Attempt:
+    from pipelines.domain.records import Attempt, from_xcom
+
+    attempt = from_xcom(Attempt, inputs["attempt"])
     log.info(
         "%s: as-of date %s (%s), %s, scoring run %s",
-        step, attempt.as_of_date, attempt.date_chosen_by or "given", attempt.model.uri, attempt.scoring_run_id,
+        step, attempt.as_of_date, attempt.date_chosen_by or "given", attempt.pinned.uri, attempt.scoring_run_id,
     )  # fmt: skip
-    if step == "build_features":
-        steps.build_features(settings, spec, attempt)
-        return {"as_of_date": attempt.as_of_date.isoformat()}  # not None: a None result leaves no XCom
-    if step == "validate":
-        return records.to_xcom(steps.validate(settings, spec, attempt))
-    if attempt.dry_run:
-        raise DryRun("dry run: features built and validated in a scratch schema, model resolved; nothing written")
-    if step == "score_shard":
-        validation = records.from_xcom(records.ValidationRef, inputs["validation"])
-        return records.to_xcom(steps.score_shard(settings, spec, attempt, validation, int(inputs["shard"])))
-    if step == "publish":
-        validation = records.from_xcom(records.ValidationRef, inputs["validation"])
-        results = [records.from_xcom(records.ShardResult, r) for r in inputs["shard_results"]]
-        return records.to_xcom(steps.publish(settings, spec, attempt, validation, results))
-    if step == "build_marts":
-        steps.build_marts(settings, spec, [attempt])
-        return {"as_of_date": attempt.as_of_date.isoformat()}
-    raise ValueError(f"unknown step {step!r}")
+    return attempt
 
 
-def monitor_run(settings, spec, ctx: RunContext) -> dict[str, Any]:
-    """The <model>_monitor DAG's work: the health of each date the triggering scoring runs
-    published (or the `as_of_date` parameter), then realized performance of every date
-    whose labels completed, and each date's report (`pipelines.report`). Returns the alerts
-    to send and whether to ask for a retrain."""
-    from pipelines import report
+def _plan(res: Resources, spec: ModelSpec, ctx: RunContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    from pipelines.domain.records import to_xcom
     from pipelines.usecases import steps
 
+    as_of_date, how = choose_as_of_date(ctx, tuple(SCORE_PARAMS), lambda: steps.last_complete_date(res, spec))
+    attempt = steps.plan(
+        res, spec, as_of_date, ctx.params.get("model_alias"), ctx.run_id, bool(ctx.params.get("dry_run")), date_chosen_by=how
+    )
+    return to_xcom(attempt)
+
+
+def _build_features(res: Resources, spec: ModelSpec, ctx: RunContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    from pipelines.usecases import steps
+
+    attempt = _attempt(inputs, "build_features")
+    steps.build_features(res, spec, attempt)
+    return {"as_of_date": attempt.as_of_date.isoformat()}  # not None: a None result leaves no XCom
+
+
+def _validate(res: Resources, spec: ModelSpec, ctx: RunContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    from pipelines.domain.records import to_xcom
+    from pipelines.usecases import steps
+
+    return to_xcom(steps.validate(res, spec, _attempt(inputs, "validate")))
+
+
+def _scoring(inputs: dict[str, Any], step: str) -> Attempt:
+    attempt = _attempt(inputs, step)
+    if attempt.dry_run:
+        raise DryRun("dry run: features built and validated in a scratch schema, model resolved; nothing written")
+    return attempt
+
+
+def _score_shard(res: Resources, spec: ModelSpec, ctx: RunContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    from pipelines.domain.records import ValidationRef, from_xcom, to_xcom
+    from pipelines.usecases import steps
+
+    attempt = _scoring(inputs, "score_shard")
+    validation = from_xcom(ValidationRef, inputs["validation"])
+    return to_xcom(steps.score_shard(res, spec, attempt, validation, int(inputs["shard"])))
+
+
+def _publish(res: Resources, spec: ModelSpec, ctx: RunContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    from pipelines.domain.records import ShardResult, ValidationRef, from_xcom, to_xcom
+    from pipelines.usecases import steps
+
+    attempt = _scoring(inputs, "publish")
+    validation = from_xcom(ValidationRef, inputs["validation"])
+    results = [from_xcom(ShardResult, r) for r in inputs["shard_results"]]
+    return to_xcom(steps.publish(res, spec, attempt, validation, results))
+
+
+def _build_marts(res: Resources, spec: ModelSpec, ctx: RunContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    from pipelines.usecases import steps
+
+    attempt = _scoring(inputs, "build_marts")
+    steps.build_marts(res, spec, [attempt])
+    return {"as_of_date": attempt.as_of_date.isoformat()}
+
+
+def _train(res: Resources, spec: ModelSpec, ctx: RunContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    from pipelines.usecases import models, steps
+
+    as_of_date, how = choose_as_of_date(ctx, tuple(TRAIN_PARAMS), lambda: steps.last_complete_date(res, spec))
+    requests = [e for e in ctx.asset_events if e.get("retrain_requested_for")]
+    if requests:
+        how = f"retrain requested by monitoring: {'; '.join(str(e.get('reason')) for e in requests)}"
+    log.info("training %s on data known up to %s (%s)", spec.name, as_of_date, how)
+    result = models.train(
+        res, spec, as_of_date, retrain_requested_for=[parse_date(e["retrain_requested_for"]) for e in requests]
+    )
+    return {"model_version": result.model.version, "promoted": result.promoted, "verdict": result.verdict}
+
+
+def monitor_dates_of(ctx: RunContext) -> dict[dt.date, int | None]:
+    """The dates a <model>_monitor run looks at: the `as_of_date` parameter, and each date the
+    triggering scoring runs published (with the version that scored it)."""
     unknown = sorted(set(ctx.conf or {}) - set(MONITOR_PARAMS))
     if unknown:
         raise InputError(f"unknown run parameter(s) {unknown}; allowed: {list(MONITOR_PARAMS)}")
@@ -191,34 +233,52 @@ def monitor_run(settings, spec, ctx: RunContext) -> dict[str, Any]:
     for event in ctx.asset_events:
         if event.get("as_of_date"):
             dates[parse_date(event["as_of_date"])] = event.get("model_version")
-    found, retrain, reasons = [], None, []
-    for day, version in sorted(dates.items()):
-        health = steps.monitor(settings, spec, day, version)
-        log.info("%s", health.summary())
-        found += health.alerts
-        if health.retrain:
-            retrain, reasons = day, [*reasons, health.retrain_reason]
-    realized = steps.realize(settings, spec, dates=sorted(dates))  # an old date asked for is realized too
-    for r in realized:
-        found += r.alerts
-    if realized:
-        log.info(
-            "realized performance of %d date(s) whose label horizon is over: %s",
-            len(realized),
-            ", ".join(f"{r.as_of_date}" + (f" (provisional: {r.provisional})" if r.provisional else "") for r in realized),
-        )
-    reports = []
-    for day in sorted(dates):
-        try:
-            reports.append(str(report.write(settings, spec, day)))
-            log.info("model-health report of %s: %s", day, reports[-1])
-        except Exception:  # the health is stored and the alerts must still go out: say so, loudly, and go on
-            log.exception("the model-health report of %s could not be written", day)
-    json_safe = [{k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in a.items()} for a in found]
+    return dates
+
+
+def _monitor(res: Resources, spec: ModelSpec, ctx: RunContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The <model>_monitor DAG's work (`pipelines.usecases.health.monitor_dates`). Returns the
+    alerts to send and whether to ask for a retrain."""
+    from pipelines.usecases import health
+
+    result = health.monitor_dates(res, spec, monitor_dates_of(ctx))
     return {
-        "monitored": [d.isoformat() for d in sorted(dates)],
-        "reports": reports,
-        "alerts": json_safe,
-        "retrain_requested_for": retrain.isoformat() if retrain else None,
-        "reason": "; ".join(reasons),
+        "monitored": [h.as_of_date.isoformat() for h in result.health],
+        "reports": [str(p) for p in result.reports],
+        "alerts": result.alerts_as_json(),
+        "retrain_requested_for": result.retrain_requested_for.isoformat() if result.retrain_requested_for else None,
+        "reason": result.retrain_reason,
     }
+
+
+def _notify(res: Resources, spec: ModelSpec, ctx: RunContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    from pipelines.usecases import health
+
+    return {"sent": health.notify(res, spec, inputs["url"], inputs["found"]["alerts"], inputs["connection"])}
+
+
+def report_failure(model: str, url: str, alert: dict[str, Any]) -> None:
+    """A failed task, to the webhook (the DAGs' on_failure_callback)."""
+    from pipelines.adapters.resources import Resources
+    from pipelines.config.settings import Settings
+    from pipelines.usecases import health
+
+    try:
+        res = Resources.from_settings(Settings.from_env())
+    except Exception:  # noqa: BLE001 - the failure is still posted; recording it is what cannot happen
+        res = None
+    health.report_task_failure(res, model, url, alert)
+
+
+# Each task of the generated DAGs, by name: its body turns the task's inputs into one call.
+TASKS: dict[str, Callable[[Resources, ModelSpec, RunContext, dict[str, Any]], dict[str, Any]]] = {
+    "plan": _plan,
+    "build_features": _build_features,
+    "validate": _validate,
+    "score_shard": _score_shard,
+    "publish": _publish,
+    "build_marts": _build_marts,
+    "train": _train,
+    "monitor": _monitor,
+    "notify": _notify,
+}

@@ -26,18 +26,31 @@ from typing import TYPE_CHECKING, Any
 from pipelines.config.spec import ModelSpec
 from pipelines.domain import redact
 from pipelines.domain.errors import UndeliveredAlerts
+from pipelines.domain.status import (
+    Check,
+    Comparison,
+    DeliveryStatus,
+    DriftStatus,
+    EstimateStatus,
+    RealizedStatus,
+    Severity,
+    stored,
+)
 
 if TYPE_CHECKING:
+    from pipelines.adapters.resources import Resources
     from pipelines.adapters.warehouse.base import Warehouse
-    from pipelines.config.settings import Settings
+    from pipelines.monitoring.drift import DriftRow
+    from pipelines.monitoring.performance import Estimate, RealizedPerformance
 
 log = logging.getLogger(__name__)
 
+# The drift checks, and the drift row's column holding each one's alert threshold.
 DRIFT_CHECKS = {
-    "psi": "psi_alert",
-    "js_distance": "js_distance_alert",
-    "linf_distance": "linf_distance_alert",
-    "null_share": "null_share_increase_alert",
+    Check.PSI: "psi_alert",
+    Check.JS_DISTANCE: "js_distance_alert",
+    Check.LINF_DISTANCE: "linf_distance_alert",
+    Check.NULL_SHARE: "null_share_increase_alert",
 }
 
 
@@ -47,9 +60,11 @@ FINDING_STREAK = 14
 
 @dataclass(frozen=True)
 class Alert:
-    check_name: str  # psi | js_distance | linf_distance | null_share | estimated_auc | realized_auc
-    subject: str  # the feature, "score", or "model"
-    severity: str  # warn | alert | finding (see `with_streaks`)
+    """A check that fired (a row of monitoring.alerts, without the model, version and date)."""
+
+    check_name: Check
+    subject: str  # the feature, "score", "model" or "shadow"
+    severity: Severity  # see `with_streaks` for `finding`
     value: float
     threshold: float
     message: str
@@ -58,58 +73,62 @@ class Alert:
     action_result: str | None = None
 
     def row(self) -> dict[str, Any]:
-        return asdict(self)
+        return stored(asdict(self))
 
 
-def from_drift(rows: list[dict[str, Any]]) -> list[Alert]:
+def from_drift(rows: list[DriftRow]) -> list[Alert]:
     """An alert per feature whose drift crossed a threshold, in the row that judges the feature
     (`decides`: against the training reference, or the same weekday where model.yaml says so).
     The threshold is the effective one, noise allowance included."""
     found = []
     for r in rows:
-        if not r["decides"] or r["status"] not in ("warn", "alert"):
+        if not r.decides or not r.fired or r.check is None:
             continue
-        check = r["reason"]
-        value = r["null_share_delta"] if check == "null_share" else r[check]
-        threshold = r["psi_warn"] if r["status"] == "warn" else r[DRIFT_CHECKS[check]]
-        what = "the null share rose by" if check == "null_share" else f"{check.replace('_', ' ')} is"
+        check = r.check
+        value = r.null_share_delta if check == Check.NULL_SHARE else getattr(r, check.value)
+        assert value is not None  # the check fired on it (the null-share check fires only on a delta)
+        threshold = r.psi_warn if r.status == DriftStatus.WARN else getattr(r, DRIFT_CHECKS[check])
+        what = "the null share rose by" if check == Check.NULL_SHARE else f"{check.replace('_', ' ')} is"
         found.append(
             Alert(
                 check,
-                r["feature"],
-                r["status"],
+                r.feature,
+                Severity(r.status.value),
                 float(value),
                 float(threshold),
-                f"{r['feature']}: {what} {value:.3f} (threshold {threshold:.3f}, against {_against(r)})",
+                f"{r.feature}: {what} {value:.3f} (threshold {threshold:.3f}, against {_against(r)})",
             )
         )
     return found
 
 
-def _against(row: dict[str, Any]) -> str:
-    if row["comparison"] == "baseline":
+def _against(row: DriftRow) -> str:
+    if row.comparison == Comparison.BASELINE:
         return "the training data"
-    return f"{row['compared_date']}, the same weekday"
+    return f"{row.compared_date}, the same weekday"
 
 
-def from_performance(estimated: dict[str, Any] | None, realized: dict[str, Any] | None) -> list[Alert]:
-    """The alerts of an estimate and a realized row whose status is `alert`; a `provisional`
-    realized row (its labels not complete yet) never alerts."""
+def from_performance(estimated: Estimate | None, realized: RealizedPerformance | None) -> list[Alert]:
+    """The alerts of an estimate and a realized performance whose status is `alert`; a
+    `provisional` one (its labels not complete yet) never alerts."""
     found = []
-    if estimated and estimated["status"] == "alert":
+    if estimated and estimated.status == EstimateStatus.ALERT:
+        # `performance.estimate` alerts only on an AUC below its alert line: both are set.
+        assert estimated.expected_auc is not None and estimated.alert_below is not None
         found.append(
             Alert(
-                "estimated_auc", "model", "alert", estimated["expected_auc"], estimated["alert_below"],
-                f"estimated AUC {estimated['expected_auc']:.3f} is below {estimated['alert_below']:.3f} "
-                f"(validation AUC {estimated['validation_auc']:.3f} minus the sampling errors)",
+                Check.ESTIMATED_AUC, "model", Severity.ALERT, estimated.expected_auc, estimated.alert_below,
+                f"estimated AUC {estimated.expected_auc:.3f} is below {estimated.alert_below:.3f} "
+                f"(validation AUC {estimated.validation_auc:.3f} minus the sampling errors)",
             )
         )  # fmt: skip
-    if realized and realized["status"] == "alert":
-        drop = realized["validation_auc"] - realized["roc_auc"]
+    if realized and realized.status == RealizedStatus.ALERT:
+        assert realized.roc_auc is not None  # `performance.measure` alerts only on a realized AUC
+        drop = realized.validation_auc - realized.roc_auc
         found.append(
             Alert(
-                "realized_auc", "model", "alert", realized["roc_auc"], realized["validation_auc"],
-                f"realized AUC {realized['roc_auc']:.3f} is {drop:.3f} below the validation AUC {realized['validation_auc']:.3f}",
+                Check.REALIZED_AUC, "model", Severity.ALERT, realized.roc_auc, realized.validation_auc,
+                f"realized AUC {realized.roc_auc:.3f} is {drop:.3f} below the validation AUC {realized.validation_auc:.3f}",
             )
         )  # fmt: skip
     return found
@@ -133,18 +152,15 @@ def from_attribution(
     score = ndcg(expected, {r["feature"]: r["mean_abs_contribution"] for r in today})
     if score >= threshold:
         return score, [], None
-    return score, [
-        Alert(
-            "attribution_ndcg", "model", "alert", score, threshold, f"attribution ranking nDCG {score:.3f} is below {threshold:g}"
-        )
-    ], None
+    message = f"attribution ranking nDCG {score:.3f} is below {threshold:g}"
+    return score, [Alert(Check.ATTRIBUTION_NDCG, "model", Severity.ALERT, score, threshold, message)], None
 
 
 def from_shadow(errors: str | None) -> list[Alert]:
     """An alert for a shadow version that did not score (the champion was published)."""
     if not errors:
         return []
-    return [Alert("shadow_failed", "shadow", "warn", 1.0, 0.0, f"shadow scoring failed: {errors[:500]}")]
+    return [Alert(Check.SHADOW_FAILED, "shadow", Severity.WARN, 1.0, 0.0, f"shadow scoring failed: {errors[:500]}")]
 
 
 def with_streaks(alerts: list[Alert], yesterday: list[dict[str, Any]]) -> list[Alert]:
@@ -159,7 +175,7 @@ def with_streaks(alerts: list[Alert], yesterday: list[dict[str, Any]]) -> list[A
         if a.check_name in DRIFT_CHECKS and a.subject != "score" and a.consecutive_days >= FINDING_STREAK:
             a = replace(
                 a,
-                severity="finding",
+                severity=Severity.FINDING,
                 message=f"{a.message}. It has alerted on {a.consecutive_days} dates in a row: a configuration finding, "
                 f"not news. If the feature moves by design, declare it in model.yaml under monitoring.drift: "
                 f"{a.subject}: {{compare: same_weekday}} (one value per weekday) or {{exclude: <why>}}; "
@@ -171,7 +187,7 @@ def with_streaks(alerts: list[Alert], yesterday: list[dict[str, Any]]) -> list[A
 
 def notify(alerts: list[Alert]) -> list[Alert]:
     """The alerts to post: a configuration finding only on the day its streak reached FINDING_STREAK."""
-    return [a for a in alerts if a.severity != "finding" or a.consecutive_days == FINDING_STREAK]
+    return [a for a in alerts if a.severity != Severity.FINDING or a.consecutive_days == FINDING_STREAK]
 
 
 def retrain_decision(
@@ -186,23 +202,25 @@ def retrain_decision(
             a.subject
             for a in alerts
             # a finding is an alert that has lasted: real drift that long still asks for a retrain
-            if a.severity in ("alert", "finding") and a.subject in top and a.consecutive_days >= policy.retrain_consecutive_days
+            if a.severity in (Severity.ALERT, Severity.FINDING)
+            and a.subject in top
+            and a.consecutive_days >= policy.retrain_consecutive_days
         }
     )
-    reasons = []
+    grounds = []
     if len(drifted) >= policy.retrain_drifted_features:
-        reasons.append(
+        grounds.append(
             f"{len(drifted)} of the {len(top)} most important features ({', '.join(drifted)}) drifted for "
             f"{policy.retrain_consecutive_days}+ days"
         )
-    if policy.retrain_on_estimated_auc and any(a.check_name == "estimated_auc" for a in alerts):
-        reasons.append("the estimated AUC fell below its alert line")
-    if not reasons:
+    if policy.retrain_on_estimated_auc and any(a.check_name == Check.ESTIMATED_AUC for a in alerts):
+        grounds.append("the estimated AUC fell below its alert line")
+    if not grounds:
         return False, ""
     if last_request is not None and (as_of_date - last_request).days < policy.retrain_cooldown_days:
         cooldown = f"{policy.retrain_cooldown_days}-day cool-down since {last_request}"
-        return False, f"retrain not requested: in the {cooldown} ({'; '.join(reasons)})"
-    return True, "; ".join(reasons)
+        return False, f"retrain not requested: in the {cooldown} ({'; '.join(grounds)})"
+    return True, "; ".join(grounds)
 
 
 # -- delivery -------------------------------------------------------------------------
@@ -322,7 +340,9 @@ def deliver(
             return
         at = dt.datetime.now(dt.UTC)
         values = {"attempts": (pending[result.alert_id]["attempts"] or 0) + 1, "last_attempt_at": at}
-        values |= {"status": "delivered", "delivered_at": at} if result.delivered else {"last_error": result.error}
+        values |= (
+            {"status": DeliveryStatus.DELIVERED.value, "delivered_at": at} if result.delivered else {"last_error": result.error}
+        )
         health.record_delivery(warehouse, result.alert_id, values)
 
     results = send(url, [json.loads(r["payload"]) for r in pending.values()], timeout, budget, record)
@@ -348,30 +368,33 @@ def queued_row(body: dict[str, Any], url: str, at: dt.datetime) -> dict[str, Any
         "severity": body.get("severity"),
         "payload": json.dumps(body, default=str),
         "destination": redact.url(url),
-        "status": "pending",
+        "status": DeliveryStatus.PENDING.value,
         "attempts": 0,
         "queued_at": at,
     }
 
 
 def deliver_failure(
-    settings: Settings, model: str, url: str | None, alert: dict[str, Any], timeout: float = POST_TIMEOUT
+    res: Resources | None, model: str, url: str | None, alert: dict[str, Any], timeout: float = POST_TIMEOUT
 ) -> bool:
     """Post a task failure at once (the warehouse may be what failed), then record it in
     monitoring.alert_deliveries: delivered, or pending for the model's next monitor run to
     retry. Never raises (it runs as a failure callback): what could be neither posted nor
-    recorded is logged as an error, redacted. Returns whether it was delivered."""
+    recorded is logged as an error, redacted; `res` is None when the resources could not even
+    be built (a malformed URL, say). Returns whether it was delivered."""
     if url is None:
         return False
     body = payload(alert)
     [result] = send(url, [body], timeout, timeout)
-    at = dt.datetime.now(dt.UTC)
+    at = res.now() if res else dt.datetime.now(dt.UTC)
     row = queued_row(body, url, at) | {"attempts": 1, "last_attempt_at": at}
-    row |= {"status": "delivered", "delivered_at": at} if result.delivered else {"last_error": result.error}
+    row |= {"status": DeliveryStatus.DELIVERED.value, "delivered_at": at} if result.delivered else {"last_error": result.error}
     try:
-        from pipelines.adapters.warehouse import health, open_warehouse
+        from pipelines.adapters.warehouse import health
 
-        health.queue_deliveries(open_warehouse(settings.warehouse_url), model, [row])
+        if res is None:
+            raise ValueError("the warehouse settings could not be read")
+        health.queue_deliveries(res.ready().warehouse, model, [row])
     except Exception as exc:  # noqa: BLE001 - the failure being reported matters more than its record
         log.error("task failure %s could not be recorded in monitoring.alert_deliveries: %s", body["alert_id"], redact.text(exc))
         if not result.delivered:

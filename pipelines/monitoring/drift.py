@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipelines.adapters.warehouse import Warehouse, catalog, health
+from pipelines.adapters.warehouse import Warehouse, health, tables
 from pipelines.config.spec import ModelSpec
 from pipelines.domain.reference import Bins, bins_of
+from pipelines.domain.status import Check, Comparison, DriftStatus, stored
 from pipelines.monitoring import metrics as m
 
 SCORE = "score"  # the prediction, as a pseudo-feature
-COMPARISONS = {"previous_day": 1, "same_day_last_week": 7}
+COMPARISONS = {Comparison.PREVIOUS_DAY: 1, Comparison.SAME_DAY_LAST_WEEK: 7}
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,73 @@ class Profile:
     rows: int
     counts: dict[str, list[int]]  # feature (and "score") -> rows per bin; numeric: the infinite bin, then the null bin, last
     means: dict[str, float | None]  # numeric features (and the score): the mean of the finite values
+
+
+@dataclass(frozen=True)
+class ProfileBin:
+    """One bin of a feature's (or the score's) profile on a date, beside the training reference's
+    (a row of monitoring.feature_profiles)."""
+
+    feature: str
+    kind: str
+    bin: int
+    label: str
+    lower: float | None
+    upper: float | None
+    rows: int
+    reference_rows: int
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    """A feature (or the score) on a date against one comparison (a row of monitoring.feature_drift).
+    The thresholds are the effective ones, sampling-noise allowance included. Statistics that do
+    not apply to the feature's kind are None (NULL)."""
+
+    feature: str
+    kind: str  # numeric | categorical | score
+    comparison: Comparison
+    compared_date: dt.date | None  # None for the baseline
+    rows: int
+    reference_rows: int
+    importance: float | None  # None for the score
+    psi_noise: float
+    psi_warn: float
+    psi_alert: float
+    js_distance_alert: float
+    linf_distance_alert: float | None  # categorical features only
+    null_share_increase_alert: float
+    psi: float
+    js_distance: float
+    status: DriftStatus
+    reason: str  # the check that decided `status` ("" when ok), or why the row does not judge the feature
+    decides: bool  # the row that judges the feature (alerts and daily_health read these)
+    check: Check | None = None  # the check that fired, when `status` is warn or alert (`reason` says it in the table)
+    null_share: float | None = None
+    reference_null_share: float | None = None
+    null_share_delta: float | None = None
+    inf_share: float | None = None
+    reference_inf_share: float | None = None
+    linf_distance: float | None = None
+    tv_distance: float | None = None
+    mean: float | None = None
+    reference_mean: float | None = None
+    mean_delta_std: float | None = None
+    action_threshold: float | None = None
+    share_above_threshold: float | None = None
+    reference_share_above_threshold: float | None = None
+
+    @property
+    def fired(self) -> bool:
+        return self.status in (DriftStatus.WARN, DriftStatus.ALERT)
+
+    def row(self) -> dict[str, Any]:
+        values = asdict(self)
+        del values["check"]
+        return stored(values)
 
 
 def _profile(hist: health.Histogram) -> Profile:
@@ -59,7 +127,7 @@ def profile(
     features = histogram(warehouse, spec, reference, as_of_date)
     if features is None:
         return None
-    score = health.histogram(warehouse, catalog.predictions(spec), as_of_date, [score_bins(reference)], version)
+    score = health.histogram(warehouse, tables.predictions(spec), as_of_date, [score_bins(reference)], version)
     counts = {**features.counts, SCORE: score.counts["score"]}
     means = {**features.means, SCORE: _profile(score).means["score"]}
     return Profile(features.rows, counts, means)
@@ -67,29 +135,33 @@ def profile(
 
 def compare(
     warehouse: Warehouse, spec: ModelSpec, reference: dict[str, Any], version: int, as_of_date: dt.date, current: Profile
-) -> list[dict[str, Any]]:
+) -> list[DriftRow]:
     """The feature_drift rows of a date: `current` against the baseline and each comparison date."""
     threshold = reference["score"]["action_threshold"]  # the version's, never today's spec
     days = {name: as_of_date - dt.timedelta(days=d) for name, d in COMPARISONS.items()}
     shares = health.threshold_shares(warehouse, spec, version, [as_of_date, *days.values()], threshold)
     baseline = {name: f["counts"] for name, f in reference["features"].items()} | {SCORE: reference["score"]["counts"]}
     baseline_share = reference["score"]["share_above_threshold"]
-    rows = drift_rows(spec, reference, current, baseline, "baseline", None, None, (shares.get(as_of_date), baseline_share))
+    rows = drift_rows(
+        spec, reference, current, baseline, Comparison.BASELINE, None, None, (shares.get(as_of_date), baseline_share)
+    )
     shapes = {name: len(counts) for name, counts in baseline.items()}
+    other: Profile | None
     for comparison, then in days.items():
-        stored = health.stored_profile(warehouse, spec.name, version, then)
-        if stored and {name: len(stored.get(name, ())) for name in shapes} == shapes:
-            other = Profile(sum(stored[SCORE]), stored, health.stored_means(warehouse, spec.name, version, then))
+        saved = health.stored_profile(warehouse, spec.name, version, then)
+        if saved and {name: len(saved.get(name, ())) for name in shapes} == shapes:
+            other = Profile(sum(saved[SCORE]), saved, health.stored_means(warehouse, spec.name, version, then))
         else:  # not stored, or stored with other bins (by an older batchpred): bin it again
             other = profile(warehouse, spec, reference, version, then)
-        if other is not None and sum(other.counts.get(SCORE, [0])):
+        # sum's start spelled out: mypy takes the bool of the `and` as the context and picks sum's bool overload
+        if other is not None and sum(other.counts.get(SCORE, [0]), 0):
             share = (shares.get(as_of_date), shares.get(then))
             rows += drift_rows(spec, reference, current, other.counts, comparison, then, other.means, share)
     return rows
 
 
 def histogram(warehouse: Warehouse, spec: ModelSpec, reference: dict[str, Any], as_of_date: dt.date) -> Profile | None:
-    table = catalog.features(spec)
+    table = tables.features(spec)
     if warehouse.table_columns(table.schema, table.name) is None:
         return None
     hist = health.histogram(warehouse, table, as_of_date, bins_of(reference))
@@ -100,26 +172,15 @@ def score_bins(reference: dict[str, Any]) -> Bins:
     return Bins("score", "score", tuple(reference["score"]["cuts"]))
 
 
-def profile_rows(reference: dict[str, Any], profile: Profile) -> list[dict[str, Any]]:
-    """The rows of monitoring.feature_profiles for one date, each bin beside the training reference's."""
-    rows = []
+def profile_bins(reference: dict[str, Any], profile: Profile) -> list[ProfileBin]:
+    """The monitoring.feature_profiles rows of one date, each bin beside the training reference's."""
+    found = []
     for b in [*bins_of(reference), score_bins(reference)]:
         name = SCORE if b.kind == "score" else b.name
         reference_counts = reference["score"]["counts"] if name == SCORE else reference["features"][name]["counts"]
         for j, (label, (lower, upper)) in enumerate(zip(b.labels, b.bounds(), strict=True)):
-            rows.append(
-                {
-                    "feature": name,
-                    "kind": b.kind,
-                    "bin": j,
-                    "label": label,
-                    "lower": lower,
-                    "upper": upper,
-                    "rows": profile.counts[name][j],
-                    "reference_rows": reference_counts[j],
-                }
-            )
-    return rows
+            found.append(ProfileBin(name, b.kind, j, label, lower, upper, profile.counts[name][j], reference_counts[j]))
+    return found
 
 
 def drift_rows(
@@ -127,11 +188,11 @@ def drift_rows(
     reference: dict[str, Any],
     current: Profile,
     baseline: dict[str, list[int]],
-    comparison: str,
+    comparison: Comparison,
     compared_date: dt.date | None,
     compared_means: dict[str, float | None] | None = None,
     threshold_shares: tuple[float | None, float | None] = (None, None),
-) -> list[dict[str, Any]]:
+) -> list[DriftRow]:
     """One row per feature (and the score) comparing `current` with the `baseline` counts;
     `threshold_shares` are the exact shares of scores at or above the version's action
     threshold, today's and the compared one's."""
@@ -147,10 +208,10 @@ def drift_rows(
             continue
         # Snapshots of the same entities pooled in the training data are not independent rows.
         effective = min(n_then, (ref if name == SCORE else reference).get("effective_rows") or n_then)
-        m_then = effective if comparison == "baseline" else n_then
+        m_then = effective if comparison == Comparison.BASELINE else n_then
         bins = sum(1 for a, b in zip(now, then, strict=True) if a or b)
         noise = m.psi_noise(bins, n_now, m_then)
-        row: dict[str, Any] = {
+        values: dict[str, Any] = {
             "feature": name,
             "kind": kind,
             "comparison": comparison,
@@ -169,51 +230,57 @@ def drift_rows(
             + m.proportion_increase_noise((now[-1] + then[-1]) / (n_now + n_then), n_now, m_then),
         }
         if name != SCORE:
-            row["null_share"] = now[-1] / n_now
-            row["reference_null_share"] = then[-1] / n_then
-            row["null_share_delta"] = row["null_share"] - row["reference_null_share"]
+            values["null_share"] = now[-1] / n_now
+            values["reference_null_share"] = then[-1] / n_then
+            values["null_share_delta"] = values["null_share"] - values["reference_null_share"]
         if kind == "numeric":
-            row["inf_share"], row["reference_inf_share"] = now[-2] / n_now, then[-2] / n_then
+            values["inf_share"], values["reference_inf_share"] = now[-2] / n_now, then[-2] / n_then
         p_now, p_then = m.shares(now), m.shares(then)
-        row["psi"] = m.psi(p_then, p_now)
-        row["js_distance"] = m.js_distance(p_then, p_now)
+        values["psi"] = m.psi(p_then, p_now)
+        values["js_distance"] = m.js_distance(p_then, p_now)
         if kind == "categorical":
-            row["linf_distance"] = m.linf_distance(p_then, p_now)
-            row["tv_distance"] = m.tv_distance(p_then, p_now)
+            values["linf_distance"] = m.linf_distance(p_then, p_now)
+            values["tv_distance"] = m.tv_distance(p_then, p_now)
         if kind != "categorical":
             mean_now = current.means.get(name)
-            mean_then = ref.get("mean") if comparison == "baseline" else (compared_means or {}).get(name)
-            row["mean"], row["reference_mean"] = mean_now, mean_then
+            mean_then = ref.get("mean") if comparison == Comparison.BASELINE else (compared_means or {}).get(name)
+            values["mean"], values["reference_mean"] = mean_now, mean_then
             std = ref.get("std")
             if mean_now is not None and mean_then is not None and std:
-                row["mean_delta_std"] = (mean_now - mean_then) / std
+                values["mean_delta_std"] = (mean_now - mean_then) / std
         if name == SCORE:
-            row["action_threshold"] = reference["score"]["action_threshold"]
-            row["share_above_threshold"], row["reference_share_above_threshold"] = threshold_shares
+            values["action_threshold"] = reference["score"]["action_threshold"]
+            values["share_above_threshold"], values["reference_share_above_threshold"] = threshold_shares
         rule = rules.get(name)
-        judged_by = "same_day_last_week" if rule is not None and rule.compare == "same_weekday" else "baseline"
+        same_weekday = rule is not None and rule.compare == "same_weekday"
+        judged_by = Comparison.SAME_DAY_LAST_WEEK if same_weekday else Comparison.BASELINE
         if rule is not None and rule.exclude:
-            row["status"], row["reason"], row["decides"] = "excluded", f"excluded in model.yaml: {rule.exclude}", False
-        elif comparison == "baseline" and judged_by != "baseline":
+            values |= {"status": DriftStatus.EXCLUDED, "reason": f"excluded in model.yaml: {rule.exclude}", "decides": False}
+        elif comparison == Comparison.BASELINE and judged_by != Comparison.BASELINE:
             reason = "judged against the same weekday (its same_day_last_week row), as model.yaml declares"
-            row["status"], row["reason"], row["decides"] = "excluded", reason, False
+            values |= {"status": DriftStatus.EXCLUDED, "reason": reason, "decides": False}
         else:
-            row["status"], row["reason"] = status(row, kind)
-            row["decides"] = comparison == judged_by
-        rows.append(row)
+            values["status"], values["check"] = status(values, kind)
+            values["reason"] = str(values["check"] or "")
+            values["decides"] = comparison == judged_by
+        rows.append(DriftRow(**values))
     return rows
 
 
-def status(row: dict[str, Any], kind: str) -> tuple[str, str]:
-    """(ok | warn | alert, the check that decided it)."""
+def status(values: dict[str, Any], kind: str) -> tuple[DriftStatus, Check | None]:
+    """(ok | warn | alert, the check that decided it) of a feature's drift statistics."""
     checks = [  # the first that fires names the reason: missing data first, it explains the rest
-        ("alert", "null_share", (row.get("null_share_delta") or 0) >= row["null_share_increase_alert"]),
-        ("alert", "psi", row["psi"] >= row["psi_alert"]),
-        ("alert", "js_distance", row["js_distance"] >= row["js_distance_alert"]),
-        ("alert", "linf_distance", kind == "categorical" and row.get("linf_distance", 0) >= row["linf_distance_alert"]),
-        ("warn", "psi", row["psi"] >= row["psi_warn"]),
+        (DriftStatus.ALERT, Check.NULL_SHARE, (values.get("null_share_delta") or 0) >= values["null_share_increase_alert"]),
+        (DriftStatus.ALERT, Check.PSI, values["psi"] >= values["psi_alert"]),
+        (DriftStatus.ALERT, Check.JS_DISTANCE, values["js_distance"] >= values["js_distance_alert"]),
+        (
+            DriftStatus.ALERT,
+            Check.LINF_DISTANCE,
+            kind == "categorical" and values.get("linf_distance", 0) >= values["linf_distance_alert"],
+        ),
+        (DriftStatus.WARN, Check.PSI, values["psi"] >= values["psi_warn"]),
     ]
     for severity, check, fired in checks:
         if fired:
             return severity, check
-    return "ok", ""
+    return DriftStatus.OK, None

@@ -8,11 +8,15 @@ them, so importing this module stays cheap. Each formula names its source.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float64]
 
 
-def _vector(name: str, values) -> np.ndarray:
+def _vector(name: str, values: npt.ArrayLike) -> Floats:
     array = np.asarray(values, dtype=float)
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {array.shape}")
@@ -21,7 +25,7 @@ def _vector(name: str, values) -> np.ndarray:
     return array
 
 
-def _vectors(**named) -> list[np.ndarray]:
+def _vectors(**named: npt.ArrayLike) -> list[Floats]:
     arrays = [_vector(name, values) for name, values in named.items()]
     if len({a.size for a in arrays}) > 1:
         sizes = ", ".join(f"{name}={a.size}" for name, a in zip(named, arrays, strict=True))
@@ -29,7 +33,7 @@ def _vectors(**named) -> list[np.ndarray]:
     return arrays
 
 
-def _distribution(name: str, values) -> np.ndarray:
+def _distribution(name: str, values: npt.ArrayLike) -> Floats:
     array = _vector(name, values)
     if (array < 0).any():
         raise ValueError(f"{name} has negative entries")
@@ -38,12 +42,12 @@ def _distribution(name: str, values) -> np.ndarray:
     return array / array.sum()
 
 
-def _pair(p, q) -> tuple[np.ndarray, np.ndarray]:
+def _pair(p: npt.ArrayLike, q: npt.ArrayLike) -> tuple[Floats, Floats]:
     _vectors(p=p, q=q)
     return _distribution("p", p), _distribution("q", q)
 
 
-def shares(counts) -> np.ndarray:
+def shares(counts: npt.ArrayLike) -> Floats:
     """Counts per bin (shape (k,), non-negative) -> shares per bin summing to 1.
 
     Refuses empty input, negative counts and all-zero counts.
@@ -51,7 +55,7 @@ def shares(counts) -> np.ndarray:
     return _distribution("counts", counts)
 
 
-def psi(expected_shares, actual_shares, epsilon: float = 1e-4) -> float:
+def psi(expected_shares: npt.ArrayLike, actual_shares: npt.ArrayLike, epsilon: float = 1e-4) -> float:
     """Population Stability Index of `actual_shares` against `expected_shares` (shape (k,) each).
 
     PSI = Σ (a − e)·ln(a/e), where both share vectors are floored at `epsilon` and renormalised
@@ -67,7 +71,7 @@ def psi(expected_shares, actual_shares, epsilon: float = 1e-4) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def js_distance(p, q) -> float:
+def js_distance(p: npt.ArrayLike, q: npt.ArrayLike) -> float:
     """Jensen–Shannon distance between two distributions (shape (k,) each), base 2, in [0, 1].
 
     sqrt(½ KL(p‖m) + ½ KL(q‖m)) with m = (p + q)/2, computed by
@@ -101,7 +105,7 @@ def psi_noise(bins: int, n: float, m: float, alpha: float = 0.01) -> float:
     return float(chi2.ppf(1 - alpha, bins - 1) * (1 / n + 1 / m))
 
 
-def linf_noise(reference_shares, n: float, m: float, alpha: float = 0.01) -> float:
+def linf_noise(reference_shares: npt.ArrayLike, n: float, m: float, alpha: float = 0.01) -> float:
     """What sampling noise alone reaches in the L∞ distance between the category shares of two
     independent samples of sizes `n` and `m` drawn from `reference_shares` (shape (k,)).
 
@@ -147,13 +151,13 @@ def js_divergence_noise(psi: float) -> float:
     return psi / (8 * math.log(2))
 
 
-def linf_distance(p, q) -> float:
+def linf_distance(p: npt.ArrayLike, q: npt.ArrayLike) -> float:
     """L∞ distance max_i |p_i − q_i| between two distributions (shape (k,) each, normalised to sum 1)."""
     p, q = _pair(p, q)
     return float(np.max(np.abs(p - q)))
 
 
-def tv_distance(p, q) -> float:
+def tv_distance(p: npt.ArrayLike, q: npt.ArrayLike) -> float:
     """Total variation distance ½ Σ |p_i − q_i| between two distributions (shape (k,) each, normalised), in [0, 1]."""
     p, q = _pair(p, q)
     return float(0.5 * np.sum(np.abs(p - q)))
@@ -175,7 +179,7 @@ def hanley_mcneil_se(auc: float, n_positive: float, n_negative: float) -> float:
     return math.sqrt(max(variance, 0.0) / (n_positive * n_negative))
 
 
-def _groups(score, rows, positives, *, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _groups(score: npt.ArrayLike, rows: npt.ArrayLike, positives: npt.ArrayLike, *, what: str) -> tuple[Floats, Floats, Floats]:
     """Merge entries with equal scores; return (rows, positives, negatives) per score, highest score first."""
     score, rows, positives = _vectors(score=score, rows=rows, positives=positives)
     if (rows < 0).any() or (positives < 0).any() or (positives > rows * (1 + 1e-12)).any():
@@ -184,31 +188,34 @@ def _groups(score, rows, positives, *, what: str) -> tuple[np.ndarray, np.ndarra
     if not keep.any():
         raise ValueError(f"{what}: no rows")
     unique, inverse = np.unique(score[keep], return_inverse=True)
-    rows_g = np.bincount(inverse, weights=rows[keep], minlength=unique.size)[::-1]
-    pos_g = np.bincount(inverse, weights=positives[keep], minlength=unique.size)[::-1]
+    # Weighted counts are float64; numpy's stub types every bincount as intp.
+    rows_g = cast(Floats, np.bincount(inverse, weights=rows[keep], minlength=unique.size))[::-1]
+    pos_g = cast(Floats, np.bincount(inverse, weights=positives[keep], minlength=unique.size))[::-1]
     return rows_g, pos_g, np.maximum(rows_g - pos_g, 0.0)
 
 
-def _require_both_classes(pos: np.ndarray, neg: np.ndarray, *, what: str) -> None:
+def _require_both_classes(pos: Floats, neg: Floats, *, what: str) -> None:
     if pos.sum() <= 0 or neg.sum() <= 0:
         raise ValueError(f"{what}: needs both positives and negatives, got {pos.sum():g} positives and {neg.sum():g} negatives")
 
 
-def _auc(pos: np.ndarray, neg: np.ndarray, *, what: str) -> float:
+def _auc(pos: Floats, neg: Floats, *, what: str) -> float:
     """Mann–Whitney AUC from positives/negatives per distinct score, highest score first (ties count half)."""
     _require_both_classes(pos, neg, what=what)
     above = np.cumsum(pos) - pos
     return float(np.sum(neg * (above + pos / 2)) / (pos.sum() * neg.sum()))
 
 
-def _buckets(bucket_score, bucket_rows, bucket_probability) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _buckets(
+    bucket_score: npt.ArrayLike, bucket_rows: npt.ArrayLike, bucket_probability: npt.ArrayLike
+) -> tuple[Floats, Floats, Floats]:
     rows, probability = _vectors(bucket_rows=bucket_rows, bucket_probability=bucket_probability)
     if ((probability < 0) | (probability > 1)).any():
         raise ValueError("bucket_probability must lie in [0, 1]")
     return _groups(bucket_score, rows, rows * probability, what="CBPE")
 
 
-def expected_auc(bucket_score, bucket_rows, bucket_probability) -> float:
+def expected_auc(bucket_score: npt.ArrayLike, bucket_rows: npt.ArrayLike, bucket_probability: npt.ArrayLike) -> float:
     """CBPE expected ROC AUC from bucketed scores (shape (b,) each, any order).
 
     `bucket_score` is the bucket's mean raw score, `bucket_rows` its row count and
@@ -223,7 +230,7 @@ def expected_auc(bucket_score, bucket_rows, bucket_probability) -> float:
     return _auc(pos, neg, what="CBPE")
 
 
-def expected_positive_rate(bucket_score, bucket_rows, bucket_probability) -> float:
+def expected_positive_rate(bucket_score: npt.ArrayLike, bucket_rows: npt.ArrayLike, bucket_probability: npt.ArrayLike) -> float:
     """CBPE expected share of positives Σ rows_b·p_b / Σ rows_b (bucketed inputs as in `expected_auc`).
 
     Source: NannyML documentation, "Confidence-based Performance Estimation (CBPE)".
@@ -232,7 +239,9 @@ def expected_positive_rate(bucket_score, bucket_rows, bucket_probability) -> flo
     return float(pos.sum() / rows.sum())
 
 
-def expected_precision_at_top(bucket_score, bucket_rows, bucket_probability, share: float = 0.1) -> float:
+def expected_precision_at_top(
+    bucket_score: npt.ArrayLike, bucket_rows: npt.ArrayLike, bucket_probability: npt.ArrayLike, share: float = 0.1
+) -> float:
     """CBPE expected precision among the `share` (0 < share <= 1) of rows with the highest scores.
 
     Whole buckets are taken from the top score down, and the needed fraction of the boundary
@@ -247,7 +256,7 @@ def expected_precision_at_top(bucket_score, bucket_rows, bucket_probability, sha
     return float(np.sum(taken / rows * pos) / wanted)
 
 
-def calibrate(scores, thresholds_x, thresholds_y) -> np.ndarray:
+def calibrate(scores: npt.ArrayLike, thresholds_x: npt.ArrayLike, thresholds_y: npt.ArrayLike) -> Floats:
     """Apply a fitted isotonic regression stored as its breakpoints to raw `scores` (shape (n,)).
 
     `thresholds_x` (strictly increasing) and `thresholds_y` (shape (t,) each) are
@@ -262,7 +271,7 @@ def calibrate(scores, thresholds_x, thresholds_y) -> np.ndarray:
     return np.interp(scores, x, y)
 
 
-def roc_auc_grouped(score, rows, positives) -> float:
+def roc_auc_grouped(score: npt.ArrayLike, rows: npt.ArrayLike, positives: npt.ArrayLike) -> float:
     """Realized ROC AUC from rows grouped by distinct score (shape (g,) each, any order).
 
     Mann–Whitney: AUC = Σ_g N_g (P_above_g + P_g/2) / (P·N), ties counting half; equals
@@ -273,7 +282,7 @@ def roc_auc_grouped(score, rows, positives) -> float:
     return _auc(pos, neg, what="roc_auc_grouped")
 
 
-def average_precision_grouped(score, rows, positives) -> float:
+def average_precision_grouped(score: npt.ArrayLike, rows: npt.ArrayLike, positives: npt.ArrayLike) -> float:
     """Realized average precision from rows grouped by distinct score (shape (g,) each, any order).
 
     AP = Σ_n (R_n − R_{n−1}) P_n over the distinct scores in descending order (R_0 = 0), with
@@ -287,7 +296,7 @@ def average_precision_grouped(score, rows, positives) -> float:
     return float(np.sum(pos / pos.sum() * precision))
 
 
-def expected_calibration_error(bin_rows, bin_mean_score, bin_positive_rate) -> float:
+def expected_calibration_error(bin_rows: npt.ArrayLike, bin_mean_score: npt.ArrayLike, bin_positive_rate: npt.ArrayLike) -> float:
     """Expected calibration error over the given bins (shape (b,) each; scores and rates in [0, 1]).
 
     ECE = Σ_b (n_b/n)·|mean_score_b − positive_rate_b|. Refuses negative or all-zero row counts.
@@ -300,7 +309,7 @@ def expected_calibration_error(bin_rows, bin_mean_score, bin_positive_rate) -> f
     return float(np.sum(weights * np.abs(mean_score - positive_rate)))
 
 
-def delong_test(labels, scores_a, scores_b) -> tuple[float, float, float, float]:
+def delong_test(labels: npt.ArrayLike, scores_a: npt.ArrayLike, scores_b: npt.ArrayLike) -> tuple[float, float, float, float]:
     """DeLong test of two correlated ROC AUCs on the same rows (shape (n,) each; labels 0/1).
 
     Returns (auc_a, auc_b, z, two-sided p-value). Placement values V10 (per positive) and V01

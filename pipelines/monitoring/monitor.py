@@ -15,49 +15,60 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
 
-from pipelines.adapters import registry, transform
-from pipelines.adapters.warehouse import catalog, health, open_warehouse
-from pipelines.config.settings import Settings
+from pipelines.adapters.warehouse import health, queries, tables
 from pipelines.config.spec import ModelSpec
 from pipelines.domain.records import PinnedModel
 from pipelines.domain.reference import usable
+from pipelines.domain.status import RETRAIN_REQUESTED, Check, DriftStatus, HealthStatus, RealizedStatus, Severity
 from pipelines.monitoring import alerts as alerting
 from pipelines.monitoring import challenger, drift, performance
+from pipelines.monitoring.performance import RealizedPerformance
 from pipelines.scoring import completeness
+
+if TYPE_CHECKING:
+    from pipelines.adapters.resources import Resources
 
 log = logging.getLogger(__name__)
 
 # The tables `monitor_date` replaces a date's rows of, all at once (daily_health last).
 MONITOR_TABLES = (
-    catalog.FEATURE_PROFILES,
-    catalog.FEATURE_DRIFT,
-    catalog.ESTIMATED_PERFORMANCE,
-    catalog.SHADOW_COMPARISON,
-    catalog.ALERTS,
-    catalog.DAILY_HEALTH,
+    tables.FEATURE_PROFILES,
+    tables.FEATURE_DRIFT,
+    tables.ESTIMATED_PERFORMANCE,
+    tables.SHADOW_COMPARISON,
+    tables.ALERTS,
+    tables.DAILY_HEALTH,
 )
+
+
+def _posted(model: str, version: int, as_of_date: dt.date, alerts: Iterable[alerting.Alert]) -> list[dict[str, Any]]:
+    return [{"model_name": model, "model_version": version, "as_of_date": as_of_date, **a.row()} for a in alerts]
 
 
 @dataclass(frozen=True)
 class DayHealth:
-    """What monitoring found for one date and version (the daily_health row, plus the alerts)."""
+    """What monitoring found for one date and version (the daily_health row, plus the alerts to post)."""
 
     model: str
     version: int
     as_of_date: dt.date
-    status: str  # ok | warn | alert | no_reference | no_predictions | empty_partition
+    status: HealthStatus
     message: str
-    drift_status: str | None = None
+    drift_status: DriftStatus | None = None
     worst_feature: str | None = None
     worst_psi: float | None = None
     expected_auc: float | None = None
     expected_auc_band: tuple[float, float] | None = None
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[alerting.Alert] = field(default_factory=list)  # to post (`alerts.notify`); the table holds them all
     retrain: bool = False
     retrain_reason: str = ""
+
+    def alert_rows(self) -> list[dict[str, Any]]:
+        """The alerts as `alerts.deliver` posts them: each with the model, version and date."""
+        return _posted(self.model, self.version, self.as_of_date, self.alerts)
 
     def summary(self) -> str:
         parts = [f"{self.model} {self.as_of_date} (version {self.version}): {self.status}"]
@@ -69,90 +80,94 @@ class DayHealth:
                 f"estimated AUC {self.expected_auc:.3f} [{self.expected_auc_band[0]:.3f}, {self.expected_auc_band[1]:.3f}]"
             )
         parts.append(f"{len(self.alerts)} alert(s)")
-        return "; ".join(parts) + (f" — {self.message}" if self.message and self.status not in ("ok",) else "")
+        return "; ".join(parts) + (f" — {self.message}" if self.message and self.status != HealthStatus.OK else "")
 
 
-def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model: PinnedModel) -> DayHealth:
+def monitor_date(res: Resources, spec: ModelSpec, as_of_date: dt.date, model: PinnedModel) -> DayHealth:
     """Compute and store the health of `as_of_date` as scored by `model` (see the module docstring)."""
-    warehouse = open_warehouse(settings.warehouse_url)
-    reference = registry.training_reference(settings, model)
+    warehouse = res.warehouse
+    reference = res.registry.training_reference(model)
     # Every table the date's health is stored in, replaced together in one transaction at the
     # end (`day`): a failure anywhere leaves the date's previous health rows as they were, and a
     # date monitored again with less to say (no predictions now) keeps no stale rows.
-    written: dict[catalog.Table, list[dict[str, Any]]] = {t: [] for t in MONITOR_TABLES}
+    written: dict[tables.Table, list[dict[str, Any]]] = {t: [] for t in MONITOR_TABLES}
 
-    def write(table: catalog.Table, rows: list[dict[str, Any]]) -> None:
+    def write(table: tables.Table, rows: list[dict[str, Any]]) -> None:
         for r in rows:
-            catalog.check_finite(table, r)  # fail here, naming the calculation, not at the end
+            queries.check_finite(table, r)  # fail here, naming the calculation, not at the end
         written[table] = rows
 
-    def day(status: str, message: str, **fields: Any) -> DayHealth:
-        extra = fields.pop("extra", {})
-        result = DayHealth(spec.name, model.version, as_of_date, status, message, **fields)
+    def day(status: HealthStatus, message: str, **values: Any) -> DayHealth:
+        extra = values.pop("extra", {})
+        result = DayHealth(spec.name, model.version, as_of_date, status, message, **values)
         row = {
-            "status": status,
+            "status": str(status),
             "message": message,
-            "drift_status": result.drift_status,
+            "drift_status": str(result.drift_status) if result.drift_status else None,
             "worst_feature": result.worst_feature,
             "worst_psi": result.worst_psi,
             "expected_auc": result.expected_auc,
             "expected_auc_lower": result.expected_auc_band[0] if result.expected_auc_band else None,
             "expected_auc_upper": result.expected_auc_band[1] if result.expected_auc_band else None,
-            "alerts": len(written[catalog.ALERTS]),  # every row of monitoring.alerts, posted or not
+            "alerts": len(written[tables.ALERTS]),  # every row of monitoring.alerts, posted or not
             # Realized performance is computed once the label horizon after the date is complete.
             "labels_due": as_of_date + dt.timedelta(days=spec.training.label_horizon_days),
             **extra,
         }
-        write(catalog.DAILY_HEALTH, [row])
-        writes = [catalog.health_write(t, spec.name, model.version, as_of_date, rows) for t, rows in written.items()]
+        write(tables.DAILY_HEALTH, [row])
+        writes = [queries.health_write(t, spec.name, model.version, as_of_date, rows) for t, rows in written.items()]
         warehouse.replace_partitions(as_of_date, writes)
         return result
 
     if not usable(reference):
         return day(
-            "no_reference", f"{model.uri} has no training reference (trained before batchpred kept one): retrain it to monitor it"
+            HealthStatus.NO_REFERENCE,
+            f"{model.uri} has no training reference (trained before batchpred kept one): retrain it to monitor it",
         )
+    assert reference is not None  # usable() said so
     current = drift.profile(warehouse, spec, reference, model.version, as_of_date)
     if current is None:
-        return day("empty_partition", f"analytics.{spec.features_model} has no rows for {as_of_date}")
+        return day(HealthStatus.EMPTY_PARTITION, f"analytics.{spec.features_model} has no rows for {as_of_date}")
     if not sum(current.counts[drift.SCORE]):
-        return day("no_predictions", f"{model.uri} has no predictions for {as_of_date} in {catalog.predictions(spec)}")
+        return day(HealthStatus.NO_PREDICTIONS, f"{model.uri} has no predictions for {as_of_date} in {tables.predictions(spec)}")
 
     rows = drift.compare(warehouse, spec, reference, model.version, as_of_date, current)
-    write(catalog.FEATURE_PROFILES, drift.profile_rows(reference, current))
-    write(catalog.FEATURE_DRIFT, rows)
+    write(tables.FEATURE_PROFILES, [b.row() for b in drift.profile_bins(reference, current)])
+    write(tables.FEATURE_DRIFT, [r.row() for r in rows])
 
     estimated = performance.estimate(warehouse, spec, reference, model.version, as_of_date)
-    write(catalog.ESTIMATED_PERFORMANCE, [estimated] if estimated else [])
-    comparisons = challenger.compare(settings, warehouse, spec, as_of_date, model, reference, estimated)
-    write(catalog.SHADOW_COMPARISON, comparisons)
+    write(tables.ESTIMATED_PERFORMANCE, [estimated.row()] if estimated else [])
+    comparisons = challenger.compare(res, spec, as_of_date, model, reference, estimated)
+    write(tables.SHADOW_COMPARISON, [c.row() for c in comparisons])
 
-    attributions = health.rows_of(warehouse, catalog.FEATURE_ATTRIBUTIONS, spec.name, as_of_date, as_of_date, model.version)
+    attributions = health.rows_of(warehouse, tables.FEATURE_ATTRIBUTIONS, spec.name, as_of_date, as_of_date, model.version)
     attribution_ndcg, attribution_alerts, ndcg_null_reason = alerting.from_attribution(
         reference, attributions.to_pylist(), spec.monitoring.attribution_ndcg_alert
     )
     day_before = as_of_date - dt.timedelta(days=1)
-    yesterday = health.rows_of(warehouse, catalog.ALERTS, spec.name, day_before, day_before, model.version)
+    yesterday = health.rows_of(warehouse, tables.ALERTS, spec.name, day_before, day_before, model.version)
     checks = alerting.from_drift(rows) + alerting.from_performance(estimated, None) + attribution_alerts
     checks += alerting.from_shadow(health.shadow_errors(warehouse, spec.name, as_of_date))
     found = alerting.with_streaks(checks, yesterday.to_pylist())
     retrain, why = alerting.retrain_decision(
         spec, reference, found, as_of_date, health.last_retrain_request(warehouse, spec.name, as_of_date - dt.timedelta(days=1))
     )
-    earlier = health.rows_of(warehouse, catalog.ALERTS, spec.name, as_of_date, as_of_date, model.version).to_pylist()
-    requested_before = any(a["action"] == "retrain requested" for a in earlier)
+    earlier = health.rows_of(warehouse, tables.ALERTS, spec.name, as_of_date, as_of_date, model.version).to_pylist()
+    requested_before = any(a["action"] == RETRAIN_REQUESTED for a in earlier)
     if retrain or requested_before:
-        found = [a if a.severity != "alert" else replace(a, action="retrain requested") for a in found]
+        found = [a if a.severity != Severity.ALERT else replace(a, action=RETRAIN_REQUESTED) for a in found]
     elif why:
-        found = [a if a.severity != "alert" else replace(a, action=why[:500]) for a in found]
-    write(catalog.ALERTS, [a.row() for a in found])
+        found = [a if a.severity != Severity.ALERT else replace(a, action=why[:500]) for a in found]
+    write(tables.ALERTS, [a.row() for a in found])
 
-    baseline_rows = [r for r in rows if r["decides"] and r["feature"] != drift.SCORE]  # the rows that judge each feature
-    worst = max(baseline_rows, key=lambda r: r["psi"], default=None)
-    statuses = [r["status"] for r in rows if r["decides"]]
-    drift_status = "alert" if "alert" in statuses else "warn" if "warn" in statuses else "ok"
-    overall = "alert" if any(a.severity == "alert" for a in found) else "warn" if found else "ok"
-    message = "; ".join(a.message for a in found if a.severity == "alert")[:2000]
+    judging = [r for r in rows if r.decides]
+    features = [r for r in judging if r.feature != drift.SCORE]  # the rows that judge each feature
+    worst = max(features, key=lambda r: r.psi, default=None)
+    statuses = {r.status for r in judging}
+    drift_status = next((s for s in (DriftStatus.ALERT, DriftStatus.WARN) if s in statuses), DriftStatus.OK)
+    alerting_now = [a for a in found if a.severity == Severity.ALERT]
+    overall = HealthStatus.ALERT if alerting_now else HealthStatus.WARN if found else HealthStatus.OK
+    message = "; ".join(a.message for a in alerting_now)[:2000]
     if retrain and requested_before:  # this date was monitored before and asked already: not twice
         retrain, why = False, f"retrain already requested for {as_of_date}"
     if retrain:
@@ -161,16 +176,11 @@ def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model
         overall,
         message,
         drift_status=drift_status,
-        worst_feature=worst["feature"] if worst else None,
-        worst_psi=worst["psi"] if worst else None,
-        expected_auc=estimated["expected_auc"] if estimated else None,
-        expected_auc_band=(estimated["expected_auc_lower"], estimated["expected_auc_upper"])
-        if estimated and estimated["expected_auc"] is not None
-        else None,
-        alerts=[
-            {"model_name": spec.name, "model_version": model.version, "as_of_date": as_of_date, **a.row()}
-            for a in alerting.notify(found)
-        ],
+        worst_feature=worst.feature if worst else None,
+        worst_psi=worst.psi if worst else None,
+        expected_auc=estimated.expected_auc if estimated else None,
+        expected_auc_band=estimated.band if estimated and estimated.expected_auc is not None else None,
+        alerts=alerting.notify(found),
         retrain=retrain,
         retrain_reason=why,
         extra={
@@ -178,19 +188,26 @@ def monitor_date(settings: Settings, spec: ModelSpec, as_of_date: dt.date, model
             "null_reason": ndcg_null_reason,
             "challengers": len(comparisons),
             "rows_scored": sum(current.counts[drift.SCORE]),
-            "features_warn": sum(1 for r in baseline_rows if r["status"] == "warn"),
-            "features_alert": sum(1 for r in baseline_rows if r["status"] == "alert"),
+            "features_warn": sum(1 for r in features if r.status == DriftStatus.WARN),
+            "features_alert": sum(1 for r in features if r.status == DriftStatus.ALERT),
         },
     )
 
 
 @dataclass(frozen=True)
 class Realized:
+    """What `realize` stored for one labelled date and version."""
+
+    model: str
     as_of_date: dt.date
     version: int
-    row: dict[str, Any] | None
-    alerts: list[dict[str, Any]]
-    provisional: str | None = None  # why the date's labels are not complete yet (its row is provisional)
+    performance: RealizedPerformance | None  # None when no prediction of the date has a label
+    alerts: list[alerting.Alert]
+    provisional: str | None = None  # why the date's labels are not complete yet (its performance is provisional)
+
+    def alert_rows(self) -> list[dict[str, Any]]:
+        """The alerts as `alerts.deliver` posts them: each with the model, version and date."""
+        return _posted(self.model, self.version, self.as_of_date, self.alerts)
 
 
 @dataclass(frozen=True)
@@ -203,11 +220,11 @@ class Labelled:
     through: dt.date | None  # every source, label sources included, is complete through this day
 
 
-def labelled_dates(settings: Settings, spec: ModelSpec, now: dt.datetime, dates: Iterable[dt.date] = ()) -> Labelled:
-    """The scored dates whose label horizon is over: those within `realized_lookback_days` of
-    the last complete day, and each of `dates` however old it is."""
-    warehouse = open_warehouse(settings.warehouse_url)
-    cover = completeness.coverage(warehouse, spec, now, labels=True)
+def labelled_dates(res: Resources, spec: ModelSpec, dates: Iterable[dt.date] = ()) -> Labelled:
+    """The scored dates whose label horizon is over, as of `res.now()`: those within
+    `realized_lookback_days` of the last complete day, and each of `dates` however old it is."""
+    warehouse = res.warehouse
+    cover = completeness.coverage(warehouse, spec, res.now(), labels=True)
     last = cover.last_complete
     if last is None:
         return Labelled({}, {}, None)
@@ -223,7 +240,7 @@ def labelled_dates(settings: Settings, spec: ModelSpec, now: dt.datetime, dates:
     return Labelled(over, provisional, cover.labels_through)
 
 
-def realize(settings: Settings, spec: ModelSpec, labelled: Labelled) -> list[Realized]:
+def realize(res: Resources, spec: ModelSpec, labelled: Labelled) -> list[Realized]:
     """Build the labels of the `labelled` dates (one dbt run) and store the realized performance
     of each date and version, with its calibration bins, realized-AUC alert and
     daily_health.realized_auc, replacing what an earlier run stored. A provisional date gets
@@ -232,48 +249,47 @@ def realize(settings: Settings, spec: ModelSpec, labelled: Labelled) -> list[Rea
     writing, a labels model that reads a table the completeness rule does not list."""
     if not labelled.versions:
         return []
-    transform.build_labels(settings, spec, sorted(labelled.versions))
-    completeness.check_label_sources(spec, settings.dbt_target_dir / "target" / "manifest.json")
-    warehouse = open_warehouse(settings.warehouse_url)
+    res.dbt.build_labels(spec, sorted(labelled.versions))
+    completeness.check_label_sources(spec, res.settings.dbt_target_dir / "target" / "manifest.json")
+    warehouse = res.warehouse
+    alert_columns = [f.name for f in fields(alerting.Alert)]
     done = []
     for day, versions in sorted(labelled.versions.items()):
         why = labelled.provisional.get(day)
         for version in versions:
-            model = registry.pin(settings, spec.name, version)
-            reference = registry.training_reference(settings, model)
+            reference = res.registry.training_reference(res.registry.pin(spec.name, version))
             if not usable(reference):
                 continue
-            estimated = health.rows_of(warehouse, catalog.ESTIMATED_PERFORMANCE, spec.name, day, day, version).to_pylist()
+            assert reference is not None  # usable() said so
+            estimated = health.rows_of(warehouse, tables.ESTIMATED_PERFORMANCE, spec.name, day, day, version).to_pylist()
             expected = estimated[0]["expected_auc"] if estimated else None
-            result = performance.realize(
+            measured = performance.measure(
                 warehouse, spec, reference, version, day, labelled.through, expected, final=why is None
             )
-            row, calibration = result if result else (None, [])
-            final = row is not None and why is None
+            final = measured is not None and measured.status != RealizedStatus.PROVISIONAL
             writes = [
-                catalog.health_write(catalog.REALIZED_PERFORMANCE, spec.name, version, day, [row] if row else []),
-                catalog.health_write(catalog.CALIBRATION_BINS, spec.name, version, day, calibration if final else []),
-            ]
-            found = alerting.from_performance(None, row)
-            stored = health.rows_of(warehouse, catalog.ALERTS, spec.name, day, day, version).to_pylist()
-            if found or any(a["check_name"] == "realized_auc" for a in stored):  # replace the date's realized alert
-                fields = alerting.Alert.__dataclass_fields__
-                kept = [{k: a[k] for k in fields} for a in stored if a["check_name"] != "realized_auc"]
-                writes.append(catalog.health_write(catalog.ALERTS, spec.name, version, day, kept + [x.row() for x in found]))
-            warehouse.replace_partitions(day, writes)
-            realized_auc = row.get("roc_auc") if final and row else None
-            catalog.update_health(warehouse, catalog.DAILY_HEALTH, spec.name, version, day, {"realized_auc": realized_auc})
-            if final:
-                challenger.realize(warehouse, spec, day, version)
-            elif why:  # realized AUCs stored while the labels looked complete are not final any more
-                challenger.unrealize(warehouse, spec, day, version, f"provisional: {why}")
-            done.append(
-                Realized(
-                    day,
+                queries.health_write(tables.REALIZED_PERFORMANCE, spec.name, version, day, [measured.row()] if measured else []),
+                queries.health_write(
+                    tables.CALIBRATION_BINS,
+                    spec.name,
                     version,
-                    row,
-                    [{"model_name": spec.name, "model_version": version, "as_of_date": day, **a.row()} for a in found],
-                    why,
-                )
-            )
+                    day,
+                    [b.row() for b in measured.calibration] if final and measured is not None else [],  # final: not None
+                ),
+            ]
+            found = alerting.from_performance(None, measured)
+            stored = health.rows_of(warehouse, tables.ALERTS, spec.name, day, day, version).to_pylist()
+            if found or any(a["check_name"] == Check.REALIZED_AUC for a in stored):  # replace the date's realized alert
+                kept = [{k: a[k] for k in alert_columns} for a in stored if a["check_name"] != Check.REALIZED_AUC]
+                writes.append(queries.health_write(tables.ALERTS, spec.name, version, day, kept + [x.row() for x in found]))
+            warehouse.replace_partitions(day, writes)
+            realized_auc = measured.roc_auc if final and measured is not None else None  # final: measured is not None
+            queries.update_health(warehouse, tables.DAILY_HEALTH, spec.name, version, day, {"realized_auc": realized_auc})
+            if final:
+                for c in challenger.compare_realized(warehouse, spec, day, version):
+                    queries.update_health(warehouse, tables.SHADOW_COMPARISON, spec.name, version, day, c.values(), c.key)
+            elif why:  # realized AUCs stored while the labels looked complete are not final any more
+                withdrawn = dict.fromkeys(challenger.REALIZED_COLUMNS) | {"delong_null_reason": f"provisional: {why}"}
+                queries.update_health(warehouse, tables.SHADOW_COMPARISON, spec.name, version, day, withdrawn)
+            done.append(Realized(spec.name, day, version, measured, found, why))
     return done

@@ -19,6 +19,7 @@ from pipelines.domain.reference import FORMAT, Bins, next_up
 
 NUMERIC_BINS = 10  # quantile bins per numeric feature (fewer when values repeat)
 
+
 def quantile_cuts(values: np.ndarray, bins: int) -> tuple[float, ...]:
     """Cut points such that every change in the distribution of the finite values can show.
 
@@ -146,5 +147,3 @@ def training_reference(
         "importance": {name: importance.get(name, 0.0) / total for name in contract.feature_names},
         "attribution": attribution or {},
     }
-
-

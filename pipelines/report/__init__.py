@@ -6,7 +6,7 @@ draws them; everything it shows was computed by `pipelines.monitoring`. Charts a
 matplotlib SVGs and the page is a Jinja2 template, all inline: the file makes no network
 request, so it opens offline and can be mailed or attached to a ticket.
 
-`render(settings, spec, as_of_date, days)` returns the page; `write(...)` saves it (by
+`render(res, spec, as_of_date, days)` returns the page; `write(...)` saves it (by
 default to `$BATCHPRED_HOME/reports/<model>/<as_of_date>.html`, see `default_path`).
 """
 
@@ -17,12 +17,16 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from pipelines.adapters.warehouse import catalog, health, open_warehouse
+from pipelines.adapters.warehouse import health, tables
 from pipelines.config.settings import Settings
 from pipelines.config.spec import ModelSpec
 from pipelines.domain.errors import InputError
+from pipelines.domain.status import PUBLISHED_STATUSES, Comparison, RealizedStatus, RunStatus, Severity, ValidationOutcome
+
+if TYPE_CHECKING:
+    from pipelines.adapters.resources import Resources
 
 SCORE = "score"  # the score's pseudo-feature in the drift tables (pipelines.monitoring.drift.SCORE)
 MOST_DRIFTED = 3  # reference vs current distributions are drawn for this many features
@@ -49,12 +53,12 @@ class Section:
     note: str = ""
 
 
-def write(settings: Settings, spec: ModelSpec, as_of_date: dt.date, days: int = 60, out: Path | None = None) -> Path:
+def write(res: Resources, spec: ModelSpec, as_of_date: dt.date, days: int = 60, out: Path | None = None) -> Path:
     """Render the report of `as_of_date` over the `days` before it and write it to `out`
     (default: `default_path`). Returns the path. Refuses (InputError) a date batchpred has
     no record of: nothing scored, validated or attempted."""
-    page = render(settings, spec, as_of_date, days)
-    path = out or default_path(settings, spec.name, as_of_date)
+    page = render(res, spec, as_of_date, days)
+    path = out or default_path(res.settings, spec.name, as_of_date)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.write_text(page, encoding="utf-8")
@@ -62,11 +66,11 @@ def write(settings: Settings, spec: ModelSpec, as_of_date: dt.date, days: int = 
     return path
 
 
-def render(settings: Settings, spec: ModelSpec, as_of_date: dt.date, days: int = 60) -> str:
+def render(res: Resources, spec: ModelSpec, as_of_date: dt.date, days: int = 60) -> str:
     """The report's HTML (see the module docstring)."""
     if days < 1:
         raise InputError(f"--days must be at least 1 (got {days})")
-    data = _read(settings, spec, as_of_date, days)
+    data = _read(res, spec, as_of_date, days)
     from pipelines.report import charts
 
     with charts.style():
@@ -82,7 +86,7 @@ def render(settings: Settings, spec: ModelSpec, as_of_date: dt.date, days: int =
         version=data.version,
         tiles=_tiles(spec, data),
         sections=sections,
-        generated_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        generated_at=res.now().strftime("%Y-%m-%d %H:%M UTC"),
     )
 
 
@@ -105,57 +109,64 @@ class _Data:
     as_of_date: dt.date
 
 
-def _read(settings: Settings, spec: ModelSpec, as_of_date: dt.date, days: int) -> _Data:
-    warehouse = open_warehouse(settings.warehouse_url)
+def _read(res: Resources, spec: ModelSpec, as_of_date: dt.date, days: int) -> _Data:
+    warehouse = res.warehouse
     start = as_of_date - dt.timedelta(days=days - 1)
     attempts = health.recent_attempts(warehouse, spec.name, as_of_date).to_pylist()
     scored = health.versions_scored(warehouse, spec, as_of_date, as_of_date).get(as_of_date, [])
+    version: int | None
     if scored:
         version = scored[-1]
     else:  # nothing published (a failed validation, say): the version the last attempt pinned
         version = next((a["model_version"] for a in attempts if a["model_version"] is not None), None)
     if not attempts and not scored:
         raise InputError(
-            f"batchpred has no record of {spec.name} on {as_of_date} (no scoring attempt in {catalog.SCORING_RUNS}); "
+            f"batchpred has no record of {spec.name} on {as_of_date} (no scoring attempt in {tables.SCORING_RUNS}); "
             f"score it first: batchpred score {spec.name} --date {as_of_date}"
         )
 
-    def rows(table: catalog.Table, first: dt.date = start, only_version: bool = True) -> list[dict[str, Any]]:
+    def rows(table: tables.Table, first: dt.date = start, only_version: bool = True) -> list[dict[str, Any]]:
         v = version if only_version else None
         return health.rows_of(warehouse, table, spec.name, first, as_of_date, v).to_pylist() if version else []
 
-    realized = rows(catalog.REALIZED_PERFORMANCE)
-    labelled = max((r["as_of_date"] for r in realized if r["status"] != "provisional"), default=None)
+    realized = rows(tables.REALIZED_PERFORMANCE)
+    labelled = max((r["as_of_date"] for r in realized if r["status"] != RealizedStatus.PROVISIONAL), default=None)
     calibration = (
-        health.rows_of(warehouse, catalog.CALIBRATION_BINS, spec.name, labelled, labelled, version).to_pylist()
-        if labelled
-        else []
+        health.rows_of(warehouse, tables.CALIBRATION_BINS, spec.name, labelled, labelled, version).to_pylist() if labelled else []
     )
-    shadow = rows(catalog.SHADOW_COMPARISON)
+    shadow = rows(tables.SHADOW_COMPARISON)
     pairs = {}
     for row in (r for r in shadow if r["as_of_date"] == as_of_date):
+        assert version is not None  # `rows` reads no shadow rows without a version
         key = f"{row['challenger_alias']} (version {row['challenger_version']})"
         pairs[key] = health.shadow_pairs(
             warehouse, spec, as_of_date, version, row["challenger_alias"], row["challenger_version"], SCATTER_POINTS
         ).to_pylist()
-    reasons = health.top_reasons(warehouse, spec, as_of_date, version, spec.action_threshold).to_pylist() if scored else []
+    # With `scored`, `version` is its last version.
+    reasons = (
+        health.top_reasons(warehouse, spec, as_of_date, cast(int, version), spec.action_threshold).to_pylist() if scored else []
+    )
     return _Data(
         start=start,
         version=version,
         attempts=attempts,
         validation=health.latest_validation(warehouse, spec.name, as_of_date).to_pylist(),
-        daily=rows(catalog.DAILY_HEALTH),
-        drift=rows(catalog.FEATURE_DRIFT),
-        profiles=rows(catalog.FEATURE_PROFILES, as_of_date),
-        estimated=rows(catalog.ESTIMATED_PERFORMANCE),
+        daily=rows(tables.DAILY_HEALTH),
+        drift=rows(tables.FEATURE_DRIFT),
+        profiles=rows(tables.FEATURE_PROFILES, as_of_date),
+        estimated=rows(tables.ESTIMATED_PERFORMANCE),
         realized=realized,
         calibration=calibration,
-        alerts=rows(catalog.ALERTS, as_of_date),
+        alerts=rows(tables.ALERTS, as_of_date),
         shadow=shadow,
         pairs=pairs,
         reasons=reasons,
         as_of_date=as_of_date,
     )
+
+
+def _labels_through(day: dt.date | None) -> str:
+    return f"labels complete through {day}" if day else "a label source has no rows yet"
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -171,7 +182,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def _tiles(spec: ModelSpec, d: _Data) -> list[dict[str, str]]:
     """The status tiles of the date: label, value, detail, and a state (ok/warn/alert/none) for the colour."""
     # A refused request touched nothing: the date's state is its latest real attempt.
-    attempt = next((a for a in d.attempts if a["status"] != "refused"), {})
+    attempt = next((a for a in d.attempts if a["status"] != RunStatus.REFUSED), {})
     today = next((r for r in reversed(d.daily) if r["as_of_date"] == d.as_of_date), None)
     tiles = []
     status = attempt.get("status", "no attempt")
@@ -180,17 +191,18 @@ def _tiles(spec: ModelSpec, d: _Data) -> list[dict[str, str]]:
             "label": "Rows scored",
             "value": _fmt(attempt.get("rows_scored")),
             "detail": f"{_fmt(attempt.get('rows_quarantined'))} quarantined; last attempt {status}",
-            "state": "ok" if status in ("published", "succeeded") else "alert",
+            "state": "ok" if status in PUBLISHED_STATUSES else "alert",
         }
     )
     outcome = attempt.get("validation_outcome")
+    outcome_states: dict[str, str] = {ValidationOutcome.PASSED: "ok", ValidationOutcome.FAILED: "alert"}
     failed = [r for r in d.validation if not r["success"]]
     tiles.append(
         {
             "label": "Validation",
             "value": outcome or "not run",
             "detail": f"{len(failed)} of {len(d.validation)} expectations failed" if d.validation else "no results stored",
-            "state": {"passed": "ok", "failed": "alert"}.get(outcome or "", "none"),
+            "state": outcome_states.get(outcome or "", "none"),
         }
     )
     if today and today["drift_status"]:
@@ -206,10 +218,10 @@ def _tiles(spec: ModelSpec, d: _Data) -> list[dict[str, str]]:
     else:
         tiles.append({"label": "Estimated AUC (CBPE)", "value": "–", "detail": _not_monitored(spec, d, today), "state": "none"})
     # A provisional value (its labels not complete yet) is never shown as the realized AUC.
-    final = [r for r in d.realized if r["status"] != "provisional"]
-    pending = [r for r in d.realized if r["status"] == "provisional"]
+    final = [r for r in d.realized if r["status"] != RealizedStatus.PROVISIONAL]
+    pending = [r for r in d.realized if r["status"] == RealizedStatus.PROVISIONAL]
     waiting = (
-        f"; {pending[-1]['as_of_date']} provisional (labels complete through {pending[-1]['labels_complete_through']})"
+        f"; {pending[-1]['as_of_date']} provisional ({_labels_through(pending[-1]['labels_complete_through'])})"
         if pending and (not final or pending[-1]["as_of_date"] > final[-1]["as_of_date"])
         else ""
     )
@@ -233,7 +245,7 @@ def _tiles(spec: ModelSpec, d: _Data) -> list[dict[str, str]]:
                 "state": "none",
             }
         )
-    severities = defaultdict(int)
+    severities: defaultdict[str, int] = defaultdict(int)
     for alert in d.alerts:
         severities[alert["severity"]] += 1
     tiles.append(
@@ -241,7 +253,7 @@ def _tiles(spec: ModelSpec, d: _Data) -> list[dict[str, str]]:
             "label": "Alerts",
             "value": str(len(d.alerts)),
             "detail": ", ".join(f"{n} {s}" for s, n in sorted(severities.items())) or "none open",
-            "state": "alert" if severities.get("alert") else ("warn" if d.alerts else "ok"),
+            "state": "alert" if severities.get(Severity.ALERT) else ("warn" if d.alerts else "ok"),
         }
     )
     return tiles
@@ -250,14 +262,14 @@ def _tiles(spec: ModelSpec, d: _Data) -> list[dict[str, str]]:
 def _not_monitored(spec: ModelSpec, d: _Data, today: dict[str, Any] | None) -> str:
     if today:
         return today["message"] or today["status"]
-    if not d.version or not any(a["status"] in ("published", "succeeded") for a in d.attempts):
+    if not d.version or not any(a["status"] in PUBLISHED_STATUSES for a in d.attempts):
         return "nothing published for this date"
     return f"not monitored yet: batchpred monitor {spec.name} --date {d.as_of_date}"
 
 
 def _sections(spec: ModelSpec, d: _Data, charts: Any) -> list[Section]:
     nothing = _not_monitored(spec, d, next((r for r in d.daily if r["as_of_date"] == d.as_of_date), None))
-    baseline = [r for r in d.drift if r["comparison"] == "baseline"]
+    baseline = [r for r in d.drift if r["comparison"] == Comparison.BASELINE]
     today = [r for r in baseline if r["as_of_date"] == d.as_of_date]
     features = sorted((r for r in today if r["feature"] != SCORE), key=lambda r: -((r["importance"] or 0.0) * (r["psi"] or 0.0)))
     out = []

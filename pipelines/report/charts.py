@@ -12,7 +12,11 @@ import io
 import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 CHAMPION, CHALLENGER, REFERENCE, BAND, ALERT = "#1f5f99", "#d9822b", "#9aa5b1", "#c6dbef", "#c23030"
 _ids = itertools.count()
@@ -51,7 +55,7 @@ def _svg(fig: Any, name: str) -> str:
     return text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE: the SVG is inline
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
     import matplotlib.pyplot as plt
 
     return plt.subplots(figsize=(width, height), layout="constrained")
@@ -73,7 +77,8 @@ def sparkline(points: Sequence[tuple[dt.date, float | None]], start: dt.date, en
     import matplotlib.pyplot as plt
 
     fig = plt.figure(figsize=(1.6, 0.35))
-    ax = fig.add_axes((0, 0, 1, 1))
+    # Any: matplotlib's stubs take floats where its units machinery takes dates (matplotlib#27140, #25676).
+    ax: Any = fig.add_axes((0, 0, 1, 1))
     xs = [p[0] for p in points if p[1] is not None]
     ys = [p[1] for p in points if p[1] is not None]
     ax.plot(xs, ys, color=CHAMPION, linewidth=1)

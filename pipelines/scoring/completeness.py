@@ -30,9 +30,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from pipelines.adapters.warehouse import Warehouse
-from pipelines.adapters.warehouse.catalog import source_extent
+from pipelines.adapters.warehouse.queries import source_extent
 from pipelines.config.spec import ModelSpec, Source
 from pipelines.domain.errors import IncompleteDate, SpecError
 
@@ -59,7 +60,7 @@ class Coverage:
         """The latest complete as-of date, or None when no date is complete."""
         if any(e.last is None for e in self.extents):
             return None
-        last = min(min(e.last for e in self.extents), self.today - dt.timedelta(days=1))  # type: ignore[type-var]
+        last = min(min(cast(dt.date, e.last) for e in self.extents), self.today - dt.timedelta(days=1))
         return last if self.first_complete is not None and last >= self.first_complete else None
 
     @property
@@ -67,7 +68,7 @@ class Coverage:
         """The earliest as-of date with `lookback_days` of history in every source."""
         if any(e.first is None for e in self.extents):
             return None
-        return max(e.first for e in self.extents) + dt.timedelta(days=self.lookback_days - 1)  # type: ignore[operator]
+        return max(cast(dt.date, e.first) for e in self.extents) + dt.timedelta(days=self.lookback_days - 1)
 
     @property
     def labels_through(self) -> dt.date | None:
@@ -76,7 +77,7 @@ class Coverage:
         lasts = [e.last for e in self.extents + self.label_extents]
         if not lasts or None in lasts:
             return None
-        return min(*lasts, self.today - dt.timedelta(days=1))  # type: ignore[type-var]
+        return min(*cast("list[dt.date]", lasts), self.today - dt.timedelta(days=1))
 
     def problem(self, as_of_date: dt.date, horizon_days: int = 0) -> str | None:
         """Why `as_of_date` (and, with `horizon_days`, the days after it up to D + horizon,
@@ -91,14 +92,14 @@ class Coverage:
             subject = f"as-of date {as_of_date}" if not horizon_days else f"{end} (as-of date {as_of_date} + {horizon_days} days)"
             return f"{subject} {what} (the current UTC date is {self.today})"
         for e in extents:
-            if e.last < end:  # type: ignore[operator]
+            if cast(dt.date, e.last) < end:
                 subject = (
                     f"as-of date {as_of_date}" if not horizon_days else f"{end} (as-of date {as_of_date} + {horizon_days} days)"
                 )
                 return f"{subject} is not complete: the last event in {e.source.name} ({e.source.event_column}) is on {e.last}"
         start = as_of_date - dt.timedelta(days=self.lookback_days - 1)
         for e in self.extents:
-            if e.first > start:  # type: ignore[operator]
+            if cast(dt.date, e.first) > start:
                 return (
                     f"as-of date {as_of_date} needs {self.lookback_days} days of history, back to {start}, but "
                     f"{e.source.name} ({e.source.event_column}) starts on {e.first}"

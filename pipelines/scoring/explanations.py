@@ -12,7 +12,7 @@ value credited to its feature) about 3-4x. The policy (`reasons` in model.yaml):
 - `approximate` or `exact`: that method for every row;
 - `off`: no reasons.
 
-`Reasons` works inside the scoring stream: it takes each batch's keys, model inputs and
+`ReasonStream` works inside the scoring stream: it takes each batch's keys, model inputs and
 scores, spools the reason rows to a file (memory stays bounded by the batch), keeps the
 inputs of the highest-scored rows seen so far, and at the end gives the rows to write,
 each with its `reason_method`. It also sums |contribution| per feature, for the date's
@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.config.contract import InputContract
-from pipelines.config.spec import Reasons as Policy
+from pipelines.config.spec import ReasonsPolicy
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -48,17 +48,17 @@ def contributions(booster: xgb.Booster, matrix: np.ndarray, feature_names: tuple
     return booster.predict(data, pred_contribs=True, approx_contribs=not exact, validate_features=False)
 
 
-class Reasons:
+class ReasonStream:
     def __init__(
         self,
         booster: xgb.Booster,
         contract: InputContract,
-        policy: Policy,
+        policy: ReasonsPolicy,
         schema: pa.Schema,
         constants: dict[str, Any],
         expected_rows: int,
         spool_dir: Path | None = None,
-    ):
+    ) -> None:
         """`schema` is the reasons table's (staged or not); `constants` gives the columns every
         row repeats (as_of_date, model_version, scoring_run_id, and shard when staged)."""
         self.booster, self.contract, self.policy, self.schema = booster, contract, policy, schema
@@ -169,6 +169,7 @@ class Reasons:
         exact_rows = pa.array(self._top_rows)
         if self.keep and len(self._top_rows):
             contrib = contributions(self.booster, self._top_inputs, self.names, exact=True)
+            assert self._top_keys is not None  # kept with the top rows
             keys = [self._top_keys.column(f.name).combine_chunks() for f in self.contract.key_fields()]
             yield self._without_row(self._batch(keys, self._top_inputs, contrib, EXACT, self._top_rows))
         if self._writer is None:

@@ -29,7 +29,7 @@ _POLL_SECONDS = 0.05
 
 
 class Prefetch(Generic[T]):
-    def __init__(self, source: Iterable[T], depth: int = 1, name: str = "prefetch"):
+    def __init__(self, source: Iterable[T], depth: int = 1, name: str = "prefetch") -> None:
         if depth < 1:
             raise ValueError("depth must be at least 1")
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
@@ -68,11 +68,11 @@ class Prefetch(Generic[T]):
         while not self._finished:
             kind, value = self._queue.get()
             if kind == _ITEM:
-                yield value  # type: ignore[misc]
+                yield value
                 continue
             self._finished = True
             if kind == _ERROR:
-                raise value  # type: ignore[misc]
+                raise value
 
     def close(self) -> None:
         """Stop the producer and wait for its thread to end."""

@@ -17,33 +17,38 @@ a row of its own with status `unpublished`.
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from pipelines.adapters.warehouse import Warehouse
-from pipelines.adapters.warehouse.catalog import record_run, update_run
+from pipelines.adapters.warehouse.queries import record_run, update_run
 from pipelines.domain import redact
 from pipelines.domain.records import Attempt
+from pipelines.domain.status import RunStatus
 
-STATUSES = ("running", "refused", "failed", "published", "succeeded", "marts_failed", "unpublished")
 # A date whose latest attempt ended in one of these has work left: `backfill --only failed` picks it.
-UNFINISHED = ("failed", "marts_failed")
+UNFINISHED = (RunStatus.FAILED, RunStatus.MARTS_FAILED)
 # Statuses after which the attempt is over (it gets an end time).
-FINAL = ("refused", "failed", "succeeded", "marts_failed", "unpublished")
+FINAL = (RunStatus.REFUSED, RunStatus.FAILED, RunStatus.SUCCEEDED, RunStatus.MARTS_FAILED, RunStatus.UNPUBLISHED)
 MAX_ERROR = 4000
 
 
-def _row(attempt: Attempt, status: str, fields: dict[str, Any]) -> dict[str, Any]:
+def _version(attempt: Attempt) -> dict[str, Any]:
+    model = attempt.model
+    return {"model_version": model.version if model else None, "mlflow_run_id": model.run_id if model else None}
+
+
+def _row(attempt: Attempt, status: RunStatus, fields: dict[str, Any]) -> dict[str, Any]:
     return {
         "scoring_run_id": attempt.scoring_run_id,
         "model_name": attempt.model_name,
         "model_alias": attempt.alias,
-        "model_version": attempt.model_version,
-        "mlflow_run_id": attempt.mlflow_run_id,
+        **_version(attempt),
         "as_of_date": attempt.as_of_date,
         "airflow_run_id": attempt.airflow_run_id,
         "started_at": attempt.started_at,
         "triggered_by": attempt.triggered_by,
-        "status": status,
+        "status": RunStatus(status).value,
         **fields,
     }
 
@@ -51,10 +56,10 @@ def _row(attempt: Attempt, status: str, fields: dict[str, Any]) -> dict[str, Any
 def start(warehouse: Warehouse, attempt: Attempt) -> None:
     """Give the attempt its row, status `running`."""
     if not attempt.dry_run:
-        record_run(warehouse, _row(attempt, "running", {}))
+        record_run(warehouse, _row(attempt, RunStatus.RUNNING, {}))
 
 
-def record(warehouse: Warehouse, attempt: Attempt, status: str, **fields: Any) -> None:
+def record(warehouse: Warehouse, attempt: Attempt, status: RunStatus, **fields: Any) -> None:
     """Move the attempt to `status`, setting `fields` (rows_scored, error, ...) on its row.
 
     Keeps the columns an earlier step set; writes the whole row if the attempt has none
@@ -62,19 +67,14 @@ def record(warehouse: Warehouse, attempt: Attempt, status: str, **fields: Any) -
     """
     if attempt.dry_run:
         return
-    if status not in STATUSES:
-        raise ValueError(f"unknown run status {status!r}")
+    status = RunStatus(status)  # ValueError for anything else
+    fields = {k: v.value if isinstance(v, StrEnum) else v for k, v in fields.items()}  # stored as plain text
     for column in ("error", "shadow_error"):  # exception text may carry a URL with its token or password
         if fields.get(column):
             fields[column] = redact.text(fields[column])[:MAX_ERROR]
     if status in FINAL:
         fields.setdefault("ended_at", dt.datetime.now(dt.UTC))
-    values = {
-        "status": status,
-        "model_version": attempt.model_version,
-        "mlflow_run_id": attempt.mlflow_run_id,
-        **fields,
-    }
+    values = {"status": status.value, **_version(attempt), **fields}
     values = {k: v for k, v in values.items() if v is not None}
     if not update_run(warehouse, attempt.scoring_run_id, values):
         record_run(warehouse, _row(attempt, status, fields))
@@ -83,10 +83,10 @@ def record(warehouse: Warehouse, attempt: Attempt, status: str, **fields: Any) -
 def failed(warehouse: Warehouse, attempt: Attempt, step: str, error: BaseException, **fields: Any) -> None:
     """Record that `step` ended the attempt with `error`."""
     message = str(error) or type(error).__name__
-    record(warehouse, attempt, "failed", step=step, error=f"{step}: {message}", **fields)
+    record(warehouse, attempt, RunStatus.FAILED, step=step, error=f"{step}: {message}", **fields)
 
 
 def refused(warehouse: Warehouse, attempt: Attempt, step: str, error: BaseException) -> None:
     """Record that `step` refused the request before any work, and why."""
     message = str(error) or type(error).__name__
-    record(warehouse, attempt, "refused", step=step, error=f"{step}: {message}")
+    record(warehouse, attempt, RunStatus.REFUSED, step=step, error=f"{step}: {message}")

@@ -25,20 +25,25 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from pipelines.adapters import registry
-from pipelines.adapters.warehouse import catalog, open_warehouse
+from pipelines.adapters.resources import Resources
+from pipelines.adapters.warehouse import queries, tables
 from pipelines.adapters.warehouse.base import PartitionWrite
 from pipelines.config.contract import InputContract
-from pipelines.config.settings import Settings
 from pipelines.config.spec import ModelSpec
 from pipelines.domain.errors import BatchpredError, ContractError, EmptyPartition, FeatureSchemaError, PartitionMismatch
-from pipelines.domain.records import PinnedModel, ValidationRef
-from pipelines.scoring.explanations import Reasons
+from pipelines.domain.records import PinnedModel, ShadowFailure, ValidationRef
+from pipelines.scoring.explanations import ReasonStream
 from pipelines.scoring.prefetch import Prefetch
+
+if TYPE_CHECKING:
+    import xgboost as xgb
+
+    from pipelines.adapters.warehouse.base import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,7 @@ log = logging.getLogger(__name__)
 class ScoreResult:
     rows_read: int
     rows_scored: int
-    shadow_errors: list[str] = field(default_factory=list)
+    shadow_failures: list[ShadowFailure] = field(default_factory=list)
     abs_contribution: list[float] = field(default_factory=list)  # sum of |contribution| per feature, contract order
     explained_rows: int = 0
 
@@ -62,41 +67,42 @@ def check_accounted(spec: ModelSpec, as_of_date: dt.date, scored: int, validatio
         )
 
 
-def feature_columns(settings: Settings, spec: ModelSpec, schema: str = "analytics") -> dict[str, str]:
-    table = catalog.features(spec, schema)
-    columns = open_warehouse(settings.warehouse_url).table_columns(table.schema, table.name)
+def feature_columns(res: Resources, spec: ModelSpec, schema: str = "analytics") -> dict[str, str]:
+    table = tables.features(spec, schema)
+    columns = res.warehouse.table_columns(table.schema, table.name)
     if columns is None:
         raise FeatureSchemaError(f"feature table {table} does not exist; build it with dbt first")
     return columns
 
 
-def check_features_table(settings: Settings, spec: ModelSpec, model: PinnedModel, schema: str = "analytics") -> None:
+def check_features_table(res: Resources, spec: ModelSpec, model: PinnedModel, schema: str = "analytics") -> None:
     """Refuse (FeatureSchemaError) a feature table that lacks a column the version reads, or has one of the wrong kind."""
-    registry.contract(settings, model).check_columns(feature_columns(settings, spec, schema), str(catalog.features(spec, schema)))
+    res.registry.contract(model).check_columns(feature_columns(res, spec, schema), str(tables.features(spec, schema)))
 
 
 class _Shadow:
     """A shadow version scoring beside the champion: its scores spool to a file as they come."""
 
-    def __init__(self, model: PinnedModel, contract: InputContract, booster, same_inputs: bool, key_fields: list[pa.Field]):
+    def __init__(
+        self, model: PinnedModel, contract: InputContract, booster: xgb.Booster, same_inputs: bool, key_fields: list[pa.Field]
+    ) -> None:
         self.model, self.contract, self.booster, self.same_inputs = model, contract, booster, same_inputs
         self.schema = pa.schema([*key_fields, pa.field("score", pa.float64(), nullable=False)])
         self.spool = tempfile.NamedTemporaryFile(prefix="batchpred-shadow-", suffix=".arrows", delete=False)
         self.writer = pa.ipc.new_stream(self.spool, self.schema)
 
-    @property
-    def label(self) -> str:
-        return f"@{self.model.alias} (version {self.model.version})"
+    def failed(self, error: str) -> ShadowFailure:
+        return _failure(self.model, error)
 
     @property
-    def lineage(self) -> dict:
+    def lineage(self) -> dict[str, Any]:
         return {"model_version": self.model.version, "mlflow_run_id": self.model.run_id, "alias": self.model.alias}
 
     def add(self, keys: list[pa.Array], batch: pa.RecordBatch, matrix: np.ndarray) -> None:
         scores = self.booster.inplace_predict(matrix if self.same_inputs else self.contract.matrix(batch))
         self.writer.write_batch(pa.RecordBatch.from_arrays([*keys, pa.array(scores, pa.float64())], schema=self.schema))
 
-    def batches(self, schema: pa.Schema, constants: dict) -> Iterator[pa.RecordBatch]:
+    def batches(self, schema: pa.Schema, constants: dict[str, Any]) -> Iterator[pa.RecordBatch]:
         self.writer.close()
         self.spool.close()
         with pa.OSFile(self.spool.name, "rb") as source:  # not a memory map: see explanations.Reasons.batches
@@ -120,25 +126,30 @@ class _Shadow:
         Path(self.spool.name).unlink(missing_ok=True)
 
 
+def _failure(model: PinnedModel, error: str) -> ShadowFailure:
+    # A shadow is always pinned through its alias (pipelines.usecases.steps.resolve_shadows).
+    return ShadowFailure(alias=str(model.alias), version=model.version, error=error)
+
+
 def _shadows(
-    settings: Settings,
+    res: Resources,
     contract: InputContract,
     columns: dict[str, str],
     where: str,
     models: Sequence[PinnedModel],
-    errors: list[str],
+    failures: list[ShadowFailure],
 ) -> list[_Shadow]:
     """The shadow versions that can score this partition; each one that cannot is left out, with why."""
     live = []
     for model in models:
         try:
-            shadow_contract = registry.contract(settings, model)
+            shadow_contract = res.registry.contract(model)
             if shadow_contract.key != contract.key:
                 raise ContractError(f"is keyed by {shadow_contract.key}, the champion by {contract.key}")
             shadow_contract.check_columns(columns, where)
-            booster = registry.load_booster(settings, model)
+            booster = res.registry.load_booster(model)
         except BatchpredError as exc:
-            errors.append(f"@{model.alias} (version {model.version}): {exc}")
+            failures.append(_failure(model, str(exc)))
             continue
         live.append(
             _Shadow(model, shadow_contract, booster, shadow_contract.features == contract.features, contract.key_fields())
@@ -147,7 +158,7 @@ def _shadows(
 
 
 def score_partition(
-    settings: Settings,
+    res: Resources,
     spec: ModelSpec,
     as_of_date: dt.date,
     model: PinnedModel,
@@ -167,23 +178,23 @@ def score_partition(
     whole date visible at once. With one shard the date's shadow scores are replaced in the
     same transaction (the shadows that failed, or none, leave the date without rows); with
     several they are staged after the champion's write, in a transaction of their own, and
-    published with it. A shadow's failure is returned in `shadow_errors`.
+    published with it. A shadow's failure is returned in `shadow_failures`.
 
     Refuses (FeatureSchemaError) a feature table missing a column the version reads or
     holding one of the wrong type. On any failure the previous predictions stay.
     """
     if not 0 <= shard < shards:
         raise ValueError(f"shard {shard} is outside 0..{shards - 1}")
-    warehouse = open_warehouse(settings.warehouse_url)
-    where = str(catalog.features(spec))
-    columns = feature_columns(settings, spec)
-    contract = registry.contract(settings, model)
+    warehouse = res.warehouse
+    where = str(tables.features(spec))
+    columns = feature_columns(res, spec)
+    contract = res.registry.contract(model)
     contract.check_columns(columns, where)
-    booster = registry.load_booster(settings, model)
+    booster = res.registry.load_booster(model)
     staged = shards > 1
     key_fields = contract.key_fields()
-    schema = catalog.staging_schema(key_fields) if staged else catalog.predictions_schema(key_fields)
-    now = dt.datetime.now(dt.UTC)
+    schema = tables.staging_schema(key_fields) if staged else tables.predictions_schema(key_fields)
+    now = res.now()
     constants = {
         "as_of_date": as_of_date,
         "model_name": spec.name,
@@ -194,13 +205,13 @@ def score_partition(
         "scored_at": now,
         "shard": shard,
     }
-    errors: list[str] = []
-    live = _shadows(settings, contract, columns, where, shadows, errors)
+    failures: list[ShadowFailure] = []
+    live = _shadows(res, contract, columns, where, shadows, failures)
     reasons = None
     if spec.reasons.method != "off":
-        reasons_schema = catalog.reasons_schema(key_fields, staged)
+        reasons_schema = tables.reasons_schema(key_fields, staged)
         expected = validation.rows - validation.rows_quarantined
-        reasons = Reasons(booster, contract, spec.reasons, reasons_schema, constants, expected // shards + 1)
+        reasons = ReasonStream(booster, contract, spec.reasons, reasons_schema, constants, expected // shards + 1)
     scored_at = pa.scalar(now, pa.timestamp("us", tz="UTC"))
     read = 0
 
@@ -233,7 +244,7 @@ def score_partition(
                 try:
                     shadow.add(keys, batch, matrix)
                 except Exception as exc:  # noqa: BLE001 - a shadow must never stop the champion
-                    errors.append(f"{shadow.label}: {type(exc).__name__}: {exc}")
+                    failures.append(shadow.failed(f"{type(exc).__name__}: {exc}"))
                     live.remove(shadow)
                     shadow.close()
             if not repeated or len(repeated[0]) < n:
@@ -264,23 +275,23 @@ def score_partition(
     )
     try:
         with (
-            catalog.read_for_scoring(
+            queries.read_for_scoring(
                 warehouse, spec, needed, as_of_date, validation.validation_id, shard, shards, spec.batch_size
             ) as batches,
             Prefetch(batches, depth=1, name="batchpred-read") as read_ahead,
             Prefetch(scored(iter(read_ahead)), depth=1, name="batchpred-score") as predictions,
         ):
-            target = catalog.staging(spec) if staged else catalog.predictions(spec)
+            target = tables.staging(spec) if staged else tables.predictions(spec)
             key = {"scoring_run_id": scoring_run_id, "shard": shard} if staged else None
             writes = [PartitionWrite(target.schema, target.name, schema, lambda: counted(iter(predictions)), key)]
             if reasons is not None:
-                explained = catalog.reasons_staging(spec) if staged else catalog.reasons(spec)
+                explained = tables.reasons_staging(spec) if staged else tables.reasons(spec)
                 writes.append(PartitionWrite(explained.schema, explained.name, reasons.schema, reasons.batches, key))
-            shadowed = catalog.shadow(spec)
+            shadowed = tables.shadow(spec)
             if not staged and (live or warehouse.table_columns(shadowed.schema, shadowed.name) is not None):
                 # Filled from the spools once the predictions have streamed; a shadow that failed
                 # meanwhile has left `live`, so its old rows for the date go and none replace them.
-                shadow_schema = catalog.shadow_schema(key_fields)
+                shadow_schema = tables.shadow_schema(key_fields)
 
                 def shadow_rows() -> Iterator[pa.RecordBatch]:
                     for shadow in list(live):
@@ -290,7 +301,7 @@ def score_partition(
             written = warehouse.replace_partitions(as_of_date, writes)[0]
         log.info("scored %d rows of %s for %s (shard %d of %d) with %s", written, where, as_of_date, shard + 1, shards, model.uri)
         if staged:
-            _stage_shadows(warehouse, spec, as_of_date, key_fields, live, constants, scoring_run_id, shard, errors)
+            _stage_shadows(warehouse, spec, as_of_date, key_fields, live, constants, scoring_run_id, shard, failures)
     finally:
         for shadow in live:
             shadow.close()
@@ -299,16 +310,26 @@ def score_partition(
     return ScoreResult(
         rows_read=read,
         rows_scored=written,
-        shadow_errors=errors,
+        shadow_failures=failures,
         abs_contribution=reasons.abs_sum.tolist() if reasons is not None else [],
         explained_rows=reasons.rows if reasons is not None else 0,
     )
 
 
-def _stage_shadows(warehouse, spec, as_of_date, key_fields, live, constants, scoring_run_id, shard, errors) -> None:
+def _stage_shadows(
+    warehouse: Warehouse,
+    spec: ModelSpec,
+    as_of_date: dt.date,
+    key_fields: list[pa.Field],
+    live: list[_Shadow],
+    constants: dict[str, Any],
+    scoring_run_id: str,
+    shard: int,
+    failures: list[ShadowFailure],
+) -> None:
     """Stage each shadow's scores, in a transaction of its own: a failure is recorded, not raised."""
-    table = catalog.shadow_staging(spec)
-    schema = catalog.shadow_schema(key_fields, staged=True)
+    table = tables.shadow_staging(spec)
+    schema = tables.shadow_schema(key_fields, staged=True)
     for shadow in live:
         try:
             key = {"scoring_run_id": scoring_run_id, "shard": shard, "alias": shadow.model.alias}
@@ -316,11 +337,11 @@ def _stage_shadows(warehouse, spec, as_of_date, key_fields, live, constants, sco
                 table.schema, table.name, as_of_date, schema, shadow.batches(schema, constants | shadow.lineage), key
             )
         except Exception as exc:  # noqa: BLE001 - a shadow must never stop the champion
-            errors.append(f"{shadow.label}: staging its scores failed: {type(exc).__name__}: {exc}")
+            failures.append(shadow.failed(f"staging its scores failed: {type(exc).__name__}: {exc}"))
 
 
 def publish_predictions(
-    settings: Settings,
+    res: Resources,
     spec: ModelSpec,
     as_of_date: dt.date,
     model: PinnedModel,
@@ -341,31 +362,31 @@ def publish_predictions(
     """
     if shards == 1:
         return
-    warehouse = open_warehouse(settings.warehouse_url)
+    warehouse = res.warehouse
     if rows_scored == 0:
         raise EmptyPartition(
-            f"{catalog.features(spec)} has no rows to score for as_of_date {as_of_date}; build the features first"
+            f"{tables.features(spec)} has no rows to score for as_of_date {as_of_date}; build the features first"
         )
-    staged = catalog.staged_rows(warehouse, spec, as_of_date, scoring_run_id)
+    staged = queries.staged_rows(warehouse, spec, as_of_date, scoring_run_id)
     if staged != rows_scored:
         raise BatchpredError(
             f"scoring run {scoring_run_id} staged {staged} rows for {as_of_date} but its {shards} shards reported "
             f"{rows_scored}; nothing was published, the previous predictions stay"
         )
     check_accounted(spec, as_of_date, rows_scored, validation)
-    key_fields = registry.contract(settings, model).key_fields()
-    moves = [(catalog.staging(spec), catalog.predictions(spec), catalog.predictions_schema(key_fields))]
+    key_fields = res.registry.contract(model).key_fields()
+    moves = [(tables.staging(spec), tables.predictions(spec), tables.predictions_schema(key_fields))]
     if spec.reasons.method != "off":
-        moves.append((catalog.reasons_staging(spec), catalog.reasons(spec), catalog.reasons_schema(key_fields)))
-    shadow, shadow_staging = catalog.shadow(spec), catalog.shadow_staging(spec)
+        moves.append((tables.reasons_staging(spec), tables.reasons(spec), tables.reasons_schema(key_fields)))
+    shadow, shadow_staging = tables.shadow(spec), tables.shadow_staging(spec)
     if any(warehouse.table_columns(t.schema, t.name) is not None for t in (shadow, shadow_staging)):
         for alias in failed_shadows:
             warehouse.delete_partition(
                 shadow_staging.schema, shadow_staging.name, as_of_date, {"scoring_run_id": scoring_run_id, "alias": alias}
             )
         # The move reads the staging table even when no shadow staged a row (it then empties the date).
-        warehouse.ensure_table(shadow_staging.schema, shadow_staging.name, catalog.shadow_schema(key_fields, staged=True))
-        moves.append((shadow_staging, shadow, catalog.shadow_schema(key_fields)))
+        warehouse.ensure_table(shadow_staging.schema, shadow_staging.name, tables.shadow_schema(key_fields, staged=True))
+        moves.append((shadow_staging, shadow, tables.shadow_schema(key_fields)))
     warehouse.move_partitions(
         as_of_date,
         [((s.schema, s.name), (t.schema, t.name), schema) for s, t, schema in moves],

@@ -17,14 +17,13 @@ the promotion's evidence records them, and the CLI says how to get a new challen
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.adapters import registry
-from pipelines.adapters.warehouse import health, open_warehouse
-from pipelines.config.settings import Settings
+from pipelines.adapters.registry import check_alias
+from pipelines.adapters.resources import Resources, current_user
+from pipelines.adapters.warehouse import health
 from pipelines.config.spec import ModelSpec
 from pipelines.domain.errors import InputError, ModelNotFound
 from pipelines.domain.records import PinnedModel
@@ -53,8 +52,8 @@ class Record:
         return "; ".join(parts)
 
 
-def shadow_record(settings: Settings, spec: ModelSpec, version: int) -> Record:
-    rows = health.shadow_history(open_warehouse(settings.warehouse_url), spec.name, version).to_pylist()
+def shadow_record(res: Resources, spec: ModelSpec, version: int) -> Record:
+    rows = health.shadow_history(res.warehouse, spec.name, version).to_pylist()
 
     def mean(values: list[float]) -> float | None:
         return sum(values) / len(values) if values else None
@@ -75,23 +74,23 @@ def shadow_record(settings: Settings, spec: ModelSpec, version: int) -> Record:
 
 
 def promote(
-    settings: Settings, spec: ModelSpec, alias: str, version: int, reason: str | None, force: bool = False
+    res: Resources, spec: ModelSpec, alias: str, version: int, reason: str | None, force: bool = False
 ) -> tuple[PinnedModel | None, PinnedModel, Record]:
     """Point models:/<model>@<alias> at `version`; returns (the version it pointed at before, the
     new one, the shadow record). Refuses (InputError) without a reason, a version with no
     shadow history or a worse realized AUC (unless `force`), and a no-op."""
-    alias = registry.check_alias(alias)
+    alias = check_alias(alias)
     if not (reason and reason.strip()):
         raise InputError("promote needs --reason: why this version should take the alias (it is recorded)")
-    target = registry.pin(settings, spec.name, version)
-    registry.contract(settings, target).check_spec(spec, target.uri)
+    target = res.registry.pin(spec.name, version)
+    res.registry.contract(target).check_spec(spec, target.uri)
     try:
-        current = registry.resolve(settings, spec.name, alias)
+        current = res.registry.resolve(spec.name, alias)
     except ModelNotFound:
         current = None
     if current is not None and current.version == version:
         raise InputError(f"models:/{spec.name}@{alias} is already version {version}")
-    record = shadow_record(settings, spec, version)
+    record = shadow_record(res, spec, version)
     if not force:
         if not record.dates:
             raise InputError(
@@ -103,10 +102,9 @@ def promote(
                 f"version {version}'s realized AUC is {record.realized_difference:+.4f} against the champion on "
                 f"{len(record.labelled_dates)} labelled date(s); pass --force to promote it anyway"
             )
-    user, now = _user(), dt.datetime.now(dt.UTC)
-    registry.set_alias(settings, target, alias)
-    registry.tag_version(
-        settings,
+    user, now = current_user(), res.now()
+    res.registry.set_alias(target, alias)
+    res.registry.tag_version(
         target,
         {
             f"promoted_to_{alias}_at": now.isoformat(timespec="seconds"),
@@ -117,7 +115,7 @@ def promote(
         },
     )
     health.record_promotion(
-        open_warehouse(settings.warehouse_url),
+        res.warehouse,
         {
             "model_name": spec.name,
             "alias": alias,
@@ -131,7 +129,7 @@ def promote(
                     "labelled_dates": len(record.labelled_dates),
                     "estimated_auc_difference": record.estimated_difference,
                     "realized_auc_difference": record.realized_difference,
-                    "shadow_aliases_now_champion": shadows_at(settings, spec, version) if alias == spec.alias else [],
+                    "shadow_aliases_now_champion": shadows_at(res, spec, version) if alias == spec.alias else [],
                 }
             ),
             "promoted_by": user,
@@ -141,21 +139,14 @@ def promote(
     return current, PinnedModel(target.name, target.version, target.run_id, alias), record
 
 
-def shadows_at(settings: Settings, spec: ModelSpec, version: int) -> list[str]:
+def shadows_at(res: Resources, spec: ModelSpec, version: int) -> list[str]:
     """The spec's shadow aliases that point at `version` (after a promotion: shadows that are
     now the champion, and so are no longer shadow-scored)."""
     found = []
     for alias in spec.shadow_aliases:
         try:
-            if registry.resolve(settings, spec.name, alias).version == version:
+            if res.registry.resolve(spec.name, alias).version == version:
                 found.append(alias)
         except ModelNotFound:
             continue
     return found
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
-        return "unknown"

@@ -15,19 +15,19 @@ cannot be scored on today's data (a feature it needs is gone) is not replaced un
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.adapters import registry, transform
-from pipelines.adapters.warehouse import catalog, open_warehouse
+from pipelines.adapters.registry import check_alias
+from pipelines.adapters.resources import Resources, current_user
+from pipelines.adapters.warehouse import queries
 from pipelines.config.contract import InputContract
-from pipelines.config.settings import Settings
 from pipelines.config.spec import ModelSpec
 from pipelines.domain.errors import BatchpredError, ContractError, IncompleteDate, InputError, ModelNotFound
 from pipelines.domain.records import PinnedModel
@@ -87,13 +87,13 @@ def metrics_for(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
 
 
 def plan_snapshots(
-    settings: Settings, spec: ModelSpec, as_of_date: dt.date, now: dt.datetime
+    res: Resources, spec: ModelSpec, as_of_date: dt.date, now: dt.datetime
 ) -> tuple[list[dt.date], list[dt.date], dict[dt.date, str]]:
     """(training dates, validation dates, {skipped date: why}) for training on data known up to
     `as_of_date`. Refuses (IncompleteDate) a training date that is not complete itself (its
     newest labels would not be known), and a window that leaves no complete snapshot on
     either side of the split."""
-    cover = completeness.coverage(open_warehouse(settings.warehouse_url), spec, now, labels=True)
+    cover = completeness.coverage(res.warehouse, spec, now, labels=True)
     problem = cover.problem(as_of_date)
     if problem:
         raise IncompleteDate(
@@ -121,10 +121,9 @@ def plan_snapshots(
 
 
 def train_model(
-    settings: Settings,
+    res: Resources,
     spec: ModelSpec,
     as_of_date: dt.date,
-    now: dt.datetime | None = None,
     force: bool = False,
     reason: str | None = None,
     alias: str | None = None,
@@ -140,21 +139,19 @@ def train_model(
 
     say = progress or (lambda stage, done: None)
 
-    alias = registry.check_alias(alias or spec.alias)
+    alias = check_alias(alias or spec.alias)
     if force and not (reason and reason.strip()):
         raise InputError("--force-promote needs --reason: why this version should replace the champion")
-    now = now or dt.datetime.now(dt.UTC)
-    train_dates, valid_dates, skipped = plan_snapshots(settings, spec, as_of_date, now)
+    train_dates, valid_dates, skipped = plan_snapshots(res, spec, as_of_date, res.now())
     if skipped:  # expected near the start of the data: said once, and in the result's summary
         first = min(skipped)
         log.info("%d training snapshot(s) skipped as incomplete, e.g. %s: %s", len(skipped), first, skipped[first])
     say(f"building the features and labels of {len(train_dates) + len(valid_dates)} snapshots (dbt)", 0.0)
-    transform.build_labels(settings, spec, train_dates + valid_dates, with_features=True)
-    completeness.check_label_sources(spec, settings.dbt_target_dir / "target" / "manifest.json")
+    res.dbt.build_labels(spec, train_dates + valid_dates, with_features=True)
+    completeness.check_label_sources(spec, res.settings.dbt_target_dir / "target" / "manifest.json")
 
-    warehouse = open_warehouse(settings.warehouse_url)
     columns = [*spec.key_columns, "as_of_date", *spec.feature_names]
-    table = catalog.training_rows(warehouse, spec, columns, train_dates + valid_dates)
+    table = queries.training_rows(res.warehouse, spec, columns, train_dates + valid_dates)
     contract = InputContract.for_spec(spec, {c: table.schema.field(c).type for c in spec.key_columns})
     is_valid = pc.greater(table.column("as_of_date"), pa.scalar(train_dates[-1])).to_numpy(zero_copy_only=False)
     matrix = contract.matrix(table)
@@ -176,7 +173,7 @@ def train_model(
     rounds = spec.training.num_boost_round
 
     class Rounds(xgb.callback.TrainingCallback):
-        def after_iteration(self, model, epoch: int, evals_log) -> bool:
+        def after_iteration(self, model: Any, epoch: int, evals_log: xgb.callback.TrainingCallback.EvalsLog) -> bool:
             say(f"fitting XGBoost on {y_train.size:,} rows: round {epoch + 1} of {rounds}", (epoch + 1) / rounds)
             return False  # never stop early
 
@@ -190,8 +187,8 @@ def train_model(
     metrics = metrics_for(y_valid, valid_scores)
     say(f"comparing with @{alias} on the validation rows", 1.0)
 
-    champion, champion_metrics, verdict = _judge(settings, spec, alias, metrics, table.filter(pa.array(is_valid)), y_valid)
-    promoted = verdict.startswith("promoted")
+    judged = _judge(res, spec, alias, metrics, table.filter(pa.array(is_valid)), y_valid)
+    promoted, verdict = judged.promoted, judged.verdict
     if not promoted and force:
         promoted, verdict = True, f"promoted by force ({verdict}): {reason}"
 
@@ -203,7 +200,8 @@ def train_model(
         valid_scores,
         y_valid,
         metrics,
-        booster.get_score(importance_type="total_gain"),
+        # One number per feature for a gain importance (lists are a linear booster's weights).
+        cast("dict[str, float]", booster.get_score(importance_type="total_gain")),
         spec.action_threshold,
         dict(
             zip(
@@ -217,8 +215,7 @@ def train_model(
     )
     say("registering the version in MLflow", 1.0)
     example = pd.DataFrame(x_valid[:5], columns=list(contract.feature_names))
-    logged = registry.log_model(
-        settings,
+    logged = res.registry.log_model(
         spec.name,
         booster,
         contract,
@@ -233,7 +230,7 @@ def train_model(
         },
         metrics={
             **{f"val_{k}": v for k, v in metrics.items()},
-            **({f"champion_val_{k}": v for k, v in champion_metrics.items()} if champion_metrics else {}),
+            **({f"champion_val_{k}": v for k, v in judged.champion_metrics.items()} if judged.champion_metrics else {}),
             "train_rows": float(y_train.size),
             "validation_rows": float(y_valid.size),
             "train_positive_share": float(y_train.mean()),
@@ -242,15 +239,15 @@ def train_model(
     )
     tags = {f"val_{k}": f"{v:.6f}" for k, v in metrics.items()} | {"promoted": str(promoted).lower(), "verdict": verdict[:4000]}
     if force and promoted:
-        tags |= {"promotion_reason": reason.strip(), "promoted_by": getpass.getuser()}  # type: ignore[union-attr]
-    registry.tag_version(settings, logged, tags)
+        tags |= {"promotion_reason": cast(str, reason).strip(), "promoted_by": current_user()}  # checked on entry
+    res.registry.tag_version(logged, tags)
     if promoted:
-        registry.set_alias(settings, logged, alias)
+        res.registry.set_alias(logged, alias)
     return TrainResult(
         model=logged,
         metrics=metrics,
-        champion=champion,
-        champion_metrics=champion_metrics,
+        champion=judged.champion,
+        champion_metrics=judged.champion_metrics,
         promoted=promoted,
         verdict=verdict,
         train_rows=int(y_train.size),
@@ -260,30 +257,42 @@ def train_model(
     )
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """The new version against the alias's current one (the champion), on the same validation rows."""
+
+    champion: PinnedModel | None
+    champion_metrics: dict[str, float] | None  # None when there is no champion, or it cannot be scored
+    promoted: bool  # the decision
+    verdict: str  # the decision and why, in words
+
+
 def _judge(
-    settings: Settings, spec: ModelSpec, alias: str, metrics: dict[str, float], valid_rows: pa.Table, y_valid: np.ndarray
-) -> tuple[PinnedModel | None, dict[str, float] | None, str]:
-    """(champion, its metrics on the same validation rows, verdict). The champion is scored
-    through its own input contract; if it cannot be, the verdict says why and is not a promotion."""
+    res: Resources, spec: ModelSpec, alias: str, metrics: dict[str, float], valid_rows: pa.Table, y_valid: np.ndarray
+) -> Judgement:
+    """Whether the new version takes `alias`. The champion is scored through its own input
+    contract; if it cannot be, the new version is not promoted and the verdict says why."""
     key = spec.training.promote_metric
     try:
-        champion = registry.resolve(settings, spec.name, alias)
+        champion = res.registry.resolve(spec.name, alias)
     except ModelNotFound:
-        return None, None, f"promoted to @{alias}: there was no version at @{alias}"
+        return Judgement(None, None, True, f"promoted to @{alias}: there was no version at @{alias}")
     try:
-        champion_contract = registry.contract(settings, champion)
+        champion_contract = res.registry.contract(champion)
         missing = [c for c in champion_contract.feature_names if c not in valid_rows.column_names]
         if missing:
             raise ContractError(f"the training data no longer has its feature(s) {missing}")
-        scores = registry.load_booster(settings, champion).inplace_predict(champion_contract.matrix(valid_rows))
+        scores = res.registry.load_booster(champion).inplace_predict(champion_contract.matrix(valid_rows))
     except (ContractError, ModelNotFound) as exc:
-        return champion, None, (
+        return Judgement(champion, None, False, (
             f"not promoted: the champion (version {champion.version}) cannot be scored on today's data ({exc}), so "
             "the new version cannot be compared with it; promote it anyway with --force-promote --reason"
-        )  # fmt: skip
+        ))  # fmt: skip
     champion_metrics = metrics_for(y_valid, scores)
     better = metrics[key] < champion_metrics[key] if key in _LOWER_IS_BETTER else metrics[key] > champion_metrics[key]
     comparison = f"{key} {metrics[key]:.4f} against @{alias}'s (version {champion.version}) {champion_metrics[key]:.4f}"
     if better:
-        return champion, champion_metrics, f"promoted to @{alias}: {comparison}"
-    return champion, champion_metrics, f"not promoted, @{alias} stays on version {champion.version}: {comparison}"
+        verdict = f"promoted to @{alias}: {comparison}"
+    else:
+        verdict = f"not promoted, @{alias} stays on version {champion.version}: {comparison}"
+    return Judgement(champion, champion_metrics, better, verdict)

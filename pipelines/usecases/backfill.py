@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipelines.adapters import registry, transform
-from pipelines.adapters.warehouse import catalog, open_warehouse
-from pipelines.config.settings import Settings
+from pipelines.adapters import registry
+from pipelines.adapters.resources import Resources
+from pipelines.adapters.warehouse import queries
 from pipelines.config.spec import ModelSpec
 from pipelines.domain.dates import date_range
 from pipelines.domain.errors import BatchpredError, InputError
@@ -30,7 +30,7 @@ SELECTIONS = ("missing", "failed", "stale")
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DateOutcome:
     as_of_date: dt.date
     ok: bool
     rows: int = 0  # scored
@@ -50,13 +50,12 @@ class Plan:
 
 
 def plan(
-    settings: Settings,
+    res: Resources,
     spec: ModelSpec,
     start: dt.date,
     end: dt.date,
     only: str | None,
     alias: str | None = None,
-    at: dt.datetime | None = None,
 ) -> Plan:
     """Pin the alias once and choose the dates of start..end to score.
 
@@ -70,34 +69,34 @@ def plan(
     if only is not None and only not in SELECTIONS:
         raise InputError(f"--only must be one of {', '.join(SELECTIONS)}; got {only!r}")
     alias = registry.check_alias(alias or spec.alias)
-    warehouse = open_warehouse(settings.warehouse_url)
-    cover = completeness.coverage(warehouse, spec, at or steps.now())
-    model = registry.resolve(settings, spec.name, alias)
-    registry.contract(settings, model).check_spec(spec, model.uri)
+    warehouse = res.warehouse
+    cover = completeness.coverage(warehouse, spec, res.now())
+    model = res.registry.resolve(spec.name, alias)
+    res.registry.contract(model).check_spec(spec, model.uri)
     complete, skipped = cover.split(dates)
     if spec.scoring.start_date:
         early = {d: f"before scoring.start_date {spec.scoring.start_date}" for d in complete if d < spec.scoring.start_date}
         skipped |= early
         complete = [d for d in complete if d not in early]
-    existing = catalog.scored_versions(warehouse, spec, start, end)
+    existing = queries.scored_versions(warehouse, spec, start, end)
     if only == "missing":
         complete = [d for d in complete if d not in existing]
     elif only == "stale":
         complete = [d for d in complete if d in existing and existing[d] != {model.version}]
     elif only == "failed":
-        latest = catalog.latest_statuses(warehouse, spec.name, start, end)
+        latest = queries.latest_statuses(warehouse, spec.name, start, end)
         complete = [d for d in complete if latest.get(d) in runlog.UNFINISHED]
-    shadows, shadow_skipped = steps.resolve_shadows(settings, spec, model)
+    shadows, shadow_skipped = steps.resolve_shadows(res, spec, model)
     return Plan(model, complete, dict(sorted(skipped.items())), existing, shadows, shadow_skipped)
 
 
 def run(
-    settings: Settings,
+    res: Resources,
     spec: ModelSpec,
     planned: Plan,
-    on_date: Callable[[Outcome], None] = lambda outcome: None,
+    on_date: Callable[[DateOutcome], None] = lambda outcome: None,
     on_stage: Callable[[str], None] = lambda stage: None,
-) -> list[Outcome]:
+) -> list[DateOutcome]:
     """Validate, score and publish each planned date with the pinned model.
 
     dbt runs a few times for the whole range rather than twice per date, because each
@@ -111,10 +110,10 @@ def run(
     if not planned.dates:
         return []
     on_stage("building the staging models")
-    transform.build_upstream(settings, spec)
+    res.dbt.build_upstream(spec)
     on_stage(f"building the features of {len(planned.dates)} date(s)")
-    unbuilt = _build_features(settings, spec, planned.dates)
-    outcomes: list[Outcome] = []
+    unbuilt = _build_features(res, spec, planned.dates)
+    outcomes: list[DateOutcome] = []
     published: list[Attempt] = []
     try:
         for day in planned.dates:
@@ -122,20 +121,20 @@ def run(
             started = time.perf_counter()
             try:
                 attempt = steps.plan(
-                    settings, spec, day, model=planned.model, date_chosen_by="backfill",
+                    res, spec, day, model=planned.model, date_chosen_by="backfill",
                     shadows=planned.shadows, shadow_skipped=planned.shadow_skipped,
                 )  # fmt: skip
                 if day in unbuilt:
-                    with steps.recorded(settings, attempt, "build_features"):
+                    with steps.recorded(res, attempt, "build_features"):
                         raise unbuilt[day]
-                validation = steps.validate(settings, spec, attempt)
-                result = steps.score(settings, spec, attempt, validation)
+                validation = steps.validate(res, spec, attempt)
+                result = steps.score(res, spec, attempt, validation)
                 published.append(attempt)
-                outcome = Outcome(
+                outcome = DateOutcome(
                     day, True, result.rows_scored, time.perf_counter() - started, quarantined=result.rows_quarantined
                 )
             except BatchpredError as exc:
-                outcome = Outcome(day, False, 0, time.perf_counter() - started, str(exc))
+                outcome = DateOutcome(day, False, 0, time.perf_counter() - started, str(exc))
             outcomes.append(outcome)
             on_date(outcome)
     finally:
@@ -143,13 +142,13 @@ def run(
         if published:
             on_stage(f"rebuilding the marts of {len(published)} date(s)")
             try:
-                steps.build_marts(settings, spec, published)
+                steps.build_marts(res, spec, published)
             except BatchpredError as exc:
                 marts_error = f"scored and published, but the marts were not rebuilt: {exc}"
     if marts_error:
         scored = {a.as_of_date for a in published}
         outcomes = [
-            Outcome(o.as_of_date, False, o.rows, o.seconds, marts_error, o.quarantined) if o.as_of_date in scored else o
+            DateOutcome(o.as_of_date, False, o.rows, o.seconds, marts_error, o.quarantined) if o.as_of_date in scored else o
             for o in outcomes
         ]
     return outcomes
@@ -161,7 +160,7 @@ FEATURE_DATES_PER_RUN = 31
 
 
 def _build_features(
-    settings: Settings, spec: ModelSpec, dates: list[dt.date], per_run: int = FEATURE_DATES_PER_RUN
+    res: Resources, spec: ModelSpec, dates: list[dt.date], per_run: int = FEATURE_DATES_PER_RUN
 ) -> dict[dt.date, BatchpredError]:
     """Build the features of `dates` (staging already built), `per_run` dates per dbt run;
     a run that fails is built again one date at a time. Returns the dates that failed, with why."""
@@ -169,10 +168,10 @@ def _build_features(
     for first in range(0, len(dates), per_run):
         chunk = dates[first : first + per_run]
         try:
-            transform.build_features(settings, spec, chunk, upstream=False)
+            res.dbt.build_features(spec, chunk, upstream=False)
         except BatchpredError as exc:
             if len(chunk) == 1:
                 unbuilt[chunk[0]] = exc
             else:
-                unbuilt |= _build_features(settings, spec, chunk, per_run=1)
+                unbuilt |= _build_features(res, spec, chunk, per_run=1)
     return unbuilt

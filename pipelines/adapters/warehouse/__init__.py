@@ -7,9 +7,10 @@
 | `postgres` | PostgreSQL through ADBC |
 | `url` | BATCHPRED_WAREHOUSE_URL, translated for batchpred, dbt and Great Expectations |
 | `retry` | waiting for a busy file or server |
-| `catalog` | every table batchpred owns (schema, name, columns, grain) and the named queries on them |
+| `tables` | every table batchpred owns (schema, name, columns, grain), and their creation |
+| `queries` | the named queries the pipeline runs on those tables |
 
-Names are imported lazily, so importing `pipelines.adapters.warehouse.catalog` (as the model
+Names are imported lazily, so importing `pipelines.adapters.warehouse.tables` (as the model
 spec does, from the DAG files) does not import pyarrow or a database driver.
 """
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pyarrow as pa
 
@@ -120,7 +120,8 @@ class DocumentedTable:
     def stale_comments(self, current: dict[str | None, str | None]) -> dict[str | None, str]:
         """The comments to write given the `current` ones (None: the table's own); every one
         when the table lacks a column of `arrow_schema` (it is then altered anyway)."""
-        wanted: dict[str | None, str] = {None: self.comment, **self.columns}
+        # A dict is invariant in its key type: str keys are read here as `str | None` ones.
+        wanted: dict[str | None, str] = {None: self.comment, **cast("dict[str | None, str]", self.columns)}
         if not set(self.arrow_schema.names) <= set(current):
             return wanted
         return {target: text for target, text in wanted.items() if current.get(target) != text}
@@ -135,6 +136,9 @@ class PartitionWrite:
     arrow_schema: pa.Schema
     batches: Callable[[], Iterable[pa.RecordBatch]]
     key: dict[str, Any] | None = None
+
+
+T = TypeVar("T")
 
 
 class Warehouse(abc.ABC):
@@ -169,6 +173,13 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def _load(self, con: Any, schema: str, table: str, batches: Iterable[pa.RecordBatch]) -> int: ...
 
+    def when_free(self, work: Callable[[], T]) -> T:
+        """Run `work`, which opens the warehouse through another library (dbt, Great
+        Expectations), when this warehouse lets it in. A server takes any number of
+        connections, so by default it runs at once; the DuckDB file waits for another
+        process's lock the way batchpred's own connections do."""
+        return work()
+
     @abc.abstractmethod
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run a small read and return it whole. For reports, logs and tests, not partitions."""
@@ -188,7 +199,7 @@ class Warehouse(abc.ABC):
     ) -> Iterator[Iterator[pa.RecordBatch]]:
         """Stream one as-of date's rows as Arrow record batches of at most `batch_size` rows.
 
-        `where` is an extra predicate built by the catalog from checked identifiers, over
+        `where` is an extra predicate built by `queries` from checked identifiers, over
         the table aliased `t`; its values are `params`, numbered from $2. Memory is bounded
         by the batch size: neither database materialises the result.
         """
@@ -197,6 +208,12 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def shard_predicate(self, columns: Iterable[str], shards: int, shard: int) -> str:
         """SQL true for the rows of `shard` when rows are split by a hash of the key `columns` (any type)."""
+        ...
+
+    @abc.abstractmethod
+    def drop_schema(self, schema: str) -> None:
+        """Drop a schema and everything in it, if it exists (a dry run's scratch schema:
+        `queries.drop_scratch` checks the name first)."""
         ...
 
     # -- shared SQL ----------------------------------------------------------
@@ -502,7 +519,7 @@ class CountedSource:
     """Batches for a bulk load that a database pulls through an Arrow stream: counts the rows,
     and keeps the exception the batches raised, which the database reports as its own error."""
 
-    def __init__(self, first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]):
+    def __init__(self, first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> None:
         self.rows = 0
         self.failure: BaseException | None = None
         self.reader = pa.RecordBatchReader.from_batches(first.schema, self._batches(first, rest))

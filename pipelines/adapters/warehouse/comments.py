@@ -1,6 +1,6 @@
 """What each table batchpred writes holds, in words: the column comments the warehouse
 carries (COMMENT ON), so a BI tool or a psql `\\d+` shows them beside the data. The
-table's comment is its grain (`catalog.Table.grain`).
+table's comment is its grain (`tables.Table.grain`).
 
 Texts are plain text (no quotes needed, no secrets): they say what a column means, its
 unit, and what a NULL in it means. A column batchpred writes without a text here has

@@ -7,19 +7,24 @@ Expectations) waits for another process's lock the same way: `wait_for_file`.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipelines.adapters.warehouse.base import CountedSource, Warehouse, cancel_at_alarm
 from pipelines.adapters.warehouse.retry import Busy, retry
 from pipelines.adapters.warehouse.url import session_setup
 from pipelines.domain.errors import NoWarehouse, WarehouseBusy
 from pipelines.domain.identifiers import qualified, quote
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
 
 # How long an opener waits for another process to release the file.
 LOCK_WAIT_SECONDS = 60.0
@@ -40,6 +45,18 @@ def lock_holder(message: str) -> str | None:
         return None
     found = _HOLDER.search(message)
     return f"PID {found['pid']} ({found['program']})" if found else "another process"
+
+
+def causes(exc: BaseException) -> str:
+    """The messages of an exception and of everything it was raised from (dbt and GX wrap the driver's error)."""
+    messages: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        messages.append(str(current))
+        current = current.__cause__ or current.__context__
+    return "\n".join(messages)
 
 
 def wait_for_file(path: Path, attempt: Callable[[], T]) -> T:
@@ -64,7 +81,7 @@ class DuckDBWarehouse(Warehouse):
 
     kind = "duckdb"
 
-    def __init__(self, path: Path, create: bool = False):
+    def __init__(self, path: Path, create: bool = False) -> None:
         self.path = Path(path)
         self.url = f"duckdb:///{self.path}"
         self.create = create
@@ -72,7 +89,7 @@ class DuckDBWarehouse(Warehouse):
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({str(self.path)!r})"
 
-    def _open(self):
+    def _open(self) -> duckdb.DuckDBPyConnection:
         import duckdb
 
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
@@ -91,8 +108,25 @@ class DuckDBWarehouse(Warehouse):
                     raise
                 raise Busy(holder) from None
 
+    def when_free(self, work: Callable[[], T]) -> T:
+        """Run `work` (dbt, Great Expectations) once no other process holds the file, waiting
+        up to LOCK_WAIT_SECONDS. The file is probed first; a lock that `work` meets anyway
+        (taken between the probe and its connect) surfaces in its error, which is retried."""
+
+        def attempt() -> T:
+            self._open().close()
+            try:
+                return work()
+            except Exception as exc:
+                holder = lock_holder(causes(exc))
+                if holder:
+                    raise Busy(holder) from None
+                raise
+
+        return wait_for_file(self.path, attempt)
+
     @contextmanager
-    def connect(self):
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection in UTC. Waits up to LOCK_WAIT_SECONDS for another process's lock.
 
         Refuses (NoWarehouse) a file that does not exist yet, unless the warehouse was
@@ -116,7 +150,7 @@ class DuckDBWarehouse(Warehouse):
             con.close()
 
     @contextmanager
-    def transaction(self):
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self.connect() as con:
             con.execute("begin")
             try:
@@ -126,13 +160,13 @@ class DuckDBWarehouse(Warehouse):
                 raise
             con.execute("commit")
 
-    def _execute(self, con, sql, params=None):
+    def _execute(self, con: Any, sql: str, params: list[Any] | None = None) -> None:
         con.execute(sql, params or [])
 
-    def _value(self, con, sql, params=None):
+    def _value(self, con: Any, sql: str, params: list[Any] | None = None) -> Any:
         return con.execute(sql, params or []).fetchone()[0]
 
-    def _columns(self, con, schema, table):
+    def _columns(self, con: Any, schema: str, table: str) -> dict[str, str]:
         rows = con.execute(
             "select column_name, data_type from information_schema.columns where table_schema = $1 and table_name = $2 "
             "order by ordinal_position",
@@ -140,8 +174,8 @@ class DuckDBWarehouse(Warehouse):
         ).fetchall()
         return {name: sql_type for name, sql_type in rows}
 
-    def _comments(self, con, schemas):
-        found = {}
+    def _comments(self, con: Any, schemas: Sequence[str]) -> dict[tuple[str, str], dict[str | None, str | None]]:
+        found: dict[tuple[str, str], dict[str | None, str | None]] = {}
         where = "database_name = current_database() and list_contains($1, schema_name)"
         for schema, table, comment in con.execute(
             f"select schema_name, table_name, comment from duckdb_tables() where {where} "
@@ -155,7 +189,7 @@ class DuckDBWarehouse(Warehouse):
             found.setdefault((schema, table), {None: None})[column] = comment
         return found
 
-    def _load(self, con, schema, table, batches):
+    def _load(self, con: Any, schema: str, table: str, batches: Iterable[pa.RecordBatch]) -> int:
         batches = iter(batches)
         first = next(batches, None)
         if first is None:
@@ -176,12 +210,21 @@ class DuckDBWarehouse(Warehouse):
         con.unregister("_batches")
         return source.rows
 
-    def query(self, sql, params=None):
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         with self.connect() as con:
             return con.sql(sql, params=params or None).to_arrow_table()
 
     @contextmanager
-    def read_partition(self, schema, table, as_of_date, columns, batch_size, where="", params=()):
+    def read_partition(
+        self,
+        schema: str,
+        table: str,
+        as_of_date: dt.date,
+        columns: Iterable[str],
+        batch_size: int,
+        where: str = "",
+        params: Iterable[Any] = (),
+    ) -> Iterator[Iterator[pa.RecordBatch]]:
         import duckdb
 
         sql = self._partition_sql(schema, table, columns, where)
@@ -203,7 +246,7 @@ class DuckDBWarehouse(Warehouse):
                 except duckdb.Error:
                     log.warning("could not reset DuckDB's threads after streaming")
 
-    def shard_predicate(self, columns, shards, shard):
+    def shard_predicate(self, columns: Iterable[str], shards: int, shard: int) -> str:
         # hash() takes any type, and several columns at once.
         return f"hash({', '.join(f't.{quote(c)}' for c in columns)}) % {int(shards)} = {int(shard)}"
 

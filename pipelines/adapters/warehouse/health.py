@@ -4,7 +4,7 @@ Drift is one aggregate per date: the reference's bin edges go into a single scan
 partition (`histogram`). Estimated performance reads a date's scores grouped into fine
 buckets (`score_buckets`); realized performance reads scores joined to labels, grouped
 by distinct score (`labelled_groups`) plus a few aggregates (`labelled_totals`). The
-tables themselves are declared in `catalog`.
+tables themselves are declared in `tables`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipelines.adapters.warehouse import catalog
-from pipelines.adapters.warehouse.catalog import Table
+from pipelines.adapters.warehouse import queries, tables
+from pipelines.adapters.warehouse.tables import Table
 from pipelines.domain.identifiers import qualified, quote
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def threshold_shares(
 ) -> dict[dt.date, float]:
     """The exact share of each date's scores by `version` at or above `threshold`, in one query
     (a date without scores is left out)."""
-    t = catalog.predictions(spec)
+    t = tables.predictions(spec)
     marks = ", ".join(f"${i + 3}" for i in range(len(dates)))
     rows = warehouse.query(
         "select as_of_date, cast(sum(case when score >= $2 then 1 else 0 end) as double precision) / count(*) as share "
@@ -134,10 +134,10 @@ def threshold_shares(
 def score_buckets(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, version: int, alias: str | None = None) -> pa.Table:
     """The date's scores by `version` (a shadow's, with its `alias`) in SCORE_BUCKETS fine
     buckets: bucket, rows, mean_score."""
-    t = catalog.predictions(spec) if alias is None else catalog.shadow(spec)
+    t = tables.predictions(spec) if alias is None else tables.shadow(spec)
     params: list[Any] = [as_of_date, int(version)]
     if alias is not None:
-        if warehouse.table_columns(t.schema, t.name) is None:
+        if not tables.exists(warehouse, t):
             return warehouse.query("select 0 as bucket, 0 as rows, 0.0 as mean_score where false")
         params.append(alias)
     return warehouse.query(
@@ -152,8 +152,8 @@ def score_buckets(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, ve
 
 def shadow_versions(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date) -> list[tuple[str, int]]:
     """(alias, version) of every shadow version scored on the date."""
-    t = catalog.shadow(spec)
-    if warehouse.table_columns(t.schema, t.name) is None:
+    t = tables.shadow(spec)
+    if not tables.exists(warehouse, t):
         return []
     rows = warehouse.query(
         f"select distinct alias, model_version from {qualified(t.schema, t.name)} where as_of_date = $1 order by 1, 2",
@@ -164,7 +164,7 @@ def shadow_versions(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date) 
 
 def _pairs(spec: ModelSpec) -> str:
     """The champion's and a shadow version's scores of the same entities on a date: a, b, and the key."""
-    p, sh = catalog.predictions(spec), catalog.shadow(spec)
+    p, sh = tables.predictions(spec), tables.shadow(spec)
     join = " and ".join(f"s.{quote(c)} = c.{quote(c)}" for c in spec.key_columns)
     keys = ", ".join(f"c.{quote(c)}" for c in spec.key_columns)
     return (
@@ -184,7 +184,7 @@ def shadow_stats(
     range (max - min) of each side's scores. A correlation is NULL or NaN (by backend) when a
     side is constant."""
     keys = ", ".join(quote(c) for c in spec.key_columns)
-    return warehouse.query(
+    stats: dict[str, Any] = warehouse.query(
         f"with j as ({_pairs(spec)}), ranked as (select a, b, "
         "cast(rank() over (order by a) + (count(*) over (partition by a) - 1) / 2.0 as double precision) as ra, "
         "cast(rank() over (order by b) + (count(*) over (partition by b) - 1) / 2.0 as double precision) as rb, "
@@ -198,13 +198,14 @@ def shadow_stats(
         "cast(avg(case when (a >= $5) <> (b >= $5) then 1 else 0 end) as double precision) as flip_share from ranked",
         [as_of_date, int(version), alias, int(shadow_version), float(threshold)],
     ).to_pylist()[0]
+    return stats
 
 
 def shadow_labelled(
     warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, version: int, alias: str, shadow_version: int
 ) -> pa.Table:
     """The champion's and the shadow's scores (a, b) with the label (y) of every labelled entity of the date."""
-    lab = catalog.labels(spec)
+    lab = tables.labels(spec)
     join = " and ".join(f"l.{quote(c)} = j.{quote(c)}" for c in spec.key_columns)
     return warehouse.query(
         f"with j as ({_pairs(spec)}) select j.a, j.b, cast(l.{quote(spec.target)} as double precision) as y from j "
@@ -214,7 +215,7 @@ def shadow_labelled(
 
 
 def _labelled(spec: ModelSpec) -> str:
-    p, lab = catalog.predictions(spec), catalog.labels(spec)
+    p, lab = tables.predictions(spec), tables.labels(spec)
     join = " and ".join(f"l.{quote(c)} = p.{quote(c)}" for c in spec.key_columns)
     return (
         f"select p.score, cast(l.{quote(spec.target)} as double precision) as y, "
@@ -238,7 +239,7 @@ def labelled_totals(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, 
     positives among the top decile (the ceil(rows / 10) highest scores, ties broken by key)."""
     order = ", ".join(["score desc", *(quote(c) for c in spec.key_columns)])
     clipped = f"greatest(least(score, {1 - LOG_LOSS_EPS!r}), {LOG_LOSS_EPS!r})"
-    return warehouse.query(
+    totals: dict[str, Any] = warehouse.query(
         f"with j as ({_labelled(spec)}), ranked as (select score, y, row_number() over (order by {order}) as r, "
         "count(*) over () as total from j) "
         "select count(*) as rows, sum(y) as positives, "
@@ -247,6 +248,7 @@ def labelled_totals(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, 
         "cast(sum(case when r <= ceil(total / 10.0) then 1 else 0 end) as bigint) as top_rows from ranked",
         [as_of_date, int(version)],
     ).to_pylist()[0]
+    return totals
 
 
 def calibration_groups(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, version: int, bins: int = 10) -> pa.Table:
@@ -260,9 +262,7 @@ def calibration_groups(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.dat
 
 def stored_profile(warehouse: Warehouse, model: str, version: int, as_of_date: dt.date) -> dict[str, list[int]]:
     """The feature (and score) profile stored for a date and version: {feature: rows per bin}; {} if none."""
-    t = catalog.FEATURE_PROFILES
-    if warehouse.table_columns(t.schema, t.name) is None:
-        return {}
+    t = tables.FEATURE_PROFILES
     found: dict[str, list[int]] = {}
     for r in warehouse.query(
         f"select feature, bin, rows from {qualified(t.schema, t.name)} "
@@ -275,9 +275,7 @@ def stored_profile(warehouse: Warehouse, model: str, version: int, as_of_date: d
 
 def stored_means(warehouse: Warehouse, model: str, version: int, as_of_date: dt.date) -> dict[str, float | None]:
     """The numeric features' (and the score's) means on a date, from its stored baseline drift rows."""
-    t = catalog.FEATURE_DRIFT
-    if warehouse.table_columns(t.schema, t.name) is None:
-        return {}
+    t = tables.FEATURE_DRIFT
     rows = warehouse.query(
         f"select feature, mean from {qualified(t.schema, t.name)} "
         "where model_name = $1 and model_version = $2 and as_of_date = $3 and comparison = 'baseline'",
@@ -288,15 +286,11 @@ def stored_means(warehouse: Warehouse, model: str, version: int, as_of_date: dt.
 
 def versions_scored(warehouse: Warehouse, spec: ModelSpec, start: dt.date, end: dt.date) -> dict[dt.date, list[int]]:
     """The model versions whose predictions each date of start..end holds (one, unless mid-rewrite)."""
-    return {day: sorted(versions) for day, versions in catalog.scored_versions(warehouse, spec, start, end).items()}
+    return {day: sorted(versions) for day, versions in queries.scored_versions(warehouse, spec, start, end).items()}
 
 
 def rows_of(warehouse: Warehouse, table: Table, model: str, start: dt.date, end: dt.date, version: int | None = None) -> pa.Table:
     """A model-health table's rows for a model over start..end (one version if given), oldest first."""
-    if warehouse.table_columns(table.schema, table.name) is None:
-        from pipelines.adapters.warehouse.catalog import health_schema
-
-        return health_schema(table).empty_table()
     params: list[Any] = [model, start, end]
     version_filter = ""
     if version is not None:
@@ -311,20 +305,19 @@ def rows_of(warehouse: Warehouse, table: Table, model: str, start: dt.date, end:
 
 def last_retrain_request(warehouse: Warehouse, model: str, on_or_before: dt.date) -> dt.date | None:
     """The latest as-of date on which monitoring asked for this model to be retrained."""
-    t = catalog.ALERTS
-    if warehouse.table_columns(t.schema, t.name) is None:
-        return None
+    t = tables.ALERTS
     row = warehouse.query(
         f"select max(as_of_date) as d from {qualified(t.schema, t.name)} "
         "where model_name = $1 and as_of_date <= $2 and action = 'retrain requested'",
         [model, on_or_before],
     ).to_pylist()[0]
-    return row["d"]
+    day: dt.date | None = row["d"]
+    return day
 
 
 def record_retrain_result(warehouse: Warehouse, model: str, as_of_date: dt.date, result: str) -> int:
     """Say on the alert rows that asked for a retrain what the retrain did."""
-    t = catalog.ALERTS
+    t = tables.ALERTS
     return warehouse.update_rows(
         t.schema,
         t.name,
@@ -335,9 +328,7 @@ def record_retrain_result(warehouse: Warehouse, model: str, as_of_date: dt.date,
 
 def shadow_errors(warehouse: Warehouse, model: str, as_of_date: dt.date) -> str | None:
     """Why shadow scoring failed in the date's latest published attempt, if it did."""
-    t = catalog.SCORING_RUNS
-    if warehouse.table_columns(t.schema, t.name) is None:
-        return None
+    t = tables.SCORING_RUNS
     rows = warehouse.query(
         f"select shadow_error from {qualified(t.schema, t.name)} where model_name = $1 and as_of_date = $2 "
         "and status in ('published', 'succeeded', 'marts_failed') order by started_at desc limit 1",
@@ -348,9 +339,7 @@ def shadow_errors(warehouse: Warehouse, model: str, as_of_date: dt.date) -> str 
 
 def shadow_history(warehouse: Warehouse, model: str, version: int) -> pa.Table:
     """Every shadow_comparison row in which `version` was the challenger, oldest first."""
-    t = catalog.SHADOW_COMPARISON
-    if warehouse.table_columns(t.schema, t.name) is None:
-        return catalog.health_schema(t).empty_table()
+    t = tables.SHADOW_COMPARISON
     return warehouse.query(
         f"select * from {qualified(t.schema, t.name)} where model_name = $1 and challenger_version = $2 order by as_of_date",
         [model, int(version)],
@@ -360,8 +349,8 @@ def shadow_history(warehouse: Warehouse, model: str, version: int) -> pa.Table:
 def record_promotion(warehouse: Warehouse, row: dict[str, Any]) -> None:
     import pyarrow as pa
 
-    t = catalog.PROMOTIONS
-    warehouse.append(t.schema, t.name, pa.Table.from_pylist([row], schema=catalog.promotions_schema()))
+    t = tables.PROMOTIONS
+    warehouse.append(t.schema, t.name, pa.Table.from_pylist([row], schema=tables.promotions_schema()))
 
 
 # -- what the model-health report reads (pipelines/report) ---------------------------
@@ -369,9 +358,7 @@ def record_promotion(warehouse: Warehouse, row: dict[str, Any]) -> None:
 
 def recent_attempts(warehouse: Warehouse, model: str, as_of_date: dt.date, limit: int = 8) -> pa.Table:
     """The date's latest scoring attempts from the run log, newest first (at most `limit`)."""
-    t = catalog.SCORING_RUNS
-    if warehouse.table_columns(t.schema, t.name) is None:
-        return catalog.scoring_runs_schema().empty_table()
+    t = tables.SCORING_RUNS
     return warehouse.query(
         f"select * from {qualified(t.schema, t.name)} where model_name = $1 and as_of_date = $2 "
         f"order by started_at desc limit {int(limit)}",
@@ -381,9 +368,7 @@ def recent_attempts(warehouse: Warehouse, model: str, as_of_date: dt.date, limit
 
 def latest_validation(warehouse: Warehouse, model: str, as_of_date: dt.date) -> pa.Table:
     """Every expectation's result in the date's latest validation, failures first."""
-    t = catalog.VALIDATION_RESULTS
-    if warehouse.table_columns(t.schema, t.name) is None:
-        return catalog.validation_results_schema().empty_table()
+    t = tables.VALIDATION_RESULTS
     return warehouse.query(
         f"with latest as (select validation_id from {qualified(t.schema, t.name)} where model_name = $1 "
         "and as_of_date = $2 order by validated_at desc limit 1) "
@@ -396,8 +381,8 @@ def latest_validation(warehouse: Warehouse, model: str, as_of_date: dt.date) -> 
 def top_reasons(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, version: int, threshold: float) -> pa.Table:
     """Among the date's rows scored at or above `threshold`, how often each feature is the top
     reason, by direction: feature, raises (bool), rows, mean_contribution; most frequent first."""
-    r, p = catalog.reasons(spec), catalog.predictions(spec)
-    if warehouse.table_columns(r.schema, r.name) is None:
+    r, p = tables.reasons(spec), tables.predictions(spec)
+    if not tables.exists(warehouse, r):
         return warehouse.query(
             "select cast(null as varchar) as feature, true as raises, 0 as rows, 0.0 as mean_contribution where false"
         )
@@ -432,11 +417,10 @@ def shadow_pairs(
 def queue_deliveries(warehouse: Warehouse, model: str, rows: list[dict[str, Any]]) -> int:
     """Add to monitoring.alert_deliveries the rows of `model` whose alert_id is not there yet
     (one already there keeps its state: a delivered alert stays delivered). Returns how many
-    were added; creates the table if it is missing."""
+    were added."""
     import pyarrow as pa
 
-    t, schema = catalog.ALERT_DELIVERIES, catalog.alert_deliveries_schema()
-    warehouse.ensure_table(t.schema, t.name, schema)
+    t, schema = tables.ALERT_DELIVERIES, tables.alert_deliveries_schema()
     known = {
         r["alert_id"]
         for r in warehouse.query(f"select alert_id from {qualified(t.schema, t.name)} where model_name = $1", [model]).to_pylist()
@@ -449,17 +433,16 @@ def queue_deliveries(warehouse: Warehouse, model: str, rows: list[dict[str, Any]
 
 def pending_deliveries(warehouse: Warehouse, model: str) -> list[dict[str, Any]]:
     """The alerts of `model` not delivered yet, from any date, oldest first."""
-    t = catalog.ALERT_DELIVERIES
-    if warehouse.table_columns(t.schema, t.name) is None:
-        return []
-    return warehouse.query(
+    t = tables.ALERT_DELIVERIES
+    pending: list[dict[str, Any]] = warehouse.query(
         f"select * from {qualified(t.schema, t.name)} where model_name = $1 and delivered_at is null "
         "order by queued_at, alert_id",
         [model],
     ).to_pylist()
+    return pending
 
 
 def record_delivery(warehouse: Warehouse, alert_id: str, values: dict[str, Any]) -> int:
     """Set the outcome of an attempt (attempts, last_attempt_at, delivered_at, status, last_error) on one alert."""
-    t = catalog.ALERT_DELIVERIES
+    t = tables.ALERT_DELIVERIES
     return warehouse.update_rows(t.schema, t.name, {"alert_id": alert_id}, values)

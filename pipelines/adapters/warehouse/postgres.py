@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.adapters.warehouse.base import SCHEMAS, CountedSource, Warehouse, cancel_at_alarm
 from pipelines.adapters.warehouse.retry import Busy, retry
@@ -18,6 +19,9 @@ from pipelines.adapters.warehouse.url import masked, parse, session_setup
 from pipelines.domain import redact
 from pipelines.domain.errors import BatchpredError, WarehouseBusy
 from pipelines.domain.identifiers import check_identifier, qualified, quote
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # How long a connection keeps retrying a PostgreSQL server that does not answer.
 CONNECT_WAIT_SECONDS = 60.0
@@ -49,13 +53,13 @@ class PostgresWarehouse(Warehouse):
 
     kind = "postgres"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str) -> None:
         self.url = parse(url).libpq
 
     def __repr__(self) -> str:
         return f"PostgresWarehouse({masked(self.url)!r})"
 
-    def _open(self):
+    def _open(self) -> Any:
         import adbc_driver_manager
         import adbc_driver_postgresql.dbapi as adbc
 
@@ -69,7 +73,7 @@ class PostgresWarehouse(Warehouse):
             raise Busy(reason) from None
 
     @contextmanager
-    def connect(self):
+    def connect(self) -> Iterator[Any]:
         """A connection in UTC. A server that does not answer is retried with backoff for up to
         CONNECT_WAIT_SECONDS; a refused login or a missing database fails at once."""
         con = retry(
@@ -93,7 +97,7 @@ class PostgresWarehouse(Warehouse):
             con.close()
 
     @contextmanager
-    def transaction(self):
+    def transaction(self) -> Iterator[Any]:
         with self.connect() as con:  # ADBC's DB-API connections start with autocommit off
             try:
                 yield con
@@ -102,16 +106,16 @@ class PostgresWarehouse(Warehouse):
                 raise
             con.commit()
 
-    def _execute(self, con, sql, params=None):
+    def _execute(self, con: Any, sql: str, params: list[Any] | None = None) -> None:
         with con.cursor() as cur:
             cur.execute(sql, parameters=tuple(params) if params else None)
 
-    def _value(self, con, sql, params=None):
+    def _value(self, con: Any, sql: str, params: list[Any] | None = None) -> Any:
         with con.cursor() as cur:
             cur.execute(sql, parameters=tuple(params) if params else None)
             return cur.fetchone()[0]
 
-    def _columns(self, con, schema, table):
+    def _columns(self, con: Any, schema: str, table: str) -> dict[str, str]:
         with con.cursor() as cur:
             cur.execute(
                 "select column_name, data_type from information_schema.columns where table_schema = $1 and table_name = $2 "
@@ -120,7 +124,7 @@ class PostgresWarehouse(Warehouse):
             )
             return {name: sql_type for name, sql_type in cur.fetchall()}
 
-    def _comments(self, con, schemas):
+    def _comments(self, con: Any, schemas: Sequence[str]) -> dict[tuple[str, str], dict[str | None, str | None]]:
         with con.cursor() as cur:
             cur.execute(
                 "select n.nspname, c.relname, a.attname, obj_description(c.oid, 'pg_class'), col_description(c.oid, a.attnum) "
@@ -130,14 +134,14 @@ class PostgresWarehouse(Warehouse):
                 parameters=(",".join(check_identifier(s, "schema") for s in schemas),),
             )
             rows = cur.fetchall()
-        found = {}
+        found: dict[tuple[str, str], dict[str | None, str | None]] = {}
         for schema, table, column, table_comment, comment in rows:
             found.setdefault((schema, table), {None: table_comment})
             if column is not None:
                 found[schema, table][column] = comment
         return found
 
-    def _load(self, con, schema, table, batches):
+    def _load(self, con: Any, schema: str, table: str, batches: Iterable[pa.RecordBatch]) -> int:
         batches = iter(batches)
         first = next(batches, None)
         if first is None:
@@ -153,7 +157,7 @@ class PostgresWarehouse(Warehouse):
                 raise
         return source.rows
 
-    def query(self, sql, params=None):
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         with self.connect() as con, con.cursor() as cur:
             cur.execute(sql, parameters=tuple(params) if params else None)
             table = cur.fetch_arrow_table()
@@ -161,7 +165,16 @@ class PostgresWarehouse(Warehouse):
             return table
 
     @contextmanager
-    def read_partition(self, schema, table, as_of_date, columns, batch_size, where="", params=()):
+    def read_partition(
+        self,
+        schema: str,
+        table: str,
+        as_of_date: dt.date,
+        columns: Iterable[str],
+        batch_size: int,
+        where: str = "",
+        params: Iterable[Any] = (),
+    ) -> Iterator[Iterator[pa.RecordBatch]]:
         sql = self._partition_sql(schema, table, columns, where)
         with self.connect() as con, con.cursor() as cur:
             # ADBC streams a result (COPY, batches of ~16 MB) only for a statement without
@@ -177,7 +190,7 @@ class PostgresWarehouse(Warehouse):
                 con.rollback()
 
     @staticmethod
-    def _inline_parameters(cur, sql: str, params: list[Any]) -> str:
+    def _inline_parameters(cur: Any, sql: str, params: list[Any]) -> str:
         """`sql` with each $n replaced by the n-th value as a typed literal, e.g. '2026-01-31'::date.
 
         Each value is sent as a bound text parameter and quoted by the server's
@@ -192,7 +205,7 @@ class PostgresWarehouse(Warehouse):
             quoted = cur.fetchone()
         literals = ["null" if text is None else f"{quoted[i]}::{sql_type}" for i, (text, sql_type) in enumerate(typed)]
 
-        def literal(match: re.Match) -> str:
+        def literal(match: re.Match[str]) -> str:
             number = int(match.group(1))
             if not 1 <= number <= len(literals):
                 raise ValueError(f"the query uses ${number} but has {len(literals)} parameter(s)")
@@ -200,15 +213,15 @@ class PostgresWarehouse(Warehouse):
 
         return re.sub(r"\$(\d+)", literal, sql)
 
-    def shard_predicate(self, columns, shards, shard):
+    def shard_predicate(self, columns: Iterable[str], shards: int, shard: int) -> str:
         # Every type has a text form; several key columns hash as one row.
         text = " || '|' || ".join(f"t.{quote(c)}::text" for c in columns)
         return f"(hashtextextended({text}, 0) & 9223372036854775807) % {int(shards)} = {int(shard)}"
 
-    def _lock(self, con, name):
+    def _lock(self, con: Any, name: str) -> None:
         self._execute(con, "select pg_advisory_xact_lock(hashtextextended($1, 0))", [name])
 
-    def _index_dates(self, con, schema, table):
+    def _index_dates(self, con: Any, schema: str, table: str) -> None:
         # Every write deletes one date and every read selects one: without this index each
         # would scan the table's whole history. Called once, when the table is created;
         # the server names the index.

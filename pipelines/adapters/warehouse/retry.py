@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 class Busy(Exception):
     """Raised by an attempt that may succeed later; `reason` says what is in the way."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
