@@ -98,6 +98,7 @@ from pipelines.adapters.resources import Resources
 from pipelines.adapters.warehouse import Warehouse, tables
 from pipelines.config.settings import DAGS_DIR, Settings
 from pipelines.config.spec import ModelSpec
+from pipelines.domain.reference import TrainingReference
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAIVE_TABLE = "bench_naive_features"
@@ -159,7 +160,7 @@ def train_and_register(
         {f"val_{k}": v for k, v in metrics.items()}, {"training_reference.json": reference},
     )  # fmt: skip
     res.registry.set_alias(model, alias)
-    return res.registry.resolve(spec.name, alias), booster, reference, threshold
+    return res.registry.resolve(spec.name, alias), booster, TrainingReference.from_dict(reference), threshold
 
 
 def load_partition(res: Resources, rows: int, table: str = "bench_features") -> None:
@@ -332,7 +333,7 @@ def model_health(
     runs: int,
     drift_runs: int,
     version: int,
-    reference: dict,
+    reference: TrainingReference,
     threshold: float,
 ) -> list[Figure]:
     """drift, estimated_performance and realized_performance of the scored date, in seconds per 1M rows.
@@ -386,7 +387,7 @@ def model_health(
     band = f"[{est.expected_auc_lower:.4f}, {est.expected_auc_upper:.4f}]" if est.expected_auc is not None else ""
     return [
         Figure("drift", name, rows, [s * per_1m for s in drift_s], "s/1M rows",
-               note=f"drift.profile (one scan for the histogram of {len(reference['features'])} features over the reference "
+               note=f"drift.profile (one scan for the histogram of {len(reference.features)} features over the reference "
                f"bins, one for the scores': {score_s * per_1m:.2f} s/1M rows of it) + drift.compare (exact threshold "
                f"shares, comparisons); statuses {statuses}, worst PSI {worst.psi:.4f} ({worst.feature}) "
                "(target DuckDB <= 0.5, PostgreSQL <= 2.0)"),

@@ -146,9 +146,6 @@ def _run(step: str, model: str, **inputs):
     )
     try:
         result = tasks.run(step, model, ctx, inputs)
-        if step == "publish":  # the monitor runs on this event, for this date and version
-            keep = ("as_of_date", "model_version", "scoring_run_id")
-            context["outlet_events"][predictions_asset(model)].extra = {k: result[k] for k in keep}
         return result
     except DryRun as skip:
         raise AirflowSkipException(str(skip)) from None
@@ -203,7 +200,11 @@ def score_dag(spec: ModelSpec) -> DAG:
         def publish(attempt: dict, validation: dict, shard_results: list[dict]) -> dict:
             # [:] reads every mapped result; iterating the lazy sequence probes one past
             # the end and logs a harmless "XCom not found" error.
-            return run("publish", attempt=attempt, validation=validation, shard_results=shard_results[:])
+            published = run("publish", attempt=attempt, validation=validation, shard_results=shard_results[:])
+            # The monitor runs on this event, for this date and version.
+            keep = ("as_of_date", "model_version", "scoring_run_id")
+            get_current_context()["outlet_events"][predictions_asset(spec.name)].extra = {k: published[k] for k in keep}
+            return published
 
         @task(pool=WAREHOUSE_POOL)
         def build_marts(attempt: dict, published: dict) -> dict:
@@ -227,10 +228,10 @@ that asset), and daily at 06:00 UTC for the realized performance of dates whose 
 completed. Writes the `monitoring` tables (feature_drift, estimated_performance,
 realized_performance, alerts, daily_health), posts each alert to the `{ALERTS_CONNECTION}`
 connection's webhook, and asks `{spec.train_dag_id}` for a retrain when the policy fires.
-It never delays or fails scoring. Each monitored date's report (one HTML page) goes to
-`$BATCHPRED_HOME/reports/{spec.name}/<as_of_date>.html` on the worker; the task log
-says where. Rerun a date: Trigger with `as_of_date`, or `batchpred monitor {spec.name} --date D`
-then `batchpred report {spec.name} --date D`.
+It never delays or fails scoring. The report of the latest date monitored (one HTML page,
+drawing the days before it too) goes to `$BATCHPRED_HOME/reports/{spec.name}/<as_of_date>.html`
+on the worker; the task log says where. Rerun a date: Trigger with `as_of_date`, or
+`batchpred monitor {spec.name} --date D` (which writes its report too).
 """,
         schedule=AssetOrTimeSchedule(
             timetable=CronTriggerTimetable(MONITOR_SCHEDULE, timezone="UTC"), assets=[predictions_asset(spec.name)]

@@ -26,7 +26,7 @@ from pipelines.config.spec import ALIAS_PATTERN
 from pipelines.domain import redact
 from pipelines.domain.errors import ContractError, InputError, ModelNotFound, RegistryUnavailable
 from pipelines.domain.records import PinnedModel
-from pipelines.domain.reference import upgrade
+from pipelines.domain.reference import TrainingReference
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,17 +90,28 @@ class Registry:
     @contextmanager
     def _pointed(self) -> Iterator[None]:
         """MLflow's fluent API (load_model, start_run, and the registry store, which builds clients
-        of its own) pointed at this registry, for the duration."""
+        of its own) pointed at this registry for the duration; then exactly what was there before,
+        the MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI variables included (MLflow's setters write
+        them, and a later `Settings.from_env()` would read them)."""
+        from mlflow.tracking._model_registry import utils as registry_state
+        from mlflow.tracking._tracking_service import utils as tracking_state
+
         mlflow = _import_mlflow()
         self.client  # noqa: B018 - creates the SQLite store's folder first
-        tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        saved_env = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        saved_tracking, saved_registry = tracking_state._tracking_uri, registry_state._registry_uri
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
         try:
             yield
         finally:
-            mlflow.set_tracking_uri(tracking)
-            mlflow.set_registry_uri(registry)
+            mlflow.set_tracking_uri(saved_tracking)
+            registry_state._registry_uri = saved_registry
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     def _unless_missing(self, exc: Exception) -> None:
         """Re-raise an MLflow error that is not "no such model or alias" as RegistryUnavailable."""
@@ -181,8 +192,9 @@ class Registry:
             self._loaded[key] = InputContract.from_dict(metadata[CONTRACT_KEY])
         return cast(InputContract, self._loaded[key])
 
-    def training_reference(self, model: PinnedModel) -> dict[str, Any] | None:
-        """The version's training reference (what monitoring compares against), or None if it has none."""
+    def training_reference(self, model: PinnedModel) -> TrainingReference | None:
+        """The version's training reference (what monitoring compares against), or None if it has
+        none or one of a format batchpred cannot read (a version trained before it kept one)."""
         key = model.uri + "#reference"
         if key not in self._loaded:
             from mlflow.exceptions import MlflowException
@@ -194,8 +206,9 @@ class Registry:
                 self._loaded[key] = None
             else:
                 with open(path) as f:
-                    self._loaded[key] = upgrade(json.load(f))
-        return cast("dict[str, Any] | None", self._loaded[key])
+                    stored = json.load(f)
+                self._loaded[key] = TrainingReference.from_dict(stored) if TrainingReference.readable(stored) else None
+        return cast("TrainingReference | None", self._loaded[key])
 
     def log_model(
         self,

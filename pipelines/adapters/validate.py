@@ -44,7 +44,7 @@ EVERY_ROW = 10**12  # GX caps its list of unexpected rows at partial_unexpected_
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ExpectationOutcome:
     """The result of one expectation."""
 
     expectation_type: str
@@ -77,7 +77,7 @@ class ValidationReport:
     table: str
     as_of_date: dt.date
     rows: int
-    outcomes: list[Outcome]
+    outcomes: list[ExpectationOutcome]
     quarantined: dict[tuple[Any, ...], list[str]] = field(default_factory=dict)  # entity key -> reasons
 
     @property
@@ -85,7 +85,7 @@ class ValidationReport:
         return all(o.success for o in self.outcomes)
 
     @property
-    def failures(self) -> list[Outcome]:
+    def failures(self) -> list[ExpectationOutcome]:
         return [o for o in self.outcomes if not o.success]
 
     def describe_failures(self) -> str:
@@ -215,7 +215,7 @@ def _prepare_engine(engine: Any, kind: str, query: str) -> None:
                 dbapi_connection.execute(statement)
 
 
-def _outcome(result: Any) -> Outcome:
+def _outcome(result: Any) -> ExpectationOutcome:
     config = result.expectation_config
     details = result.result or {}
     error = None
@@ -225,7 +225,7 @@ def _outcome(result: Any) -> Outcome:
     if info.get("raised_exception"):
         error = str(info.get("exception_message") or "unknown error")
     column = config.kwargs.get("column") or (",".join(config.kwargs["column_list"]) if config.kwargs.get("column_list") else None)
-    return Outcome(
+    return ExpectationOutcome(
         expectation_type=config.type,
         column=column,
         success=bool(result.success),

@@ -60,23 +60,22 @@ def check_project_dir() -> None:
 
 @dataclass(frozen=True)
 class Settings:
-    """The three things that differ between the embedded default and production, and where the project is.
+    """The three things that differ between the embedded default and production.
 
     home:                $BATCHPRED_HOME (default ./.batchpred): embedded files.
     warehouse_url:       $BATCHPRED_WAREHOUSE_URL, a SQLAlchemy-style URL
                          (default: the DuckDB file $BATCHPRED_HOME/warehouse.duckdb).
     mlflow_tracking_uri: $MLFLOW_TRACKING_URI (default: SQLite under $BATCHPRED_HOME).
-    project_dir:         $BATCHPRED_PROJECT_DIR, the folder holding models/, dbt_project/,
-                         expectations/ and dags/ (default: the repository, when batchpred runs
-                         from a checkout; else the current directory). The module constants
-                         MODELS_DIR, DBT_PROJECT_DIR, EXPECTATIONS_DIR and DAGS_DIR are read
-                         from it once, at import.
+
+    Where the project is (its models/, dbt_project/, expectations/ and dags/) is not a
+    setting of this object: $BATCHPRED_PROJECT_DIR is read once, when this module is imported
+    (default: the repository, when batchpred runs from a checkout; else the current
+    directory), into PROJECT_DIR and the folders beside it.
     """
 
     home: Path
     warehouse_url: str
     mlflow_tracking_uri: str
-    project_dir: Path = PROJECT_DIR
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,9 +83,7 @@ class Settings:
         home = Path(env.get("BATCHPRED_HOME") or ".batchpred").resolve()
         warehouse_url = env.get("BATCHPRED_WAREHOUSE_URL") or f"duckdb:///{home / 'warehouse.duckdb'}"
         tracking_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
-        settings = cls(
-            home=home, warehouse_url=warehouse_url, mlflow_tracking_uri=tracking_uri, project_dir=project_dir_from(env)
-        )
+        settings = cls(home=home, warehouse_url=warehouse_url, mlflow_tracking_uri=tracking_uri)
         redact.register(warehouse_url, tracking_uri)  # their secrets are scrubbed from batchpred's messages from here on
         return settings
 

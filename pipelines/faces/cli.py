@@ -496,12 +496,13 @@ def setup_warehouse(bi_role: str | None) -> None:
     import os
 
     from pipelines.adapters.warehouse import safe_url
-    from pipelines.usecases.setup import setup_warehouse as setup
+    from pipelines.usecases import setup
 
     res = _resources(create=True)
-    setup(res, bi_role, os.environ.get("BATCHPRED_BI_PASSWORD", ""))
+    setup.setup_warehouse(res)
     click.echo(f"schemas and shared tables ready in {safe_url(res.settings.warehouse_url)}")
     if bi_role:
+        setup.add_read_only_role(res, bi_role, os.environ.get("BATCHPRED_BI_PASSWORD", ""))
         click.echo(f"role {bi_role!r} can log in and read marts and predictions, and nothing else")
 
 

@@ -133,7 +133,8 @@ def run(step: str, model: str, ctx: RunContext, inputs: dict[str, Any]) -> Any:
 
     if step not in TASKS:
         raise ValueError(f"unknown step {step!r}")
-    return TASKS[step](Resources.from_settings(Settings.from_env()).ready(), load_spec(model), ctx, inputs)
+    spec = load_spec(model)  # a spec error is reported as such, before the warehouse is asked anything
+    return TASKS[step](Resources.from_settings(Settings.from_env()).ready(), spec, ctx, inputs)
 
 
 def _attempt(inputs: dict[str, Any], step: str) -> Attempt:

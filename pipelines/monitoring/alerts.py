@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.config.spec import ModelSpec
 from pipelines.domain import redact
 from pipelines.domain.errors import UndeliveredAlerts
+from pipelines.domain.reference import TrainingReference
 from pipelines.domain.status import (
     Check,
     Comparison,
@@ -135,14 +136,14 @@ def from_performance(estimated: Estimate | None, realized: RealizedPerformance |
 
 
 def from_attribution(
-    reference: dict[str, Any], today: list[dict[str, Any]], threshold: float
+    reference: TrainingReference, today: list[dict[str, Any]], threshold: float
 ) -> tuple[float | None, list[Alert], str | None]:
     """nDCG of the date's feature ranking by mean |contribution| against the validation window's,
     an alert when it is below `threshold` (the features the model leans on have changed), and,
     when there is nothing to rank, None with the reason (daily_health.null_reason)."""
     from pipelines.monitoring.metrics import ndcg
 
-    expected = reference.get("attribution") or {}
+    expected = dict(reference.attribution)
     if not today:
         return None, [], "attribution_ndcg: no reasons were computed for this date (reasons.method off, or not scored with them)"
     if len(expected) < 2:
@@ -191,12 +192,12 @@ def notify(alerts: list[Alert]) -> list[Alert]:
 
 
 def retrain_decision(
-    spec: ModelSpec, reference: dict[str, Any], alerts: list[Alert], as_of_date: dt.date, last_request: dt.date | None
+    spec: ModelSpec, reference: TrainingReference, alerts: list[Alert], as_of_date: dt.date, last_request: dt.date | None
 ) -> tuple[bool, str]:
     """(retrain?, why) by the spec's policy: alert-level drift on enough of the most important
     features for enough consecutive days, or an estimated-AUC alert; at most once per cool-down."""
     policy = spec.monitoring
-    top = sorted(reference["importance"], key=lambda f: -reference["importance"][f])[: policy.retrain_top_features]
+    top = sorted(reference.importance, key=lambda f: -reference.importance[f])[: policy.retrain_top_features]
     drifted = sorted(
         {
             a.subject

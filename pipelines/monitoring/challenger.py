@@ -15,12 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from pipelines.adapters.warehouse import Warehouse, health, tables
 from pipelines.config.spec import ModelSpec
 from pipelines.domain.records import PinnedModel
-from pipelines.domain.reference import usable
+from pipelines.domain.reference import TrainingReference
 from pipelines.monitoring import metrics as m
 from pipelines.monitoring import performance
 from pipelines.monitoring.drift import score_bins
@@ -90,7 +90,7 @@ def compare(
     spec: ModelSpec,
     as_of_date: dt.date,
     champion: PinnedModel,
-    reference: dict[str, Any],
+    reference: TrainingReference,
     champion_estimate: performance.Estimate | None,
 ) -> list[ShadowComparison]:
     """The date's comparisons, one per shadow version scored on it (the monitor stores them)."""
@@ -107,8 +107,8 @@ def compare(
         shadowed = health.histogram(warehouse, tables.shadow(spec), as_of_date, bins, version, alias).counts["score"]
         challenger_reference = res.registry.training_reference(res.registry.pin(spec.name, version))
         estimate = (
-            performance.estimate(warehouse, spec, cast("dict[str, Any]", challenger_reference), version, as_of_date, alias)
-            if usable(challenger_reference)  # so not None
+            performance.estimate(warehouse, spec, challenger_reference, version, as_of_date, alias)
+            if challenger_reference is not None
             else None
         )
         found.append(

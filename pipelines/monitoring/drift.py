@@ -30,7 +30,7 @@ from typing import Any
 
 from pipelines.adapters.warehouse import Warehouse, health, tables
 from pipelines.config.spec import ModelSpec
-from pipelines.domain.reference import Bins, bins_of
+from pipelines.domain.reference import Bins, TrainingReference
 from pipelines.domain.status import Check, Comparison, DriftStatus, stored
 from pipelines.monitoring import metrics as m
 
@@ -121,7 +121,7 @@ def _profile(hist: health.Histogram) -> Profile:
 
 
 def profile(
-    warehouse: Warehouse, spec: ModelSpec, reference: dict[str, Any], version: int, as_of_date: dt.date
+    warehouse: Warehouse, spec: ModelSpec, reference: TrainingReference, version: int, as_of_date: dt.date
 ) -> Profile | None:
     """Date's features and score binned with the reference's bins, or None when it has no features."""
     features = histogram(warehouse, spec, reference, as_of_date)
@@ -134,14 +134,14 @@ def profile(
 
 
 def compare(
-    warehouse: Warehouse, spec: ModelSpec, reference: dict[str, Any], version: int, as_of_date: dt.date, current: Profile
+    warehouse: Warehouse, spec: ModelSpec, reference: TrainingReference, version: int, as_of_date: dt.date, current: Profile
 ) -> list[DriftRow]:
     """The feature_drift rows of a date: `current` against the baseline and each comparison date."""
-    threshold = reference["score"]["action_threshold"]  # the version's, never today's spec
+    threshold = reference.score.action_threshold  # the version's, never today's spec
     days = {name: as_of_date - dt.timedelta(days=d) for name, d in COMPARISONS.items()}
     shares = health.threshold_shares(warehouse, spec, version, [as_of_date, *days.values()], threshold)
-    baseline = {name: f["counts"] for name, f in reference["features"].items()} | {SCORE: reference["score"]["counts"]}
-    baseline_share = reference["score"]["share_above_threshold"]
+    baseline = {name: list(f.counts) for name, f in reference.features.items()} | {SCORE: list(reference.score.counts)}
+    baseline_share = reference.score.share_above_threshold
     rows = drift_rows(
         spec, reference, current, baseline, Comparison.BASELINE, None, None, (shares.get(as_of_date), baseline_share)
     )
@@ -160,24 +160,24 @@ def compare(
     return rows
 
 
-def histogram(warehouse: Warehouse, spec: ModelSpec, reference: dict[str, Any], as_of_date: dt.date) -> Profile | None:
+def histogram(warehouse: Warehouse, spec: ModelSpec, reference: TrainingReference, as_of_date: dt.date) -> Profile | None:
     table = tables.features(spec)
     if warehouse.table_columns(table.schema, table.name) is None:
         return None
-    hist = health.histogram(warehouse, table, as_of_date, bins_of(reference))
+    hist = health.histogram(warehouse, table, as_of_date, reference.feature_bins())
     return _profile(hist) if hist.rows else None
 
 
-def score_bins(reference: dict[str, Any]) -> Bins:
-    return Bins("score", "score", tuple(reference["score"]["cuts"]))
+def score_bins(reference: TrainingReference) -> Bins:
+    return reference.score.bins
 
 
-def profile_bins(reference: dict[str, Any], profile: Profile) -> list[ProfileBin]:
+def profile_bins(reference: TrainingReference, profile: Profile) -> list[ProfileBin]:
     """The monitoring.feature_profiles rows of one date, each bin beside the training reference's."""
     found = []
-    for b in [*bins_of(reference), score_bins(reference)]:
+    for b in [*reference.feature_bins(), score_bins(reference)]:
         name = SCORE if b.kind == "score" else b.name
-        reference_counts = reference["score"]["counts"] if name == SCORE else reference["features"][name]["counts"]
+        reference_counts = reference.score.counts if name == SCORE else reference.features[name].counts
         for j, (label, (lower, upper)) in enumerate(zip(b.labels, b.bounds(), strict=True)):
             found.append(ProfileBin(name, b.kind, j, label, lower, upper, profile.counts[name][j], reference_counts[j]))
     return found
@@ -185,7 +185,7 @@ def profile_bins(reference: dict[str, Any], profile: Profile) -> list[ProfileBin
 
 def drift_rows(
     spec: ModelSpec,
-    reference: dict[str, Any],
+    reference: TrainingReference,
     current: Profile,
     baseline: dict[str, list[int]],
     comparison: Comparison,
@@ -198,16 +198,16 @@ def drift_rows(
     threshold, today's and the compared one's."""
     thresholds, rules = spec.monitoring, spec.monitoring.drift
     rows = []
-    names = [*reference["features"], SCORE]
+    names = [*reference.features, SCORE]
     for name in names:
-        ref = reference["score"] if name == SCORE else reference["features"][name]
-        kind = "score" if name == SCORE else ref["kind"]
+        ref = reference.score if name == SCORE else reference.features[name]
+        kind = "score" if name == SCORE else reference.features[name].kind
         now, then = current.counts[name], baseline[name]
         n_now, n_then = sum(now), sum(then)
         if n_now == 0 or n_then == 0:
             continue
         # Snapshots of the same entities pooled in the training data are not independent rows.
-        effective = min(n_then, (ref if name == SCORE else reference).get("effective_rows") or n_then)
+        effective = min(n_then, (reference.score if name == SCORE else reference).effective_rows or n_then)
         m_then = effective if comparison == Comparison.BASELINE else n_then
         bins = sum(1 for a, b in zip(now, then, strict=True) if a or b)
         noise = m.psi_noise(bins, n_now, m_then)
@@ -218,7 +218,7 @@ def drift_rows(
             "compared_date": compared_date,
             "rows": n_now,
             "reference_rows": n_then,
-            "importance": reference["importance"].get(name) if name != SCORE else None,
+            "importance": reference.importance.get(name) if name != SCORE else None,
             "psi_noise": noise,
             "psi_warn": thresholds.psi_warn + noise,
             "psi_alert": thresholds.psi_alert + noise,
@@ -243,13 +243,13 @@ def drift_rows(
             values["tv_distance"] = m.tv_distance(p_then, p_now)
         if kind != "categorical":
             mean_now = current.means.get(name)
-            mean_then = ref.get("mean") if comparison == Comparison.BASELINE else (compared_means or {}).get(name)
+            mean_then = ref.mean if comparison == Comparison.BASELINE else (compared_means or {}).get(name)
             values["mean"], values["reference_mean"] = mean_now, mean_then
-            std = ref.get("std")
+            std = None if name == SCORE else reference.features[name].std  # the score has none
             if mean_now is not None and mean_then is not None and std:
                 values["mean_delta_std"] = (mean_now - mean_then) / std
         if name == SCORE:
-            values["action_threshold"] = reference["score"]["action_threshold"]
+            values["action_threshold"] = reference.score.action_threshold
             values["share_above_threshold"], values["reference_share_above_threshold"] = threshold_shares
         rule = rules.get(name)
         same_weekday = rule is not None and rule.compare == "same_weekday"

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from pipelines.adapters.warehouse import health, queries, tables
 from pipelines.config.spec import ModelSpec
 from pipelines.domain.records import PinnedModel
-from pipelines.domain.reference import usable
 from pipelines.domain.status import RETRAIN_REQUESTED, Check, DriftStatus, HealthStatus, RealizedStatus, Severity
 from pipelines.monitoring import alerts as alerting
 from pipelines.monitoring import challenger, drift, performance
@@ -119,12 +118,11 @@ def monitor_date(res: Resources, spec: ModelSpec, as_of_date: dt.date, model: Pi
         warehouse.replace_partitions(as_of_date, writes)
         return result
 
-    if not usable(reference):
+    if reference is None:
         return day(
             HealthStatus.NO_REFERENCE,
             f"{model.uri} has no training reference (trained before batchpred kept one): retrain it to monitor it",
         )
-    assert reference is not None  # usable() said so
     current = drift.profile(warehouse, spec, reference, model.version, as_of_date)
     if current is None:
         return day(HealthStatus.EMPTY_PARTITION, f"analytics.{spec.features_model} has no rows for {as_of_date}")
@@ -258,9 +256,8 @@ def realize(res: Resources, spec: ModelSpec, labelled: Labelled) -> list[Realize
         why = labelled.provisional.get(day)
         for version in versions:
             reference = res.registry.training_reference(res.registry.pin(spec.name, version))
-            if not usable(reference):
+            if reference is None:
                 continue
-            assert reference is not None  # usable() said so
             estimated = health.rows_of(warehouse, tables.ESTIMATED_PERFORMANCE, spec.name, day, day, version).to_pylist()
             expected = estimated[0]["expected_auc"] if estimated else None
             measured = performance.measure(

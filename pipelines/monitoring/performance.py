@@ -27,6 +27,7 @@ import numpy as np
 
 from pipelines.adapters.warehouse import Warehouse, health
 from pipelines.config.spec import ModelSpec
+from pipelines.domain.reference import TrainingReference
 from pipelines.domain.status import EstimateStatus, RealizedStatus, stored
 from pipelines.monitoring import metrics as m
 
@@ -105,7 +106,12 @@ class RealizedPerformance:
 
 
 def estimate(
-    warehouse: Warehouse, spec: ModelSpec, reference: dict[str, Any], version: int, as_of_date: dt.date, alias: str | None = None
+    warehouse: Warehouse,
+    spec: ModelSpec,
+    reference: TrainingReference,
+    version: int,
+    as_of_date: dt.date,
+    alias: str | None = None,
 ) -> Estimate | None:
     """The estimated performance of one date (of a shadow version's scores, with its `alias`),
     or None when it has no predictions."""
@@ -114,10 +120,10 @@ def estimate(
         return None
     scores = buckets.column("mean_score").to_numpy()
     rows = buckets.column("rows").to_numpy().astype(np.float64)
-    probability = m.calibrate(scores, np.asarray(reference["calibration"]["x"]), np.asarray(reference["calibration"]["y"]))
+    probability = m.calibrate(scores, np.asarray(reference.calibration.x), np.asarray(reference.calibration.y))
     total = float(rows.sum())
     positives = float((rows * probability).sum())
-    validation = reference["validation"]
+    validation = reference.validation
     if positives <= 0 or positives >= total:
         auc = se = None
         status = EstimateStatus.NO_ESTIMATE
@@ -126,7 +132,7 @@ def estimate(
         se = m.hanley_mcneil_se(auc, positives, total - positives)
         status = EstimateStatus.OK
     k = spec.monitoring.estimated_auc_sampling_errors
-    alert_below = validation["auc"] - k * se if se is not None else None
+    alert_below = validation.auc - k * se if se is not None else None
     if auc is not None and alert_below is not None and auc < alert_below:  # alert_below is set whenever auc is
         status = EstimateStatus.ALERT
     return Estimate(
@@ -137,7 +143,7 @@ def estimate(
         expected_auc_upper=auc + k * se if auc is not None and se is not None else None,
         expected_positive_rate=positives / total,
         expected_precision_top_decile=m.expected_precision_at_top(scores, rows, probability, share=0.1),
-        validation_auc=validation["auc"],
+        validation_auc=validation.auc,
         alert_below=alert_below,
         status=status,
     )
@@ -146,7 +152,7 @@ def estimate(
 def measure(
     warehouse: Warehouse,
     spec: ModelSpec,
-    reference: dict[str, Any],
+    reference: TrainingReference,
     version: int,
     as_of_date: dt.date,
     labels_through: dt.date | None,
@@ -162,7 +168,7 @@ def measure(
     if n == 0:
         return None
     positives = int(totals["positives"] or 0)
-    validation_auc = reference["validation"]["auc"]
+    validation_auc = reference.validation.auc
     status, roc_auc, pr_auc = RealizedStatus.OK, None, None
     if 0 < positives < n:
         groups = health.labelled_groups(warehouse, spec, as_of_date, version)

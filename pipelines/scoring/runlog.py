@@ -16,11 +16,10 @@ a row of its own with status `unpublished`.
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from pipelines.adapters.warehouse import Warehouse
+from pipelines.adapters.resources import Resources
 from pipelines.adapters.warehouse.queries import record_run, update_run
 from pipelines.domain import redact
 from pipelines.domain.records import Attempt
@@ -53,13 +52,13 @@ def _row(attempt: Attempt, status: RunStatus, fields: dict[str, Any]) -> dict[st
     }
 
 
-def start(warehouse: Warehouse, attempt: Attempt) -> None:
+def start(res: Resources, attempt: Attempt) -> None:
     """Give the attempt its row, status `running`."""
     if not attempt.dry_run:
-        record_run(warehouse, _row(attempt, RunStatus.RUNNING, {}))
+        record_run(res.warehouse, _row(attempt, RunStatus.RUNNING, {}))
 
 
-def record(warehouse: Warehouse, attempt: Attempt, status: RunStatus, **fields: Any) -> None:
+def record(res: Resources, attempt: Attempt, status: RunStatus, **fields: Any) -> None:
     """Move the attempt to `status`, setting `fields` (rows_scored, error, ...) on its row.
 
     Keeps the columns an earlier step set; writes the whole row if the attempt has none
@@ -73,20 +72,20 @@ def record(warehouse: Warehouse, attempt: Attempt, status: RunStatus, **fields: 
         if fields.get(column):
             fields[column] = redact.text(fields[column])[:MAX_ERROR]
     if status in FINAL:
-        fields.setdefault("ended_at", dt.datetime.now(dt.UTC))
+        fields.setdefault("ended_at", res.now())
     values = {"status": status.value, **_version(attempt), **fields}
     values = {k: v for k, v in values.items() if v is not None}
-    if not update_run(warehouse, attempt.scoring_run_id, values):
-        record_run(warehouse, _row(attempt, status, fields))
+    if not update_run(res.warehouse, attempt.scoring_run_id, values):
+        record_run(res.warehouse, _row(attempt, status, fields))
 
 
-def failed(warehouse: Warehouse, attempt: Attempt, step: str, error: BaseException, **fields: Any) -> None:
+def failed(res: Resources, attempt: Attempt, step: str, error: BaseException, **fields: Any) -> None:
     """Record that `step` ended the attempt with `error`."""
     message = str(error) or type(error).__name__
-    record(warehouse, attempt, RunStatus.FAILED, step=step, error=f"{step}: {message}", **fields)
+    record(res, attempt, RunStatus.FAILED, step=step, error=f"{step}: {message}", **fields)
 
 
-def refused(warehouse: Warehouse, attempt: Attempt, step: str, error: BaseException) -> None:
+def refused(res: Resources, attempt: Attempt, step: str, error: BaseException) -> None:
     """Record that `step` refused the request before any work, and why."""
     message = str(error) or type(error).__name__
-    record(warehouse, attempt, RunStatus.REFUSED, step=step, error=f"{step}: {message}")
+    record(res, attempt, RunStatus.REFUSED, step=step, error=f"{step}: {message}")

@@ -6,9 +6,11 @@ from pipelines.adapters.resources import Resources
 from pipelines.adapters.warehouse import tables
 
 
-def setup_warehouse(res: Resources, bi_role: str | None = None, bi_password: str = "") -> None:
-    """Create the warehouse's schemas and every table the models share (empty, with their
-    comments), and optionally the dashboards' read-only login role (PostgreSQL)."""
+def setup_warehouse(res: Resources) -> None:
+    """Create the warehouse's schemas and every table the models share (empty, with their comments)."""
     tables.ensure_shared_tables(res.warehouse)
-    if bi_role:
-        res.warehouse.setup_read_only_role(bi_role, bi_password)
+
+
+def add_read_only_role(res: Resources, role: str, password: str) -> None:
+    """The dashboards' login role (PostgreSQL): it reads marts and predictions, and nothing else."""
+    res.warehouse.setup_read_only_role(role, password)

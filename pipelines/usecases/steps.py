@@ -60,9 +60,9 @@ def recorded(
     except BaseException as exc:
         try:
             if isinstance(exc, refusals):
-                runlog.refused(res.warehouse, attempt, step, exc)
+                runlog.refused(res, attempt, step, exc)
             else:
-                runlog.failed(res.warehouse, attempt, step, exc, **fields)
+                runlog.failed(res, attempt, step, exc, **fields)
         except Exception as logging_failed:  # noqa: BLE001 - the step's own error matters more
             log.error("could not record the failed %s of %s in the run log: %s", step, attempt.as_of_date, logging_failed)
         raise
@@ -105,10 +105,9 @@ def plan(
         triggered_by="airflow" if airflow_run_id else current_user(),
         date_chosen_by=date_chosen_by,
     )
-    warehouse = res.warehouse
-    cover = completeness.coverage(warehouse, spec, attempt.started_at)  # refuses an empty home before writing
+    cover = completeness.coverage(res.warehouse, spec, attempt.started_at)  # refuses an empty home before writing
     with recorded(res, attempt, "plan", REFUSALS):
-        runlog.start(warehouse, attempt)
+        runlog.start(res, attempt)
         registry.check_alias(alias)
         start = spec.scoring.start_date
         if start is not None and as_of_date < start:
@@ -119,7 +118,7 @@ def plan(
         cover.check(as_of_date)
         pinned = model or res.registry.resolve(spec.name, alias)
         attempt = replace(attempt, model=pinned)
-        runlog.record(warehouse, attempt, RunStatus.RUNNING)
+        runlog.record(res, attempt, RunStatus.RUNNING)
     with recorded(res, attempt, "plan", REFUSALS):
         extra = res.registry.contract(pinned).check_spec(spec, pinned.uri)
         if extra:
@@ -132,7 +131,7 @@ def plan(
         shadow_skipped=tuple(shadow_skipped),
     )
     if shadow_skipped:
-        runlog.record(warehouse, attempt, RunStatus.RUNNING, shadow_skipped="; ".join(shadow_skipped))
+        runlog.record(res, attempt, RunStatus.RUNNING, shadow_skipped="; ".join(shadow_skipped))
     log.info(
         "%s as-of date %s%s with %s (alias @%s)%s",
         "dry run of" if dry_run else "scoring", as_of_date, f" ({date_chosen_by})" if date_chosen_by else "",
@@ -198,7 +197,7 @@ def validate(res: Resources, spec: ModelSpec, attempt: Attempt) -> ValidationRef
                 spec, attempt.as_of_date, schema, store=not attempt.dry_run, key_fields=key_fields
             )
             if not report.success:
-                runlog.record(warehouse, attempt, RunStatus.RUNNING, rows_read=report.rows, validation_id=report.validation_id)
+                runlog.record(res, attempt, RunStatus.RUNNING, rows_read=report.rows, validation_id=report.validation_id)
                 raise ValidationFailed(report.describe_failures())
     finally:
         if attempt.scratch_schema:
@@ -210,7 +209,7 @@ def validate(res: Resources, spec: ModelSpec, attempt: Attempt) -> ValidationRef
             quarantined, report.rows, spec.features_model, attempt.as_of_date, tables.quarantine(spec),
         )  # fmt: skip
     runlog.record(
-        warehouse, attempt, RunStatus.RUNNING, rows_read=report.rows, rows_quarantined=quarantined,
+        res, attempt, RunStatus.RUNNING, rows_read=report.rows, rows_quarantined=quarantined,
         validation_outcome=ValidationOutcome.PASSED, validation_id=report.validation_id,
     )  # fmt: skip
     return ValidationRef(report.validation_id, report.rows, quarantined)
@@ -259,7 +258,7 @@ def publish(
         )  # fmt: skip
         _record_attributions(res, spec, attempt, shard_results)
         runlog.record(
-            res.warehouse, attempt, RunStatus.PUBLISHED,
+            res, attempt, RunStatus.PUBLISHED,
             rows_scored=rows_scored, shadow_error="; ".join(errors) or None,
         )  # fmt: skip
     return Published(
@@ -299,15 +298,14 @@ def build_marts(res: Resources, spec: ModelSpec, attempts: Sequence[Attempt]) ->
     attempt succeeded; if the marts fail, each is `marts_failed` (its predictions stay published)."""
     if not attempts:
         return
-    warehouse = res.warehouse
     try:
         res.dbt.build_marts(spec, sorted({a.as_of_date for a in attempts}))
     except BaseException as exc:
         for attempt in attempts:
-            runlog.record(warehouse, attempt, RunStatus.MARTS_FAILED, step="build_marts", error=f"build_marts: {exc}")
+            runlog.record(res, attempt, RunStatus.MARTS_FAILED, step="build_marts", error=f"build_marts: {exc}")
         raise
     for attempt in attempts:
-        runlog.record(warehouse, attempt, RunStatus.SUCCEEDED)
+        runlog.record(res, attempt, RunStatus.SUCCEEDED)
 
 
 def score(res: Resources, spec: ModelSpec, attempt: Attempt, validation: ValidationRef) -> Published:

@@ -119,10 +119,10 @@ def test_a_one_row_partition_is_monitored_with_defined_values(settings, spec, wa
 def test_the_training_reference_of_a_one_leaf_model_is_usable(own, spec):
     trained = models.train(resources(own), one_leaf(spec), AS_OF, force=True, reason="a constant model, on purpose")
     reference = resources(own).registry.training_reference(trained.model)
-    counts = reference["score"]["counts"]
-    assert [c for c in counts if c] == [reference["score"]["rows"]]  # one value, one bin
-    assert sum(reference["importance"].values()) == 0
-    assert all(math.isfinite(v) for v in reference["validation"].values() if isinstance(v, float))
+    counts = reference.score.counts
+    assert [c for c in counts if c] == [reference.score.rows]  # one value, one bin
+    assert sum(reference.importance.values()) == 0
+    assert all(math.isfinite(v) for v in reference.validation.to_dict().values() if isinstance(v, float))
 
 
 def test_a_date_monitored_again_without_predictions_keeps_no_stale_rows(settings, spec, warehouse):

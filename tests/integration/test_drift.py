@@ -88,9 +88,9 @@ def test_the_threshold_share_is_counted_exactly_at_the_versions_threshold(settin
 
     reference = resources(settings).registry.training_reference(base_home["trained"].model)
     row = baseline(warehouse, "score")
-    assert row["action_threshold"] == reference["score"]["action_threshold"] == 0.5
+    assert row["action_threshold"] == reference.score.action_threshold == 0.5
     assert row["share_above_threshold"] == pytest.approx(np.mean(scores(AS_OF).astype(np.float64) >= 0.5), abs=1e-15)
-    assert row["reference_share_above_threshold"] == reference["score"]["share_above_threshold"]
+    assert row["reference_share_above_threshold"] == reference.score.share_above_threshold
     previous = baseline(warehouse, "score", comparison="previous_day")
     assert previous["share_above_threshold"] == row["share_above_threshold"]
     assert previous["reference_share_above_threshold"] == pytest.approx(
@@ -107,8 +107,8 @@ def test_a_dominant_value_losing_its_share_alerts_and_a_long_streak_becomes_a_co
     settings, spec, warehouse, base_home, tmp_path
 ):
     reference = resources(settings).registry.training_reference(base_home["trained"].model)
-    cuts = reference["features"]["failed_payments_30d"]["cuts"]
-    assert cuts[:2] == [0.0, float(np.nextafter(np.float32(0), np.float32(1)))]  # zero has its own bin
+    cuts = reference.features["failed_payments_30d"].cuts
+    assert cuts[:2] == (0.0, float(np.nextafter(np.float32(0), np.float32(1))))  # zero has its own bin
     score_date(settings, spec)
     # A third of the customers get a failed payment: the zero bin loses its share.
     warehouse.execute(

@@ -66,7 +66,7 @@ def test_a_mistyped_alias_on_a_healthy_date_is_refused_and_only_failed_plans_not
 def test_a_refusal_after_a_real_failure_leaves_the_date_failed(settings, spec, warehouse):
     """The latest *real* attempt decides: a refusal does not hide the failure before it."""
     attempt = steps.plan(resources(settings), spec, AS_OF)
-    runlog.failed(warehouse, attempt, "validate", ValidationFailed("active_days_30d: 3 values above 31"))
+    runlog.failed(resources(settings), attempt, "validate", ValidationFailed("active_days_30d: 3 values above 31"))
     with pytest.raises(ModelNotFound):
         steps.plan(resources(settings), spec, AS_OF, alias="staging")
     assert [r["status"] for r in run_log(warehouse)] == ["failed", "refused"]

@@ -33,21 +33,21 @@ def test_the_base_models_are_registered_as_champion_and_learn(base_home, spec, i
 def test_the_training_reference_is_logged_with_the_version(base_home, spec):
     trained = base_home["trained"]
     reference = resources(base_home["settings"]).registry.training_reference(trained.model)
-    assert reference["format"] == FORMAT and list(reference["features"]) == list(spec.feature_names)
-    plan = reference["features"]["plan"]
-    assert plan["categories"] == ["basic", "standard", "premium"] and len(plan["counts"]) == 5  # + other, null
-    assert sum(plan["counts"]) == plan["rows"] == trained.train_rows
-    tenure = reference["features"]["tenure_days"]
+    assert reference.to_dict()["format"] == FORMAT and list(reference.features) == list(spec.feature_names)
+    plan = reference.features["plan"]
+    assert plan.categories == ("basic", "standard", "premium") and len(plan.counts) == 5  # + other, null
+    assert sum(plan.counts) == plan.rows == trained.train_rows
+    tenure = reference.features["tenure_days"]
     assert (
-        1 <= len(tenure["cuts"]) <= 9
-        and tenure["cuts"] == sorted(tenure["cuts"])
-        and len(tenure["counts"]) == len(tenure["cuts"]) + 3  # the ranges, then ±inf, then null
+        1 <= len(tenure.cuts) <= 9
+        and list(tenure.cuts) == sorted(tenure.cuts)
+        and len(tenure.counts) == len(tenure.cuts) + 3  # the ranges, then ±inf, then null
     )
-    assert reference["score"]["rows"] == trained.validation_rows and sum(reference["score"]["counts"]) == trained.validation_rows
-    assert reference["validation"]["auc"] == pytest.approx(trained.metrics["auc"])
-    calibration = reference["calibration"]
-    assert len(calibration["x"]) == len(calibration["y"]) > 2 and calibration["y"] == sorted(calibration["y"])
-    assert sum(reference["importance"].values()) == pytest.approx(1.0)
+    assert reference.score.rows == trained.validation_rows and sum(reference.score.counts) == trained.validation_rows
+    assert reference.validation.auc == pytest.approx(trained.metrics["auc"])
+    calibration = reference.calibration
+    assert len(calibration.x) == len(calibration.y) > 2 and list(calibration.y) == sorted(calibration.y)
+    assert sum(reference.importance.values()) == pytest.approx(1.0)
 
 
 def test_the_alias_moves_only_to_a_better_model(own, spec):
@@ -137,4 +137,4 @@ def test_an_unknown_alias_is_an_error_naming_it(base_home):
 def test_the_reference_json_is_plain(base_home):
     reference = resources(base_home["settings"]).registry.training_reference(base_home["trained"].model)
     # Strict JSON (no NaN or Infinity token) that reads back as the same values.
-    assert json.loads(json.dumps(reference, allow_nan=False)) == reference
+    assert json.loads(json.dumps(reference.to_dict(), allow_nan=False)) == reference.to_dict()

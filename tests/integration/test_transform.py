@@ -108,7 +108,7 @@ def _fake_scores(warehouse, day, scores, version=1):
         schema=schema,
     )
     warehouse.replace_partition("predictions", "churn_scores", day, schema, [rows])
-    tables.ensure_health_tables(warehouse)  # as publish does: <model>_health reads monitoring.daily_health
+    tables.prepare(warehouse)  # as every command does: <model>_health reads monitoring.daily_health
 
 
 def test_marts_show_the_latest_date_with_bands_changes_and_an_all_segments_row(settings, spec, warehouse):

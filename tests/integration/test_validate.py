@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from conftest import resources
 
-from pipelines.adapters.validate import load_suite, validate_partition
+from pipelines.adapters.validate import load_suite
 from pipelines.domain.errors import ValidationFailed
 from pipelines.usecases import steps
 from tests.conftest import AS_OF, run_log, score_date
@@ -37,7 +37,7 @@ def make_big_partition(warehouse, last_row_sql: str):
 
 
 def test_the_real_partition_passes_and_results_are_kept(settings, spec, warehouse):
-    report = validate_partition(settings, spec, AS_OF)
+    report = resources(settings).gx.validate_partition(spec, AS_OF)
     assert report.success, report.describe_failures()
     assert (
         report.rows
@@ -54,7 +54,7 @@ def test_the_real_partition_passes_and_results_are_kept(settings, spec, warehous
 
 def test_a_bad_value_in_the_very_last_row_is_caught(settings, spec, warehouse):
     make_big_partition(warehouse, "update analytics.churn_features set tenure_days = -5 where customer_id = $1")
-    report = validate_partition(settings, spec, BIG)
+    report = resources(settings).gx.validate_partition(spec, BIG)
     assert not report.success
     [failure] = report.failures
     assert failure.column == "tenure_days"
@@ -68,7 +68,7 @@ def test_a_null_and_an_unknown_category_in_the_last_row_are_caught(settings, spe
     make_big_partition(
         warehouse, "update analytics.churn_features set plan = 'platinum', customer_id = null where customer_id = $1"
     )
-    report = validate_partition(settings, spec, BIG)
+    report = resources(settings).gx.validate_partition(spec, BIG)
     failed = {(f.expectation_type, f.column) for f in report.failures}
     assert failed == {
         ("expect_column_values_to_be_in_set", "plan"),
@@ -78,7 +78,7 @@ def test_a_null_and_an_unknown_category_in_the_last_row_are_caught(settings, spe
 
 def test_only_the_requested_date_is_checked(settings, spec, warehouse):
     make_big_partition(warehouse, "update analytics.churn_features set tenure_days = -5 where customer_id = $1")
-    assert validate_partition(settings, spec, AS_OF).success
+    assert resources(settings).gx.validate_partition(spec, AS_OF).success
 
 
 def test_a_failed_validation_scores_nothing_and_logs_the_attempt(settings, spec, warehouse):

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.config.spec import FeatureDrift, load_spec
 from pipelines.domain.errors import SpecError
-from pipelines.domain.reference import Bins
+from pipelines.domain.reference import Bins, Calibration, FeatureReference, ScoreReference, TrainingReference, Validation
 from pipelines.monitoring import drift
 from pipelines.monitoring.reference import numeric_counts, quantile_cuts
 from tests.unit.test_spec import write_spec
@@ -21,19 +21,20 @@ def _one_feature(name, reference_values, current_values, spec):
     values = np.asarray(reference_values, dtype=np.float32)
     cuts = quantile_cuts(values, 10)
     finite = values[np.isfinite(values)].astype(np.float64)
-    reference = {
-        "features": {
-            name: {"kind": "numeric", "cuts": list(cuts), "categories": [], "counts": numeric_counts(values, cuts),
-                   "rows": values.size, "mean": finite.mean(), "std": finite.std()},
-        },
-        "effective_rows": values.size,
-        "score": {"cuts": [], "counts": [1, 0, 0], "rows": 1, "action_threshold": 0.5, "share_above_threshold": 0.0},
-        "importance": {name: 1.0},
-    }  # fmt: skip
+    counts = tuple(numeric_counts(values, cuts))
+    reference = TrainingReference(
+        features={name: FeatureReference(name, "numeric", cuts, (), counts, values.size, None, finite.mean(), finite.std())},
+        effective_rows=values.size,
+        score=ScoreReference((), (1, 0, 0), 1, 1, 0.0, share_above_threshold=0.0, action_threshold=0.5),
+        calibration=Calibration((), ()),
+        validation=Validation({"auc": 0.5}, 1, 0, 0.0, 0.5, 0.0),
+        importance={name: 1.0},
+        attribution={},
+    )
     current = np.asarray(current_values, dtype=np.float32)
     means = {name: float(current[np.isfinite(current)].mean())}
     profile = drift.Profile(current.size, {name: numeric_counts(current, cuts), drift.SCORE: [1, 0, 0]}, means)
-    baseline_counts = {name: reference["features"][name]["counts"], drift.SCORE: [1, 0, 0]}
+    baseline_counts = {name: list(reference.features[name].counts), drift.SCORE: [1, 0, 0]}
     rows = drift.drift_rows(spec, reference, profile, baseline_counts, "baseline", None)
     return cuts, next(r for r in rows if r.feature == name)
 

@@ -376,12 +376,6 @@ def exists(warehouse: Warehouse, table: Table) -> bool:
     return warehouse.table_columns(table.schema, table.name) is not None
 
 
-def ensure_health_tables(warehouse: Warehouse) -> None:
-    """Create the model-health tables if they are missing (the health marts are views over
-    them), with their comments."""
-    warehouse.ensure_tables(_health_tables())
-
-
 def ensure_shared_tables(warehouse: Warehouse) -> None:
     """Set a warehouse up: its schemas, and every table the README documents that all models
     share (the run log, validation results, promotions, model health, alert deliveries),
