@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,6 +59,14 @@ def resources(settings, now: dt.datetime | None = None):
     from pipelines.adapters.resources import Resources
 
     return Resources.from_settings(settings, clock=(lambda: now) if now else None)
+
+
+@contextmanager
+def mlflow_at(settings):
+    """MLflow's own API pointed at these settings' registry for the duration (a user logging or
+    registering by hand, outside batchpred), then put back as it was."""
+    with resources(settings).registry._pointed():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import resources
+from conftest import mlflow_at, resources
 
 from pipelines.domain.dates import date_range
 from pipelines.domain.errors import InputError
@@ -50,7 +50,8 @@ def test_a_backfill_scores_exactly_the_range_with_one_version(own, spec, warehou
 
     def move_alias_after_the_first_date(outcome):
         if outcome.as_of_date == START:
-            newer = client.create_model_version("churn", source=current.source, run_id=current.run_id)
+            with mlflow_at(own):  # someone registers a version by hand mid-backfill
+                newer = client.create_model_version("churn", source=current.source, run_id=current.run_id)
             client.set_registered_model_alias("churn", "champion", newer.version)
 
     outcomes = backfill.run(resources(own), spec, planned, move_alias_after_the_first_date)

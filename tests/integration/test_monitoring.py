@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import resources
+from conftest import mlflow_at, resources
 
 from pipelines.domain.errors import InputError
 from pipelines.faces.demo import load_demo_data
@@ -130,13 +130,12 @@ def test_a_version_without_a_training_reference_gets_a_clear_status(settings, sp
     own = replace(settings, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     champion = resources(own).registry.resolve("churn", "champion")
     client = resources(own).registry.client
-    mlflow.set_tracking_uri(own.mlflow_tracking_uri)  # logged by hand, as a user would, not through batchpred
-    mlflow.set_registry_uri(own.mlflow_tracking_uri)
-    with mlflow.start_run() as run:  # a run with the model but no training_reference.json
-        pass
-    old = client.create_model_version(
-        "churn", client.get_model_version("churn", str(champion.version)).source, run_id=run.info.run_id
-    )
+    with mlflow_at(own):  # registered by hand, as a user would, not through batchpred
+        with mlflow.start_run() as run:  # a run with the model but no training_reference.json
+            pass
+        old = client.create_model_version(
+            "churn", client.get_model_version("churn", str(champion.version)).source, run_id=run.info.run_id
+        )
     client.set_registered_model_alias("churn", "old", old.version)
     score_date(own, spec, alias="old")
     health = model_health.monitor(resources(own), spec, AS_OF)

@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 import pytest
-from conftest import resources
+from conftest import mlflow_at, resources
 
 from pipelines.domain.errors import (
     BatchpredError,
@@ -274,9 +274,7 @@ def test_a_version_without_an_input_contract_is_refused_with_the_fix(settings, s
     own = replace(settings, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     registry = resources(own).registry
     booster = registry.load_booster(registry.resolve("churn", "champion"))
-    mlflow.set_tracking_uri(own.mlflow_tracking_uri)  # logged by hand, as a user would, not through batchpred
-    mlflow.set_registry_uri(own.mlflow_tracking_uri)
-    with mlflow.start_run():
+    with mlflow_at(own), mlflow.start_run():  # logged by hand, as a user would, not through batchpred
         info = mlflow.xgboost.log_model(booster, name="model", registered_model_name="churn")
     registry.set_alias(registry.pin("churn", int(info.registered_model_version)), "bare")
     with pytest.raises(ContractError, match="without an input contract.*batchpred train churn"):
