@@ -100,7 +100,7 @@ def run(
     """Validate, score and publish each planned date with the pinned model.
 
     dbt runs a few times for the whole range rather than twice per date, because each
-    dbt run parses the project again: the staging models (if they fail, no date is
+    dbt run costs seconds of start-up however few rows it builds: the staging models (if they fail, no date is
     attempted), then the features of up to FEATURE_DATES_PER_RUN dates per run, and at
     the end the marts of the dates that were scored (even if an unexpected error ends
     the range early). If a run's features fail their build or dbt tests, each of its
