@@ -1,8 +1,10 @@
 """The `batchpred` command line: the same steps the Airflow tasks call, from a terminal.
 
-Commands print a short summary for people; `--json` prints the result for scripts.
-Errors a user can act on are printed without a traceback, with exit code 1 (2 for a
-malformed option).
+Every command prints a short summary for people, or with `--json` its result as one JSON
+object on stdout for scripts (progress and warnings go to stderr). One error style,
+`error: <what to fix>` on stderr with no traceback, and one exit-code rule: 2 for a
+malformed command line (an unknown option, a bad date, --start after --end), 1 for a
+request that was refused or failed.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipelines.config.settings import Settings
-from pipelines.domain.dates import date_range, parse_date
+from pipelines.domain.dates import parse_date
 from pipelines.domain.errors import BatchpredError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pipelines.adapters.resources import Resources
     from pipelines.config.spec import ModelSpec
+    from pipelines.usecases import backfill as backfills
 
 
 def _yesterday() -> dt.date:
@@ -68,10 +73,35 @@ def _echo_json(value: object) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
+def _say(as_json: bool) -> Callable[[str], None]:
+    """Where a command's lines for people go: stdout, or stderr when stdout carries the JSON."""
+    return lambda line: click.echo(line, err=as_json)
+
+
+def _one_or_range(as_of_date: dt.date | None, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    """--date D, or --start A --end B with A <= B: the first and last date (a usage error otherwise)."""
+    if as_of_date is not None and start is None and end is None:
+        return as_of_date, as_of_date
+    if as_of_date is None and start is not None and end is not None:
+        return _range(start, end)
+    raise click.UsageError("give --date D, or --start A and --end B")
+
+
+def _range(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    if start > end:
+        raise click.UsageError(f"--start {start} is after --end {end}")
+    return start, end
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="batchpred")
-@click.option("-v", "--verbose", is_flag=True, help="Show what each step does (INFO logging; -v -v for debug).")
-def cli(verbose: bool) -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="-v: what each step does (INFO). -vv: also the SQL batchpred runs and dbt's own progress (DEBUG).",
+)
+def cli(verbose: int) -> None:
     """Scheduled batch prediction: dbt features, GX checks, MLflow models, date-partitioned scores.
 
     Configuration comes from the environment: BATCHPRED_HOME, BATCHPRED_WAREHOUSE_URL,
@@ -91,7 +121,7 @@ def cli(verbose: bool) -> None:
 
     handler.addFilter(redact.RedactingFilter())  # no URL's token or password reaches the terminal
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    logging.getLogger("pipelines").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("pipelines").setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG))
 
 
 @cli.command()
@@ -100,7 +130,8 @@ def cli(verbose: bool) -> None:
 @click.option("--end", type=DATE, default=None, help="Last day of data [default: yesterday, UTC].")
 @click.option("--seed", default=7, show_default=True, help="Random seed: same seed and dates, same data.")
 @click.option("--drift-from", type=DATE, default=None, help="Shift usage, tickets and signup channels from this date on.")
-def generate(customers: int, days: int, end: dt.date | None, seed: int, drift_from: dt.date | None) -> None:
+@JSON
+def generate(customers: int, days: int, end: dt.date | None, seed: int, drift_from: dt.date | None, as_json: bool) -> None:
     """Write a synthetic subscription business into schema raw (replacing it)."""
     from pipelines.faces.demo import load_demo_data
     from pipelines.faces.demo_data import DemoConfig
@@ -108,6 +139,9 @@ def generate(customers: int, days: int, end: dt.date | None, seed: int, drift_fr
     config = DemoConfig(customers=customers, days=days, end_date=end or _yesterday(), seed=seed, drift_from=drift_from)
     started = time.perf_counter()
     counts = load_demo_data(_resources(create=True), config)
+    if as_json:
+        _echo_json({"start_date": config.start_date, "end_date": config.end_date, "rows": counts})
+        return
     click.echo(f"raw data for {config.start_date}..{config.end_date} written in {time.perf_counter() - started:.1f}s:")
     for table, rows in counts.items():
         click.echo(f"  raw.{table:<20} {rows:>10,} rows")
@@ -215,25 +249,33 @@ def score(model: str, as_of_date: dt.date, alias: str | None, as_json: bool) -> 
     "or scored by another version than the alias's.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan (which dates, which already have rows) and exit.")
-def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: str | None, dry_run: bool) -> None:
+@JSON
+def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: str | None, dry_run: bool, as_json: bool) -> None:
     """Score every complete as-of date from --start to --end with one model version.
 
     Dates that are not complete are skipped, and the plan says why. A date that fails
     does not stop the others; the exit code is 1 if any failed, and the summary says
     which, why, and the command that reruns them (usually with --only failed).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
-
-    from pipelines.faces.console import stderr, stdout
+    from pipelines.faces.console import stderr
     from pipelines.usecases import backfill as backfills
 
     spec = _spec(model)
-    date_range(start, end)  # refuses --end before --start before any work
+    _range(start, end)  # --end before --start is refused before any work
     res = _resources()
     planned = backfills.plan(res, spec, start, end, only, alias)
     what = f"models:/{spec.name}@{planned.model.alias} = version {planned.model.version}"
+    plan_json = {
+        "model": spec.name,
+        "alias": planned.model.alias,
+        "model_version": planned.model.version,
+        "dates": [{"as_of_date": d, "existing_versions": sorted(planned.existing.get(d, ()))} for d in planned.dates],
+        "skipped": {str(d): why for d, why in planned.skipped.items()},
+    }
     if dry_run or not planned.dates:
+        if as_json:
+            _echo_json(plan_json | {"outcomes": [], "totals": _totals([])})
+            return
         click.echo(f"plan: {len(planned.dates)} date(s) of {start}..{end}{f' ({only})' if only else ''} with {what}")
         for day in planned.dates:
             versions = planned.existing.get(day)
@@ -245,46 +287,32 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
                 click.echo(f"  {day}  {why}")
         return
 
-    progress = Progress(
-        TextColumn("{task.description:<32}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rows]:>10,} rows  {task.fields[rate]:>9,.0f} rows/s"),
-        TimeElapsedColumn(),
-        console=stderr,
-    )
-    with progress:
-        bar = progress.add_task(f"{spec.name}: starting", total=len(planned.dates), rows=0, rate=0.0)
-        totals = {"rows": 0, "seconds": 0.0}
+    if stderr.is_terminal:
+        outcomes = _backfill_with_bar(res, spec, planned)
+    else:  # a log file or a pipe: one whole line per date, as it finishes
+        done = 0
 
-        def advance(outcome: backfills.DateOutcome) -> None:
-            totals["rows"] += outcome.rows
-            totals["seconds"] += outcome.seconds
-            rate = totals["rows"] / totals["seconds"] if totals["seconds"] else 0.0
-            progress.update(bar, advance=1, rows=totals["rows"], rate=rate)
+        def line(outcome: backfills.DateOutcome) -> None:
+            nonlocal done
+            done += 1
+            click.echo(f"[{done}/{len(planned.dates)}] {spec.name} {_outcome_line(outcome)}", err=True)
 
-        def stage(label: str) -> None:
-            progress.update(bar, description=f"{spec.name}: {label}")
-
-        outcomes = backfills.run(res, spec, planned, advance, stage)
-        progress.update(bar, description=f"{spec.name}: done")
-
-    table = Table(title=f"backfill {spec.name} {start}..{end} with {what}")
-    for column in ("as_of_date", "status", "rows", "quarantined", "seconds", "error"):
-        table.add_column(column)
-    for o in outcomes:
-        table.add_row(
-            str(o.as_of_date),
-            "ok" if o.ok else "FAILED",
-            f"{o.rows:,}",
-            f"{o.quarantined:,}",
-            f"{o.seconds:.1f}",
-            (o.error or "").splitlines()[0] if o.error else "",
-        )
-    stdout.print(table)
-    if planned.skipped:
-        click.echo(f"skipped {len(planned.skipped)} date(s) that are not complete (see --dry-run)")
+        outcomes = backfills.run(res, spec, planned, line)
+    totals = _totals(outcomes)
     failed = [o for o in outcomes if not o.ok]
+    if as_json:
+        _echo_json(plan_json | {"outcomes": [vars(o) for o in outcomes], "totals": totals})
+    else:
+        click.echo(f"backfill {spec.name} {start}..{end} with {what}:")
+        for o in outcomes:
+            click.echo(f"  {_outcome_line(o)}")
+        click.echo(
+            f"total: {totals['dates']} date(s), {totals['ok']} ok, {totals['failed']} failed; "
+            f"{totals['rows']:,} rows scored, {totals['quarantined']:,} quarantined, in {totals['seconds']:.1f}s "
+            f"({totals['rows_per_second']:,.0f} rows/s)"
+        )
+        if planned.skipped:
+            click.echo(f"skipped {len(planned.skipped)} date(s) that are not complete (see --dry-run)")
     if failed:
         by_error: dict[str, list[str]] = {}  # a marts failure is every scored date's error: say it once
         for o in failed:
@@ -294,6 +322,56 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
             f"{len(failed)} of {len(outcomes)} date(s) failed:\n{details}\n"
             f"fix the cause, then rerun: batchpred backfill {spec.name} --start {start} --end {end} --only failed"
         )
+
+
+def _backfill_with_bar(res: Resources, spec: ModelSpec, planned: backfills.Plan) -> list[backfills.DateOutcome]:
+    """Run a backfill under a progress bar (a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipelines.faces.console import stderr
+    from pipelines.usecases import backfill as backfills
+
+    progress = Progress(
+        TextColumn("{task.description:<32}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]:>10,} rows  {task.fields[rate]:>9,.0f} rows/s"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    )
+    with progress:
+        bar = progress.add_task(f"{spec.name}: starting", total=len(planned.dates), rows=0, rate=0.0)
+        seen: list[backfills.DateOutcome] = []
+
+        def advance(outcome: backfills.DateOutcome) -> None:
+            seen.append(outcome)
+            totals = _totals(seen)
+            progress.update(bar, advance=1, rows=totals["rows"], rate=totals["rows_per_second"])
+
+        def stage(label: str) -> None:
+            progress.update(bar, description=f"{spec.name}: {label}")
+
+        return backfills.run(res, spec, planned, advance, stage)
+
+
+def _outcome_line(o: backfills.DateOutcome) -> str:
+    if not o.ok:
+        return f"{o.as_of_date}  FAILED  {(o.error or '').splitlines()[0] if o.error else ''}"
+    return f"{o.as_of_date}  ok  {o.rows:,} rows, {o.quarantined:,} quarantined, {o.seconds:.1f}s"
+
+
+def _totals(outcomes: list[backfills.DateOutcome]) -> dict[str, Any]:
+    rows, seconds = sum(o.rows for o in outcomes), sum(o.seconds for o in outcomes)
+    return {
+        "dates": len(outcomes),
+        "ok": sum(o.ok for o in outcomes),
+        "failed": sum(not o.ok for o in outcomes),
+        "rows": rows,
+        "quarantined": sum(o.quarantined for o in outcomes),
+        "seconds": round(seconds, 3),
+        "rows_per_second": rows / seconds if seconds else 0.0,
+    }
 
 
 @cli.command()
@@ -316,18 +394,11 @@ def monitor(
     from pipelines.faces.console import stderr
     from pipelines.usecases import health
 
+    start, end = _one_or_range(as_of_date, start, end)
     spec = _spec(model)
-    if (as_of_date is None) == (start is None or end is None):
-        raise click.UsageError("give --date D, or --start A and --end B")
     res = _resources()
-    if as_of_date is not None:
-        days = [as_of_date]
-    else:
-        assert start is not None and end is not None  # the check above: --date, or both --start and --end
-        days = health.scored_dates(res, spec, start, end)
-    with Progress(
-        TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(), console=stderr, transient=True
-    ) as bar:
+    days = [as_of_date] if as_of_date is not None else health.scored_dates(res, spec, start, end)
+    with Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(), console=stderr, transient=True) as bar:
         task = bar.add_task(f"{spec.name}: monitoring", total=None)
         result = health.monitor_dates(
             res, spec, dict.fromkeys(days, version), lambda stage: bar.update(task, description=f"{spec.name}: {stage}")
@@ -376,11 +447,24 @@ def monitor(
 @cli.command()
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port for the UI [default: the first free from 8080].")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-def ui(port: int | None, host: str) -> None:
-    """Start the Airflow UI of the embedded default (api-server, scheduler, dag-processor); Ctrl-C stops it."""
-    from pipelines.faces.ui import run_ui
+@JSON
+def ui(port: int | None, host: str, as_json: bool) -> None:
+    """Start the Airflow UI of the embedded default (api-server, scheduler, dag-processor); Ctrl-C stops it.
 
-    run_ui(Settings.from_env(), host, port)
+    With --json, one line once the UI answers: its URL, the user and the file that keeps
+    the password (the password itself is printed only for people)."""
+    from pipelines.faces.ui import Running, run_ui
+
+    def ready(ui: Running) -> None:
+        if as_json:
+            where = {"url": ui.url, "user": ui.user, "password_file": ui.passwords_file, "dags_folder": ui.dags_folder}
+            click.echo(json.dumps(where | {"logs": ui.logs}, default=str))
+            return
+        click.echo(f"\nAirflow UI: {ui.url}\n  login: {ui.user} / {ui.password}   (kept in {ui.passwords_file})")
+        click.echo(f"  DAGs from {ui.dags_folder}; logs in {ui.logs}/ui-*.log")
+        click.echo("  Ctrl-C stops it.")
+
+    run_ui(Settings.from_env(), host, port, ready, _say(as_json))
 
 
 @cli.command()
@@ -396,14 +480,8 @@ def unpublish(model: str, as_of_date: dt.date | None, start: dt.date | None, end
 
     from pipelines.usecases.unpublish import unpublish as unpublish_dates
 
+    start, end = _one_or_range(as_of_date, start, end)
     spec = _spec(model)
-    if (as_of_date is None) == (start is None or end is None):
-        raise click.UsageError("give --date D, or --start A and --end B")
-    if as_of_date is not None:
-        start = end = as_of_date
-    assert start is not None and end is not None  # the check above: --date, or both --start and --end
-    if start > end:
-        raise click.UsageError(f"--start {start} is after --end {end}")
     res = _resources()
     result = unpublish_dates(res, spec, start, end)
     if as_json:
@@ -427,7 +505,8 @@ def unpublish(model: str, as_of_date: dt.date | None, start: dt.date | None, end
     default=None,
     help="The HTML file to write [default: $BATCHPRED_HOME/reports/MODEL/DATE.html].",
 )
-def report(model: str, as_of_date: dt.date, days: int, out: Path | None) -> None:
+@JSON
+def report(model: str, as_of_date: dt.date, days: int, out: Path | None, as_json: bool) -> None:
     """Write MODEL's model-health report for a date: one self-contained HTML page."""
     from pipelines.usecases import health
 
@@ -435,6 +514,9 @@ def report(model: str, as_of_date: dt.date, days: int, out: Path | None) -> None
     res = _resources()
     started = time.perf_counter()
     path = health.write_report(res, spec, as_of_date, days, out)
+    if as_json:
+        _echo_json({"model": spec.name, "as_of_date": as_of_date, "days": days, "path": str(path.resolve())})
+        return
     click.echo(f"{spec.name} report for {as_of_date} ({days} days) in {time.perf_counter() - started:.1f}s: {path}")
     click.echo(f"  open it in a browser: file://{path.resolve()}")
 
@@ -445,18 +527,33 @@ def report(model: str, as_of_date: dt.date, days: int, out: Path | None) -> None
 @click.option("--version", type=int, required=True, help="The version to point it at.")
 @click.option("--reason", default=None, help="Why (recorded in monitoring.promotions and on the MLflow version).")
 @click.option("--force", is_flag=True, help="Promote without a shadow record, or despite a worse realized AUC.")
-def promote(model: str, alias: str, version: int, reason: str | None, force: bool) -> None:
+@JSON
+def promote(model: str, alias: str, version: int, reason: str | None, force: bool, as_json: bool) -> None:
     """Move MODEL's alias to a version, after looking at its shadow record."""
     from pipelines.usecases import models
 
+    say = _say(as_json)
     spec = _spec(model)
     res = _resources()
     record = models.shadow_record(res, spec, version)
-    click.echo(f"version {version}: {record.describe()}")
+    say(f"version {version}: {record.describe()}")
     for row in record.rows[-10:]:
-        click.echo(f"  {row['as_of_date']} against version {row['model_version']}: {_comparison(row)}")
+        say(f"  {row['as_of_date']} against version {row['model_version']}: {_comparison(row)}")
     done = models.promote(res, spec, alias, version, reason, force)
     before, after = done.before, done.after
+    if as_json:
+        _echo_json(
+            {
+                "model": spec.name,
+                "alias": alias,
+                "before_version": before.version if before else None,
+                "version": after.version,
+                "forced": force,
+                "shadow_record": {k: v for k, v in vars(record).items() if k != "rows"} | {"summary": record.describe()},
+                "shadows_at_champion": done.shadows_at_champion,
+            }
+        )
+        return
     click.echo(
         f"models:/{spec.name}@{alias}: version {before.version if before else 'none'} -> {after.version}"
         + (" (forced)" if force else "")
@@ -487,7 +584,8 @@ def _comparison(row: dict) -> str:
 
 @cli.command("setup-warehouse")
 @click.option("--bi-role", default=None, help="Also create this read-only login role for dashboards (PostgreSQL).")
-def setup_warehouse(bi_role: str | None) -> None:
+@JSON
+def setup_warehouse(bi_role: str | None, as_json: bool) -> None:
     """Create the warehouse schemas and the tables every model shares (empty, with their
     comments) and, optionally, the dashboards' read-only role.
 
@@ -500,9 +598,13 @@ def setup_warehouse(bi_role: str | None) -> None:
 
     res = _resources(create=True)
     setup.setup_warehouse(res)
-    click.echo(f"schemas and shared tables ready in {safe_url(res.settings.warehouse_url)}")
     if bi_role:
         setup.add_read_only_role(res, bi_role, os.environ.get("BATCHPRED_BI_PASSWORD", ""))
+    if as_json:
+        _echo_json({"warehouse": safe_url(res.settings.warehouse_url), "bi_role": bi_role})
+        return
+    click.echo(f"schemas and shared tables ready in {safe_url(res.settings.warehouse_url)}")
+    if bi_role:
         click.echo(f"role {bi_role!r} can log in and read marts and predictions, and nothing else")
 
 
@@ -512,27 +614,49 @@ def setup_warehouse(bi_role: str | None) -> None:
 @click.option(
     "--drift-from", type=DATE, default=None, help="Shift the business's behaviour from this date on, for monitoring to find."
 )
-def demo(customers: int, end: dt.date | None, drift_from: dt.date | None) -> None:
+@JSON
+def demo(customers: int, end: dt.date | None, drift_from: dt.date | None, as_json: bool) -> None:
     """Generate data, train both demo models, run their score and monitor DAGs through Airflow,
     and show the dashboards' view and the date's health."""
     from pipelines.faces.demo import run_demo
 
-    run_demo(Settings.from_env(), customers=customers, end=end or _yesterday(), drift_from=drift_from)
+    settings = Settings.from_env()
+    made = run_demo(settings, customers=customers, end=end or _yesterday(), drift_from=drift_from, say=_say(as_json))
+    if as_json:
+        _echo_json(made)
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
+    """Run the command line (`args`, default sys.argv): one error style (`error: ...` on
+    stderr, no traceback) and one exit-code rule (2 for a malformed command line, 1 for a
+    refused or failed request). Always ends in SystemExit with that code."""
     try:
-        cli(standalone_mode=False)
+        code = cli(args=args, prog_name="batchpred", standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)
-    except click.ClickException as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:  # `batchpred` alone: the help, as usual
         exc.show()
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        if exc.ctx is not None:
+            click.echo(exc.ctx.get_usage(), err=True)
+        _fail(exc.format_message(), hint=f"try '{exc.ctx.command_path if exc.ctx else 'batchpred'} --help'", code=2)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), code=1)
     except BatchpredError as exc:
         from pipelines.domain import redact
 
-        click.echo(f"error: {redact.text(exc)}", err=True)
-        sys.exit(1)
+        _fail(redact.text(exc), code=1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int, hint: str | None = None) -> None:
+    if message[:2].istitle():  # click's own messages are sentences ("Missing option ..."): one style
+        message = message[0].lower() + message[1:]
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(hint, err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

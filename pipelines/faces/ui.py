@@ -22,6 +22,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -98,8 +100,27 @@ def _answers(url: str) -> bool:
         return False
 
 
-def run_ui(settings: Settings, host: str = "127.0.0.1", port: int | None = None) -> None:
-    """Start the embedded Airflow UI and block until Ctrl-C (or SIGTERM), then stop it.
+@dataclass(frozen=True)
+class Running:
+    """The UI, once its api-server answers: where, and how to log in."""
+
+    url: str
+    user: str
+    password: str = field(repr=False)
+    passwords_file: Path
+    dags_folder: str
+    logs: Path
+
+
+def run_ui(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    on_ready: Callable[[Running], None] = lambda running: None,
+    say: Callable[[str], None] = click.echo,
+) -> None:
+    """Start the embedded Airflow UI, call `on_ready` once it answers, and block until
+    Ctrl-C (or SIGTERM), then stop it. Progress lines go to `say`.
 
     Raises BatchpredError when the port is taken, or a process exits or the api-server
     does not answer within STARTUP_TIMEOUT (naming its log)."""
@@ -109,7 +130,7 @@ def run_ui(settings: Settings, host: str = "127.0.0.1", port: int | None = None)
     url = env["AIRFLOW__API__BASE_URL"]
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    click.echo("starting Airflow (api-server, scheduler, dag-processor) for the embedded default...")
+    say("starting Airflow (api-server, scheduler, dag-processor) for the embedded default...")
     run_airflow(settings, "db", "migrate", log_name="airflow-db-migrate")
     run_airflow(
         settings, "pools", "set", WAREHOUSE_POOL, "1", "Serialises writers to the DuckDB warehouse", log_name="airflow-pools"
@@ -137,20 +158,18 @@ def run_ui(settings: Settings, host: str = "127.0.0.1", port: int | None = None)
                     raise BatchpredError(f"airflow {name} exited with {child.returncode}; its log is {logs / f'ui-{name}.log'}")
             if not ready and _answers(url):
                 ready = True
-                click.echo(f"\nAirflow UI: {url}\n  login: {USER} / {secret}   (kept in {passwords})")
-                click.echo(f"  DAGs from {env['AIRFLOW__CORE__DAGS_FOLDER']}; logs in {logs}/ui-*.log")
-                click.echo("  Ctrl-C stops it.")
+                on_ready(Running(url, USER, secret, passwords, env["AIRFLOW__CORE__DAGS_FOLDER"], logs))
             if not ready and time.monotonic() - started > STARTUP_TIMEOUT:
                 raise BatchpredError(
                     f"the api-server did not answer on {url} in {STARTUP_TIMEOUT:.0f}s; see {logs / 'ui-api-server.log'}"
                 )
             time.sleep(0.5)
-        click.echo("stopping Airflow...")
+        say("stopping Airflow...")
     finally:
         _stop(children)
         for s, handler in previous.items():
             signal.signal(s, handler)
-    click.echo("stopped.")
+    say("stopped.")
 
 
 def _stop(children: dict[str, subprocess.Popen]) -> None:

@@ -2,6 +2,7 @@
 must leave the same tables, with nothing duplicated."""
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -64,9 +65,14 @@ def test_demo_twice_gives_the_same_tables(tmp_path):
     keys = [(r["customer_id"], r["as_of_date"]) for r in before["predictions"]]
     assert len(keys) == len(set(keys)) > 0
 
-    second = subprocess.run(command, capture_output=True, text=True, env=env)
+    second = subprocess.run([*command, "--json"], capture_output=True, text=True, env=env)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert second.stdout.count("not promoted, @champion stays on version 1") == 2
+    assert second.stderr.count("not promoted, @champion stays on version 1") == 2  # the lines for people
+    made = json.loads(second.stdout)  # and the result, for scripts
+    assert made["as_of_date"] == "2026-01-31" and set(made["models"]) == {"churn", "payment_risk"}
+    assert made["models"]["churn"]["report"] == str(tmp_path / "reports" / "churn" / "2026-01-31.html")
+    assert made["models"]["churn"]["predictions"] == "predictions.churn_scores"
+    assert made["where"]["warehouse"] == f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     assert snapshot(warehouse) == before
     runs = warehouse.query(
         "select model_name, count(*) as n, count(distinct airflow_run_id) as k, min(status) as status "
@@ -81,7 +87,7 @@ def test_demo_twice_gives_the_same_tables(tmp_path):
 
     # Unpausing the DAG afterwards just works: the scheduler creates the next scheduled run
     # (the demo's runs are dated when they ran, so they never take a scheduled run's date).
-    with running_ui(tmp_path, free_port()) as (_, api, _):
+    with running_ui(tmp_path, free_port(), as_json=True) as (_, api, _):
         demo_runs = api.get("/dags/churn_score/dagRuns").json()["dag_runs"]
         assert len(demo_runs) == 2 and all(r["run_type"] == "manual" for r in demo_runs)
         for r in demo_runs:  # the grid shows the run's real length, not days

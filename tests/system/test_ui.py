@@ -4,6 +4,7 @@ stops cleanly on Ctrl-C. Real processes: api-server, scheduler, dag-processor.""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -27,14 +28,15 @@ def clean_env(home: Path) -> dict[str, str]:
 
 
 @contextmanager
-def running_ui(home: Path, port: int, timeout: float = 240):
-    """Start `batchpred ui`; yield (process, an API client logged in with the printed login, the output so far)."""
-    process = subprocess.Popen(
-        [BATCHPRED, "ui", "--port", str(port)], env=clean_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+def running_ui(home: Path, port: int, timeout: float = 240, as_json: bool = False):
+    """Start `batchpred ui` (with --json, if `as_json`); yield (process, an API client logged in
+    with the login it printed, the output so far)."""
+    command = [BATCHPRED, "ui", "--port", str(port), *(["--json"] if as_json else [])]
+    process = subprocess.Popen(command, env=clean_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines, deadline = [], time.monotonic() + timeout
-        while not any("Ctrl-C stops it" in line for line in lines):
+        ready = '"url"' if as_json else "Ctrl-C stops it"
+        while not any(ready in line for line in lines):
             line = process.stdout.readline()
             assert line or process.poll() is None, (
                 f"batchpred ui exited {process.poll()}: {''.join(lines)}{process.stderr.read()}"
@@ -42,8 +44,15 @@ def running_ui(home: Path, port: int, timeout: float = 240):
             lines.append(line)
             assert time.monotonic() < deadline, "".join(lines)
         output = "".join(lines)
-        url = re.search(r"Airflow UI: (http://\S+)", output).group(1)
-        user, password = re.search(r"login: (\S+) / (\S+)", output).groups()
+        if as_json:  # one line, for scripts: the password stays in its file
+            [line] = lines
+            running = json.loads(line)
+            url, user = running["url"], running["user"]
+            password = json.loads(Path(running["password_file"]).read_text())[user]
+            assert password not in line and running["dags_folder"] == str(Path(__file__).resolve().parents[2] / "dags")
+        else:
+            url = re.search(r"Airflow UI: (http://\S+)", output).group(1)
+            user, password = re.search(r"login: (\S+) / (\S+)", output).groups()
         token = httpx.post(f"{url}/auth/token", json={"username": user, "password": password}, timeout=30)
         assert token.status_code in (200, 201), token.text
         client = httpx.Client(

@@ -66,6 +66,7 @@ _SQL_TYPES = {
     pa.date32(): "date",
 }
 
+
 def arrow_family(arrow_type: pa.DataType) -> str:
     if pa.types.is_integer(arrow_type):
         return "integer"
@@ -96,6 +97,11 @@ def _column_type(field: pa.Field) -> str:
 def create_table_sql(schema: str, table: str, arrow_schema: pa.Schema) -> str:
     columns = ", ".join(f"{quote(f.name)} {_column_type(f)}{'' if f.nullable else ' not null'}" for f in arrow_schema)
     return f"create table if not exists {qualified(schema, table)} ({columns})"
+
+
+def one_line(sql: str) -> str:
+    """A statement on one line, for the debug log (`batchpred -vv`)."""
+    return " ".join(sql.split())
 
 
 def sql_string(text: str) -> str:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pipelines.adapters.warehouse.base import CountedSource, Warehouse, cancel_at_alarm
+from pipelines.adapters.warehouse.base import CountedSource, Warehouse, cancel_at_alarm, one_line
 from pipelines.adapters.warehouse.retry import Busy, retry
 from pipelines.adapters.warehouse.url import session_setup
 from pipelines.domain.errors import NoWarehouse, WarehouseBusy
@@ -161,6 +161,7 @@ class DuckDBWarehouse(Warehouse):
             con.execute("commit")
 
     def _execute(self, con: Any, sql: str, params: list[Any] | None = None) -> None:
+        log.debug("sql: %s", one_line(sql))
         con.execute(sql, params or [])
 
     def _value(self, con: Any, sql: str, params: list[Any] | None = None) -> Any:
@@ -211,6 +212,7 @@ class DuckDBWarehouse(Warehouse):
         return source.rows
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        log.debug("sql: %s", one_line(sql))
         with self.connect() as con:
             return con.sql(sql, params=params or None).to_arrow_table()
 

@@ -8,12 +8,13 @@ advisory lock keyed by the table and the date. Every session runs in UTC.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from pipelines.adapters.warehouse.base import SCHEMAS, CountedSource, Warehouse, cancel_at_alarm
+from pipelines.adapters.warehouse.base import SCHEMAS, CountedSource, Warehouse, cancel_at_alarm, one_line
 from pipelines.adapters.warehouse.retry import Busy, retry
 from pipelines.adapters.warehouse.url import masked, parse, session_setup
 from pipelines.domain import redact
@@ -22,6 +23,8 @@ from pipelines.domain.identifiers import check_identifier, qualified, quote
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+log = logging.getLogger(__name__)
 
 # How long a connection keeps retrying a PostgreSQL server that does not answer.
 CONNECT_WAIT_SECONDS = 60.0
@@ -107,6 +110,7 @@ class PostgresWarehouse(Warehouse):
             con.commit()
 
     def _execute(self, con: Any, sql: str, params: list[Any] | None = None) -> None:
+        log.debug("sql: %s", one_line(sql))
         with con.cursor() as cur:
             cur.execute(sql, parameters=tuple(params) if params else None)
 
@@ -158,6 +162,7 @@ class PostgresWarehouse(Warehouse):
         return source.rows
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        log.debug("sql: %s", one_line(sql))
         with self.connect() as con, con.cursor() as cur:
             cur.execute(sql, parameters=tuple(params) if params else None)
             table = cur.fetch_arrow_table()
