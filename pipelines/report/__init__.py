@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 SCORE = "score"  # the score's pseudo-feature in the drift tables (pipelines.monitoring.drift.SCORE)
 MOST_DRIFTED = 3  # reference vs current distributions are drawn for this many features
 SCATTER_POINTS = 2_000
+FEW_DATES = 7  # fewer monitored dates than this in the window, and the page says the history is short
 DRIFT_NOTE = (
     "ordered by importance × PSI; trend: PSI per date, each scaled to its own range "
     "(the red line is the alert threshold, once near)"
@@ -85,6 +86,7 @@ def render(res: Resources, spec: ModelSpec, as_of_date: dt.date, days: int = 60)
         days=days,
         version=data.version,
         tiles=_tiles(spec, data),
+        history=_history(data, days),
         sections=sections,
         generated_at=res.now().strftime("%Y-%m-%d %H:%M UTC"),
     )
@@ -107,6 +109,18 @@ class _Data:
     pairs: dict[str, list[dict[str, Any]]]
     reasons: list[dict[str, Any]]
     as_of_date: dt.date
+
+    @property
+    def history(self) -> list[dt.date]:
+        """The dates of the window that were monitored (have health, drift or an estimate)."""
+        return sorted({r["as_of_date"] for rows in (self.daily, self.drift, self.estimated) for r in rows})
+
+    @property
+    def chart_start(self) -> dt.date:
+        """Where the time axes start: the first monitored date (a week before the as-of date at
+        least), so a short history is drawn across the chart, not as a dot at its right edge."""
+        first = min(self.history, default=self.as_of_date)
+        return max(self.start, min(first, self.as_of_date - dt.timedelta(days=FEW_DATES - 1)))
 
 
 def _read(res: Resources, spec: ModelSpec, as_of_date: dt.date, days: int) -> _Data:
@@ -163,6 +177,18 @@ def _read(res: Resources, spec: ModelSpec, as_of_date: dt.date, days: int) -> _D
         reasons=reasons,
         as_of_date=as_of_date,
     )
+
+
+def _history(d: _Data, days: int) -> str:
+    """How much of the window has history, in words (a short history says so)."""
+    dates = d.history
+    if not dates:
+        return "no monitored date in the window yet"
+    if len(dates) == 1:
+        return f"1 monitored date so far ({dates[0]}): the charts draw it alone"
+    if len(dates) < FEW_DATES:
+        return f"{len(dates)} monitored dates so far ({dates[0]} to {dates[-1]}): the charts draw those"
+    return f"{len(dates)} monitored dates of the {days} in the window"
 
 
 def _labels_through(day: dt.date | None) -> str:
@@ -308,7 +334,7 @@ def _sections(spec: ModelSpec, d: _Data, charts: Any) -> list[Section]:
                 "mean Δ (sd)": _fmt(r["mean_delta_std"], 2),
                 "null share": _fmt(r["null_share"]),
                 "status": r["status"],
-                "trend": charts.sparkline(history[r["feature"]], d.start, d.as_of_date, r["psi_alert"]),
+                "trend": charts.sparkline(history[r["feature"]], d.chart_start, d.as_of_date, r["psi_alert"]),
             }
         )
     out.append(drift)
@@ -332,7 +358,7 @@ def _sections(spec: ModelSpec, d: _Data, charts: Any) -> list[Section]:
     at = _fmt(threshold) if threshold is not None else spec.action_threshold
     scores = Section("Scores over time", note=f"share of rows at or above the version's action threshold ({at})")
     if score_rows:
-        scores.charts.append(charts.score_trend(score_rows, d.start, d.as_of_date))
+        scores.charts.append(charts.score_trend(score_rows, d.chart_start, d.as_of_date))
         today_score = sorted(profiles.get(SCORE, []), key=lambda p: p["bin"])
         if today_score and any(p["reference_rows"] is not None for p in today_score):
             scores.charts.append(charts.distribution("score", today_score, next((r["psi"] for r in score_rows[-1:]), None)))
@@ -342,7 +368,7 @@ def _sections(spec: ModelSpec, d: _Data, charts: Any) -> list[Section]:
 
     perf = Section("Estimated vs realized AUC", note="estimate: CBPE with its sampling band; realized: once labels land")
     if d.estimated or d.realized:
-        perf.charts.append(charts.auc_trend(d.estimated, d.realized, d.start, d.as_of_date))
+        perf.charts.append(charts.auc_trend(d.estimated, d.realized, d.chart_start, d.as_of_date))
         if not d.realized:
             perf.note += (
                 f". No labelled date in the window yet (labels arrive {spec.training.label_horizon_days} days after a date)"
@@ -372,7 +398,7 @@ def _sections(spec: ModelSpec, d: _Data, charts: Any) -> list[Section]:
         for name, pairs in d.pairs.items():
             if pairs:
                 shadow.charts.append(charts.scatter(pairs, name, spec.action_threshold))
-        shadow.charts.append(charts.shadow_trend(d.shadow, d.start, d.as_of_date))
+        shadow.charts.append(charts.shadow_trend(d.shadow, d.chart_start, d.as_of_date))
         for r in (r for r in d.shadow if r["as_of_date"] == d.as_of_date):
             shadow.table.append(
                 {

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import itertools
+import math
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -64,7 +66,8 @@ def _figure(width: float, height: float) -> tuple[Figure, Axes]:
 def _dates(ax: Any, start: dt.date, end: dt.date) -> None:
     import matplotlib.dates as mdates
 
-    ax.set_xlim(start - dt.timedelta(days=0.5), end + dt.timedelta(days=0.5))
+    # A day of room at each end: the first and last points' markers are drawn whole.
+    ax.set_xlim(start - dt.timedelta(days=1), end + dt.timedelta(days=1))
     # A few days' window gets a tick a day; AutoDateLocator has no interval for so short a span.
     locator = mdates.DayLocator() if (end - start).days <= 10 else mdates.AutoDateLocator(minticks=3, maxticks=7)
     ax.xaxis.set_major_locator(locator)
@@ -83,11 +86,11 @@ def sparkline(points: Sequence[tuple[dt.date, float | None]], start: dt.date, en
     ys = [p[1] for p in points if p[1] is not None]
     ax.plot(xs, ys, color=CHAMPION, linewidth=1)
     if xs:
-        ax.plot(xs[-1:], ys[-1:], "o", color=CHAMPION, markersize=2.5)
+        ax.plot(xs[-1:], ys[-1:], "o", color=CHAMPION, markersize=2.5, clip_on=False)
     top = max([*ys, 0.01]) * 1.2  # scaled to the series, so its shape shows
     if alert is not None and alert <= top:  # the alert line, once the series comes near it
         ax.axhline(alert, color=ALERT, linewidth=0.6, alpha=0.5)
-    ax.set_xlim(start, max(end, start + dt.timedelta(days=1)))
+    ax.set_xlim(start - dt.timedelta(days=0.5), end + dt.timedelta(days=1))  # room for the last point's marker
     ax.set_ylim(0, top)
     ax.axis("off")
     return _svg(fig, "spark")
@@ -109,20 +112,41 @@ def distribution(feature: str, bins: Sequence[dict[str, Any]], psi: float | None
     ax.bar([x + 0.2 for x in xs], [(b["rows"] or 0) / cur_total for b in bins], 0.4, color=CHAMPION, label="this date")
     ax.set_xticks(
         list(xs),
-        [_short(b["label"]) for b in bins],
+        [bin_label(b["label"]) for b in bins],
         rotation=45 if len(bins) > 6 else 0,
         ha="right" if len(bins) > 6 else "center",
     )
     ax.set_ylabel("share of rows")
     ax.set_title(f"{feature}" + (f" — PSI {psi:.3f}" if psi is not None else ""), loc="left", fontsize=10)
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, not over them
     ax.grid(axis="x", visible=False)
     return _svg(fig, "dist")
 
 
-def _short(label: str | None) -> str:
-    label = "null" if label is None else str(label)
-    return label if len(label) <= 14 else label[:13] + "…"
+_INTERVAL = re.compile(r"\[(\S+), (\S+)\)")
+_POINT = re.compile(r"= (\S+)")
+
+
+def bin_label(label: str | None) -> str:
+    """A bin's label as a tick: numbers to 3 significant digits ("[8.07242e-05, 0.0311)" is
+    "8.07e-05–0.0311", an open end "< 3.5" or "≥ 12"), a category cut at 14 characters."""
+    text = "null" if label is None else str(label)
+    if interval := _INTERVAL.fullmatch(text):
+        lower, upper = (float(v) for v in interval.groups())
+        if lower == -math.inf:
+            return f"< {_number(upper)}"
+        if upper == math.inf:
+            return f"≥ {_number(lower)}"
+        return f"{_number(lower)}–{_number(upper)}"
+    if point := _POINT.fullmatch(text):
+        return f"= {_number(float(point.group(1)))}"
+    return text if len(text) <= 14 else text[:13] + "…"
+
+
+def _number(value: float) -> str:
+    """3 significant digits; thousands written out (1,240 rather than 1.24e+03)."""
+    rounded = float(f"{value:.3g}")
+    return f"{rounded:,.0f}" if abs(rounded) >= 1000 else f"{rounded:.3g}"
 
 
 def score_trend(rows: Sequence[dict[str, Any]], start: dt.date, end: dt.date) -> str:
@@ -162,6 +186,14 @@ def auc_trend(estimated: Sequence[dict[str, Any]], realized: Sequence[dict[str, 
             label="estimate band",
             step="mid",
         )
+        banded = [r for r in estimated if None not in (r["expected_auc"], r["expected_auc_lower"], r["expected_auc_upper"])]
+        if 0 < len(banded) < 3:  # too few dates for a filled band to show: the band as error bars
+            ax.errorbar(
+                [r["as_of_date"] for r in banded], [r["expected_auc"] for r in banded],
+                yerr=[[r["expected_auc"] - r["expected_auc_lower"] for r in banded],
+                      [r["expected_auc_upper"] - r["expected_auc"] for r in banded]],
+                fmt="none", ecolor=BAND, elinewidth=8, gid="estimate-band",
+            )  # fmt: skip
         ax.plot(days, [r["expected_auc"] for r in estimated], color=CHAMPION, marker="o", markersize=3, label="estimated AUC")
         below = next((r["alert_below"] for r in estimated if r["alert_below"] is not None), None)
         if below is not None:
@@ -228,6 +260,8 @@ def shadow_trend(rows: Sequence[dict[str, Any]], start: dt.date, end: dt.date) -
                 markersize=4, linestyle="none", label=f"{label} realized",
             )  # fmt: skip
     flips.set_ylabel("flip share")
+    flips.set_ylim(bottom=0)  # a share from 0: noise in the third decimal does not look like a trend
+    flips.set_gid("flip-share")
     diff.set_ylabel("AUC: challenger − champion", fontsize=8)
     diff.axhline(0, color=REFERENCE, linewidth=1)
     _dates(diff, start, end)

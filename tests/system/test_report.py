@@ -6,6 +6,7 @@ every chart drawn with a size, under 5 MB, and a screenshot kept in test-artifac
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -138,6 +139,45 @@ def test_the_report_shows_every_part_of_the_health_of_a_date(home, spec, browser
     assert section(page, "Champion vs challenger").locator("figure.chart svg").count() == 2
     assert "All" in section(page, "Validation").inner_text() and "passed" in section(page, "Validation").inner_text()
     assert section(page, "Run log").locator("tbody tr").count() == 1
+
+
+def texts(locator) -> list[str]:
+    """The text of SVG <text> elements (not HTML: they have no inner text)."""
+    return locator.evaluate_all("elements => elements.map(e => e.textContent)")
+
+
+def numbers(texts: list[str]) -> list[str]:
+    return [n for t in texts for n in re.findall(r"-?\d[\d,]*\.?\d*(?:e[-+]\d+)?", t)]
+
+
+def test_the_charts_read_as_a_person_reads_them(home, spec, browser, tmp_path):
+    out = report.write(resources(home), spec, AS_OF, days=60, out=tmp_path / "readable.html")
+    page, errors, requests = open_page(browser, out, "report-readable.png")
+    assert_sound(page, errors, requests, out)
+    # Bin labels: 3 significant digits at most, none cut mid-number.
+    ticks = texts(section(page, "Reference vs current").locator("svg text"))
+    assert ticks and not any("…" in t and re.search(r"\d", t) for t in ticks), ticks
+    for number in numbers(ticks):
+        digits = number.split("e")[0].replace(",", "").replace("-", "").replace(".", "").strip("0")
+        assert len(digits) <= 3 or "," in number, (number, ticks)
+    # The flip share is a share: its axis starts at 0, so noise does not look like a trend.
+    flips = [float(n) for n in numbers(texts(page.locator("#flip-share text"))) if "." in n]
+    assert flips and min(flips) == 0.0, flips
+
+
+def test_a_short_history_says_so_and_draws_what_it_has(home, spec, browser, tmp_path):
+    first = LABELLED[0]  # nothing was monitored before it
+    out = report.write(resources(home), spec, first, days=60, out=tmp_path / "first.html")
+    page, errors, requests = open_page(browser, out, "report-one-date.png")
+    assert_sound(page, errors, requests, out)
+    assert page.locator("[data-history]").inner_text() == f"history: 1 monitored date so far ({first}): the charts draw it alone"
+    # The estimate's band, drawn for a single date (a filled band needs two), with a height.
+    band = section(page, "Estimated vs realized AUC").locator('[id^="estimate-band"]')
+    assert band.count() == 1 and band.bounding_box()["height"] > 5
+    # The time axis spans a week up to the date, not the 60-day window with a dot at its edge.
+    days = texts(section(page, "Scores over time").locator("figure.chart").first.locator("svg text"))
+    month_before = (first.replace(day=1) - dt.timedelta(days=1)).strftime("%b")  # on a 60-day axis, a tick
+    assert str((first - dt.timedelta(days=3)).day) in days and month_before not in days, days
 
 
 def test_a_date_that_failed_validation_says_so_and_draws_no_broken_chart(home, spec, browser, tmp_path):
