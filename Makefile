@@ -43,8 +43,8 @@ test: install services
 	$(UV) run --locked mypy
 	$(UV) run --locked pytest -n 2 --dist loadfile --no-loadscope-reorder
 
-# The unit tier alone: no PostgreSQL, Redis, Chromium or Airflow run, no model trained; well
-# under a minute. Exit code 5 (no test collected) is not a failure.
+# The unit tier alone: no PostgreSQL, Redis, Chromium or Airflow run (one small model is
+# trained, on a DuckDB file in a temporary folder); about a minute. Exit code 5 (no test collected) is not a failure.
 test-fast: install
 	$(UV) run --locked pytest tests/unit -q || [ $$? -eq 5 ]
 

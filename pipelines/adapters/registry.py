@@ -46,6 +46,7 @@ def check_alias(alias: object) -> str:
 # venv has no pip (uv's venvs do not) while it writes the model's conda.yaml, and draws
 # a progress bar for every artifact it downloads.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # "View run ... at" on stdout would break --json
 
 
 def _import_mlflow() -> Any:

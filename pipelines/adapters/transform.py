@@ -92,7 +92,8 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 def _parse(settings: Settings) -> Any:
-    """The project's manifest (dbt's Manifest), parsed with no vars, for the runs that follow.
+    """The project's manifest (dbt's Manifest), parsed with no vars, for the runs that follow
+    (None where it cannot be reused: a project with ephemeral models).
 
     dbt parses the whole project again whenever the vars change, and every run passes
     other dates: about 4 s a run. Parsed once with no vars, dbt's partial parsing
@@ -106,7 +107,12 @@ def _parse(settings: Settings) -> Any:
         result = dbtRunner().invoke(_args(settings, "parse", None))
     if not result.success:
         raise DbtError(f"dbt parse failed: {result.exception or 'see the dbt log above'}")
-    return result.result
+    manifest = cast(Any, result.result)  # `parse` returns the Manifest
+    if any(getattr(node.config, "materialized", None) == "ephemeral" for node in manifest.nodes.values()):
+        # dbt marks the CTEs of ephemeral models injected on the nodes it compiles, and a
+        # reused manifest keeps the mark: such a project parses for every run instead.
+        return None
+    return manifest
 
 
 def _invoke(
@@ -177,6 +183,7 @@ class Dbt:
         self.settings = settings
         self.warehouse = warehouse
         self._manifest: Any = None  # dbt's Manifest, parsed on the first run (`_parse`) and reused
+        self._parsed = False
 
     def run(self, command: str, select: str, variables: dict[str, object] | None = None, exclude: str | None = None) -> None:
         """Run `dbt <command> --select <select> [--exclude <exclude>]` and raise DbtError naming each failed node."""
@@ -188,8 +195,8 @@ class Dbt:
                 # setting (generate_schema_name), so this run parses with it.
                 _invoke(self.settings, command, variables, selection, None)
                 return
-            if self._manifest is None:
-                self._manifest = _parse(self.settings)
+            if not self._parsed:
+                self._manifest, self._parsed = _parse(self.settings), True
             _invoke(self.settings, command, variables, selection, self._manifest)
 
         self.warehouse.when_free(invoke)

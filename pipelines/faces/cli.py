@@ -9,13 +9,14 @@ request that was refused or failed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -69,8 +70,13 @@ def _resources(create: bool = False) -> Resources:
     return res if create else res.ready()
 
 
+# Where `--json` output goes: the stdout `main` found. While a --json command runs, anything
+# else printed to stdout (dbt's console log, a library's print) goes to stderr instead.
+_json_out: TextIO | None = None
+
+
 def _echo_json(value: object) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
+    click.echo(json.dumps(value, indent=2, default=str), file=_json_out)
 
 
 def _say(as_json: bool) -> Callable[[str], None]:
@@ -260,8 +266,8 @@ def backfill(model: str, start: dt.date, end: dt.date, alias: str | None, only: 
     from pipelines.faces.console import stderr
     from pipelines.usecases import backfill as backfills
 
+    _range(start, end)  # a malformed command line is refused before anything is read
     spec = _spec(model)
-    _range(start, end)  # --end before --start is refused before any work
     res = _resources()
     planned = backfills.plan(res, spec, start, end, only, alias)
     what = f"models:/{spec.name}@{planned.model.alias} = version {planned.model.version}"
@@ -458,7 +464,7 @@ def ui(port: int | None, host: str, as_json: bool) -> None:
     def ready(ui: Running) -> None:
         if as_json:
             where = {"url": ui.url, "user": ui.user, "password_file": ui.passwords_file, "dags_folder": ui.dags_folder}
-            click.echo(json.dumps(where | {"logs": ui.logs}, default=str))
+            click.echo(json.dumps(where | {"logs": ui.logs}, default=str), file=_json_out)
             return
         click.echo(f"\nAirflow UI: {ui.url}\n  login: {ui.user} / {ui.password}   (kept in {ui.passwords_file})")
         click.echo(f"  DAGs from {ui.dags_folder}; logs in {ui.logs}/ui-*.log")
@@ -630,8 +636,12 @@ def main(args: list[str] | None = None) -> None:
     """Run the command line (`args`, default sys.argv): one error style (`error: ...` on
     stderr, no traceback) and one exit-code rule (2 for a malformed command line, 1 for a
     refused or failed request). Always ends in SystemExit with that code."""
+    global _json_out
+    argv = sys.argv[1:] if args is None else args
+    _json_out = sys.stdout
     try:
-        code = cli(args=args, prog_name="batchpred", standalone_mode=False)
+        with contextlib.redirect_stdout(sys.stderr) if "--json" in argv else contextlib.nullcontext():
+            code = cli(args=argv, prog_name="batchpred", standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.exceptions.NoArgsIsHelpError as exc:  # `batchpred` alone: the help, as usual
@@ -640,9 +650,10 @@ def main(args: list[str] | None = None) -> None:
     except click.UsageError as exc:
         if exc.ctx is not None:
             click.echo(exc.ctx.get_usage(), err=True)
-        _fail(exc.format_message(), hint=f"try '{exc.ctx.command_path if exc.ctx else 'batchpred'} --help'", code=2)
+        hint = f"try '{exc.ctx.command_path if exc.ctx else 'batchpred'} --help'"
+        _fail(_lower(exc.format_message()), hint=hint, code=2)
     except click.ClickException as exc:
-        _fail(exc.format_message(), code=1)
+        _fail(_lower(exc.format_message()), code=1)
     except BatchpredError as exc:
         from pipelines.domain import redact
 
@@ -650,9 +661,12 @@ def main(args: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
+def _lower(message: str) -> str:
+    """Click's own messages are sentences ("Missing option ..."): in the one style, lower case."""
+    return message[0].lower() + message[1:] if message[:2].istitle() else message
+
+
 def _fail(message: str, code: int, hint: str | None = None) -> None:
-    if message[:2].istitle():  # click's own messages are sentences ("Missing option ..."): one style
-        message = message[0].lower() + message[1:]
     click.echo(f"error: {message}", err=True)
     if hint:
         click.echo(hint, err=True)

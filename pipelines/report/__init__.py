@@ -112,8 +112,10 @@ class _Data:
 
     @property
     def history(self) -> list[dt.date]:
-        """The dates of the window that were monitored (have health, drift or an estimate)."""
-        return sorted({r["as_of_date"] for rows in (self.daily, self.drift, self.estimated) for r in rows})
+        """The dates of the window with history: health, drift, an estimate, realized performance
+        or a shadow comparison (a date realized but never monitored counts)."""
+        tables = (self.daily, self.drift, self.estimated, self.realized, self.shadow)
+        return sorted({r["as_of_date"] for rows in tables for r in rows})
 
     @property
     def chart_start(self) -> dt.date:

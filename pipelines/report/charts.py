@@ -129,7 +129,8 @@ _POINT = re.compile(r"= (\S+)")
 
 def bin_label(label: str | None) -> str:
     """A bin's label as a tick: numbers to 3 significant digits ("[8.07242e-05, 0.0311)" is
-    "8.07e-05–0.0311", an open end "< 3.5" or "≥ 12"), a category cut at 14 characters."""
+    "8.07e-05–0.0311", an open end "< 3.5" or "≥ 12"), more where a bin's two ends would
+    read the same, a category cut at 14 characters."""
     text = "null" if label is None else str(label)
     if interval := _INTERVAL.fullmatch(text):
         lower, upper = (float(v) for v in interval.groups())
@@ -137,16 +138,17 @@ def bin_label(label: str | None) -> str:
             return f"< {_number(upper)}"
         if upper == math.inf:
             return f"≥ {_number(lower)}"
-        return f"{_number(lower)}–{_number(upper)}"
+        digits = next((d for d in range(3, 7) if _number(lower, d) != _number(upper, d)), 6)  # ends that differ
+        return f"{_number(lower, digits)}–{_number(upper, digits)}"
     if point := _POINT.fullmatch(text):
         return f"= {_number(float(point.group(1)))}"
     return text if len(text) <= 14 else text[:13] + "…"
 
 
-def _number(value: float) -> str:
-    """3 significant digits; thousands written out (1,240 rather than 1.24e+03)."""
-    rounded = float(f"{value:.3g}")
-    return f"{rounded:,.0f}" if abs(rounded) >= 1000 else f"{rounded:.3g}"
+def _number(value: float, digits: int = 3) -> str:
+    """`digits` significant digits; whole thousands written out (1,240 rather than 1.24e+03)."""
+    rounded = float(f"{value:.{digits}g}")
+    return f"{rounded:,.0f}" if abs(rounded) >= 1000 and rounded == int(rounded) else f"{rounded:.{digits}g}"
 
 
 def score_trend(rows: Sequence[dict[str, Any]], start: dt.date, end: dt.date) -> str:
@@ -175,26 +177,28 @@ def score_trend(rows: Sequence[dict[str, Any]], start: dt.date, end: dt.date) ->
 def auc_trend(estimated: Sequence[dict[str, Any]], realized: Sequence[dict[str, Any]], start: dt.date, end: dt.date) -> str:
     """Expected AUC (CBPE) with its band, and realized AUC where labels landed (hollow while provisional)."""
     fig, ax = _figure(7.5, 2.6)
-    if estimated:
-        days = [r["as_of_date"] for r in estimated]
+    # A date with no estimate (NULL, with its status) is not drawn.
+    banded = [r for r in estimated if None not in (r["expected_auc"], r["expected_auc_lower"], r["expected_auc_upper"])]
+    if banded:
+        days = [r["as_of_date"] for r in banded]
         ax.fill_between(
             days,
-            [r["expected_auc_lower"] for r in estimated],
-            [r["expected_auc_upper"] for r in estimated],
+            [r["expected_auc_lower"] for r in banded],
+            [r["expected_auc_upper"] for r in banded],
             color=BAND,
             alpha=0.8,
             label="estimate band",
             step="mid",
         )
-        banded = [r for r in estimated if None not in (r["expected_auc"], r["expected_auc_lower"], r["expected_auc_upper"])]
-        if 0 < len(banded) < 3:  # too few dates for a filled band to show: the band as error bars
+        if len(banded) < 3:  # too few dates for a filled band to show: the band as error bars
             ax.errorbar(
-                [r["as_of_date"] for r in banded], [r["expected_auc"] for r in banded],
+                days, [r["expected_auc"] for r in banded],
                 yerr=[[r["expected_auc"] - r["expected_auc_lower"] for r in banded],
                       [r["expected_auc_upper"] - r["expected_auc"] for r in banded]],
                 fmt="none", ecolor=BAND, elinewidth=8, gid="estimate-band",
             )  # fmt: skip
-        ax.plot(days, [r["expected_auc"] for r in estimated], color=CHAMPION, marker="o", markersize=3, label="estimated AUC")
+        ax.plot(days, [r["expected_auc"] for r in banded], color=CHAMPION, marker="o", markersize=3, label="estimated AUC")
+    if estimated:
         below = next((r["alert_below"] for r in estimated if r["alert_below"] is not None), None)
         if below is not None:
             ax.axhline(below, color=ALERT, linewidth=0.8, linestyle=":", label="alert below")
@@ -207,7 +211,8 @@ def auc_trend(estimated: Sequence[dict[str, Any]], realized: Sequence[dict[str, 
             )  # fmt: skip
     _dates(ax, start, end)
     ax.set_ylabel("ROC AUC")
-    ax.legend(frameon=False, fontsize=8, ncols=4, loc="upper left", bbox_to_anchor=(0, 1.18))
+    if ax.get_legend_handles_labels()[0]:  # not when every date in the window has no estimate
+        ax.legend(frameon=False, fontsize=8, ncols=4, loc="upper left", bbox_to_anchor=(0, 1.18))
     return _svg(fig, "auc")
 
 

@@ -73,3 +73,13 @@ def test_marts_are_readable_after_dbt_rebuilds_them(warehouse_with_role, base_ho
     with connect_as_role(url) as con:
         assert con.execute("select count(*) from marts.churn_daily_summary").fetchone()[0] > 0
         assert con.execute("select count(*) from marts.churn_latest_scores").fetchone()[0] > 0
+
+
+def test_the_debug_log_shows_the_statements_but_never_the_password(warehouse_with_role, caplog):
+    """`batchpred -vv` logs each SQL statement; the role's statement carries its password."""
+    _, warehouse = warehouse_with_role
+    with caplog.at_level("DEBUG", logger="pipelines"):
+        warehouse.setup_read_only_role(ROLE, "another-pw-for-tests")
+    logged = caplog.text
+    assert "sql: grant select on all tables in schema" in logged  # the debug log is on
+    assert "another-pw-for-tests" not in logged and "login password" not in logged

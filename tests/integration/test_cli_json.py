@@ -88,8 +88,13 @@ def test_every_command_prints_its_result_as_json(home, capsys):
     assert moved == ("challenger", None, 1, True)
     assert promoted["shadow_record"]["summary"] == "no shadow history" and "version 1: no shadow history" in err
 
-    removed, _ = json_of(capsys, "unpublish", "churn", "--date", str(BEFORE))
+    # With -vv, dbt's own progress (which dbt prints to stdout) goes to stderr: stdout stays JSON.
+    command = [BATCHPRED, "-vv", "unpublish", "churn", "--date", str(BEFORE), "--json"]
+    run = subprocess.run(command, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    removed = json.loads(run.stdout)
     assert removed["dates"] == [str(BEFORE)] and removed["removed"]["predictions.churn_scores"] == outcome["rows"]
+    assert "Running with dbt=" in run.stderr and "DEBUG sql: " in run.stderr
 
 
 def test_vv_adds_the_sql_and_no_flag_is_quiet(tmp_path):

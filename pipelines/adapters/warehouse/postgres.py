@@ -257,7 +257,7 @@ class PostgresWarehouse(Warehouse):
                 verb = "alter" if exists else "create"
                 cur.execute(f"select format('{verb} role %I login password %L', $1::text, $2::text)", parameters=(role, password))
                 statement = cur.fetchone()[0]
-            self._execute(con, statement)
+                cur.execute(statement)  # not through _execute: its debug log would print the password
             r = quote(role)
             self._execute(con, f"alter role {r} set default_transaction_read_only = on")
             with con.cursor() as cur:
