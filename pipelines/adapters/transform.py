@@ -18,6 +18,7 @@ What a model's dbt project must provide (see the README's "Adding a model"):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -182,8 +183,6 @@ class Dbt:
     def __init__(self, settings: Settings, warehouse: Warehouse) -> None:
         self.settings = settings
         self.warehouse = warehouse
-        self._manifest: Any = None  # dbt's Manifest, parsed on the first run (`_parse`) and reused
-        self._parsed = False
 
     def run(self, command: str, select: str, variables: dict[str, object] | None = None, exclude: str | None = None) -> None:
         """Run `dbt <command> --select <select> [--exclude <exclude>]` and raise DbtError naming each failed node."""
@@ -195,11 +194,14 @@ class Dbt:
                 # setting (generate_schema_name), so this run parses with it.
                 _invoke(self.settings, command, variables, selection, None)
                 return
-            if not self._parsed:
-                self._manifest, self._parsed = _parse(self.settings), True
             _invoke(self.settings, command, variables, selection, self._manifest)
 
         self.warehouse.when_free(invoke)
+
+    @functools.cached_property
+    def _manifest(self) -> Any:
+        """dbt's Manifest, parsed on the first run and reused by every later one (None: parse per run)."""
+        return _parse(self.settings)
 
     def build_features(
         self, spec: ModelSpec, as_of_dates: Sequence[dt.date], upstream: bool = True, scratch: str | None = None

@@ -25,7 +25,6 @@ from pipelines.domain.dates import parse_date
 from pipelines.domain.errors import BatchpredError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     from pipelines.adapters.resources import Resources
     from pipelines.config.spec import ModelSpec
@@ -77,11 +76,6 @@ _json_out: TextIO | None = None
 
 def _echo_json(value: object) -> None:
     click.echo(json.dumps(value, indent=2, default=str), file=_json_out)
-
-
-def _say(as_json: bool) -> Callable[[str], None]:
-    """Where a command's lines for people go: stdout, or stderr when stdout carries the JSON."""
-    return lambda line: click.echo(line, err=as_json)
 
 
 def _one_or_range(as_of_date: dt.date | None, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
@@ -470,7 +464,7 @@ def ui(port: int | None, host: str, as_json: bool) -> None:
         click.echo(f"  DAGs from {ui.dags_folder}; logs in {ui.logs}/ui-*.log")
         click.echo("  Ctrl-C stops it.")
 
-    run_ui(Settings.from_env(), host, port, ready, _say(as_json))
+    run_ui(Settings.from_env(), host, port, ready)
 
 
 @cli.command()
@@ -538,7 +532,7 @@ def promote(model: str, alias: str, version: int, reason: str | None, force: boo
     """Move MODEL's alias to a version, after looking at its shadow record."""
     from pipelines.usecases import models
 
-    say = _say(as_json)
+    say = click.echo
     spec = _spec(model)
     res = _resources()
     record = models.shadow_record(res, spec, version)
@@ -627,7 +621,7 @@ def demo(customers: int, end: dt.date | None, drift_from: dt.date | None, as_jso
     from pipelines.faces.demo import run_demo
 
     settings = Settings.from_env()
-    made = run_demo(settings, customers=customers, end=end or _yesterday(), drift_from=drift_from, say=_say(as_json))
+    made = run_demo(settings, customers=customers, end=end or _yesterday(), drift_from=drift_from)
     if as_json:
         _echo_json(made)
 

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,11 +104,10 @@ def run_demo(
     end: dt.date,
     drift_from: dt.date | None = None,
     models: tuple[str, ...] = DEMO_MODELS,
-    say: Callable[[str], None] = click.echo,
 ) -> dict[str, Any]:
     """Generate the demo business ending `end` (its behaviour shifting from `drift_from`, if
     given), train each model on it, run each model's score and monitor DAGs through Airflow
-    for `end`, and `say` what the dashboards see and the date's health. Returns what was
+    for `end`, and print what the dashboards see and the date's health. Returns what was
     made and where it lives (what `batchpred demo --json` prints)."""
     specs = [load_spec(model) for model in models]
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -117,14 +115,14 @@ def run_demo(
     versions: dict[str, dict[str, int]] = {spec.name: {} for spec in specs}
 
     def stage(message: str) -> float:
-        say(click.style(f"==> {message}", bold=True))
+        click.echo(click.style(f"==> {message}", bold=True))
         return time.perf_counter()
 
     drifting = f", behaviour shifting from {drift_from}" if drift_from else ""
     began = stage(f"generating {customers:,} customers of demo data ending {end}{drifting}")
     config = DemoConfig(customers=customers, end_date=end, drift_from=drift_from)
     counts = load_demo_data(res, config)
-    say("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in counts.items()))
+    click.echo("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in counts.items()))
 
     for spec in specs:
         # The first model also gets a challenger: its champion is trained two weeks earlier,
@@ -135,7 +133,7 @@ def run_demo(
             started = stage(f"training {spec.name} on data known up to {day}" + (f" (@{alias})" if shadowed else ""))
             trained = train(res, spec, day, alias=alias)
             versions[spec.name][alias] = trained.model.version
-            say(
+            click.echo(
                 f"    version {trained.model.version}: validation AUC {trained.metrics['auc']:.3f}, "
                 f"PR-AUC {trained.metrics['pr_auc']:.3f} in {time.perf_counter() - started:.0f}s; {trained.verdict}"
             )
@@ -151,17 +149,17 @@ def run_demo(
         conf = json.dumps({"as_of_date": end.isoformat()})
         for dag_id in (spec.score_dag_id, spec.monitor_dag_id):
             run_airflow(settings, "dags", "test", dag_id, "-c", conf, log_name=f"{dag_id}-{end}")
-    say(f"    DAG runs succeeded in {time.perf_counter() - started:.0f}s (logs: {settings.home / 'logs'})")
+    click.echo(f"    DAG runs succeeded in {time.perf_counter() - started:.0f}s (logs: {settings.home / 'logs'})")
 
     for spec in specs:
-        show_dashboard(res, spec, end, say)
-    say(click.style(f"\nModel health of {end} (monitoring.daily_health, monitoring.alerts):", bold=True))
+        show_dashboard(res, spec, end)
+    click.echo(click.style(f"\nModel health of {end} (monitoring.daily_health, monitoring.alerts):", bold=True))
     for spec in specs:
-        show_health(res, spec, end, say)
-    say(click.style(f"\nModel-health reports of {end} (written by the monitor DAGs; open in a browser):", bold=True))
+        show_health(res, spec, end)
+    click.echo(click.style(f"\nModel-health reports of {end} (written by the monitor DAGs; open in a browser):", bold=True))
     reports = {spec.name: report.default_path(settings, spec.name, end) for spec in specs}
     for name, path in reports.items():
-        say(f"  {name:<14} {path.as_uri() if path.exists() else 'missing: see the monitor DAG log'}")
+        click.echo(f"  {name:<14} {path.as_uri() if path.exists() else 'missing: see the monitor DAG log'}")
     embedded_mlflow = settings.mlflow_tracking_uri.startswith("sqlite:")
     artifacts = f"  (artifacts: {settings.mlflow_artifact_root})" if embedded_mlflow else ""
     where = {
@@ -172,9 +170,9 @@ def run_demo(
         "reports": str(settings.home / "reports"),
     }
     seconds = time.perf_counter() - began
-    say(click.style(f"\nDone in {seconds:.0f}s. Where everything lives:", bold=True))
+    click.echo(click.style(f"\nDone in {seconds:.0f}s. Where everything lives:", bold=True))
     for label, place in where.items():
-        say(f"  {label:<10} {place}")
+        click.echo(f"  {label:<10} {place}")
     return {
         "as_of_date": end,
         "seconds": round(seconds, 1),
@@ -190,23 +188,23 @@ def run_demo(
     }
 
 
-def show_dashboard(res: Resources, spec: ModelSpec, as_of_date: dt.date, say: Callable[[str], None] = click.echo) -> None:
+def show_dashboard(res: Resources, spec: ModelSpec, as_of_date: dt.date) -> None:
     """Say the rows a dashboard would read from the marts."""
     top, summary = queries.dashboard_view(res.warehouse, spec, as_of_date)
-    say(click.style(f"\nmarts.{spec.name}_latest_scores (highest risk first):", bold=True))
-    say(_table(top))
-    say(click.style(f"\nmarts.{spec.name}_daily_summary for {as_of_date}:", bold=True))
-    say(_table(summary))
+    click.echo(click.style(f"\nmarts.{spec.name}_latest_scores (highest risk first):", bold=True))
+    click.echo(_table(top))
+    click.echo(click.style(f"\nmarts.{spec.name}_daily_summary for {as_of_date}:", bold=True))
+    click.echo(_table(summary))
 
 
-def show_health(res: Resources, spec: ModelSpec, as_of_date: dt.date, say: Callable[[str], None] = click.echo) -> None:
+def show_health(res: Resources, spec: ModelSpec, as_of_date: dt.date) -> None:
     """Print the date's health in a few lines: drift, estimated AUC, alerts."""
     from pipelines.adapters.warehouse import health
 
     warehouse = res.warehouse
     rows = health.rows_of(warehouse, tables.DAILY_HEALTH, spec.name, as_of_date, as_of_date).to_pylist()
     if not rows:
-        say(f"  {spec.name}: not monitored")
+        click.echo(f"  {spec.name}: not monitored")
         return
     day = rows[-1]
     line = f"  {spec.name} (version {day['model_version']}): {day['status']}; drift {day['drift_status']}"
@@ -214,12 +212,12 @@ def show_health(res: Resources, spec: ModelSpec, as_of_date: dt.date, say: Calla
         line += f", most drifted {day['worst_feature']} (PSI {day['worst_psi']:.3f})"
     if day["expected_auc"] is not None:
         line += f"; estimated AUC {day['expected_auc']:.3f} [{day['expected_auc_lower']:.3f}, {day['expected_auc_upper']:.3f}]"
-    say(line + f"; {day['alerts']} alert(s); realized AUC once labels complete on {day['labels_due']}")
+    click.echo(line + f"; {day['alerts']} alert(s); realized AUC once labels complete on {day['labels_due']}")
     alerts = health.rows_of(warehouse, tables.ALERTS, spec.name, as_of_date, as_of_date).to_pylist()
     for alert in [a for a in alerts if a["severity"] == "alert"][:5]:
-        say(f"    ALERT {alert['message']}" + (f" ({alert['action']})" if alert["action"] else ""))
+        click.echo(f"    ALERT {alert['message']}" + (f" ({alert['action']})" if alert["action"] else ""))
     for c in health.rows_of(warehouse, tables.SHADOW_COMPARISON, spec.name, as_of_date, as_of_date).to_pylist():
-        say(
+        click.echo(
             f"    shadow {c['challenger_alias']} (version {c['challenger_version']}) beside version {c['model_version']}: "
             f"Spearman {_number(c['spearman'])}, decisions flipped {c['flip_share']:.1%}, estimated AUC "
             f"{_number(c['challenger_expected_auc'])} vs {_number(c['champion_expected_auc'])} (monitoring.shadow_comparison)"

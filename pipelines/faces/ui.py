@@ -117,10 +117,9 @@ def run_ui(
     host: str = "127.0.0.1",
     port: int | None = None,
     on_ready: Callable[[Running], None] = lambda running: None,
-    say: Callable[[str], None] = click.echo,
 ) -> None:
     """Start the embedded Airflow UI, call `on_ready` once it answers, and block until
-    Ctrl-C (or SIGTERM), then stop it. Progress lines go to `say`.
+    Ctrl-C (or SIGTERM), then stop it. Progress lines are printed.
 
     Raises BatchpredError when the port is taken, or a process exits or the api-server
     does not answer within STARTUP_TIMEOUT (naming its log)."""
@@ -130,7 +129,7 @@ def run_ui(
     url = env["AIRFLOW__API__BASE_URL"]
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    say("starting Airflow (api-server, scheduler, dag-processor) for the embedded default...")
+    click.echo("starting Airflow (api-server, scheduler, dag-processor) for the embedded default...")
     run_airflow(settings, "db", "migrate", log_name="airflow-db-migrate")
     run_airflow(
         settings, "pools", "set", WAREHOUSE_POOL, "1", "Serialises writers to the DuckDB warehouse", log_name="airflow-pools"
@@ -164,12 +163,12 @@ def run_ui(
                     f"the api-server did not answer on {url} in {STARTUP_TIMEOUT:.0f}s; see {logs / 'ui-api-server.log'}"
                 )
             time.sleep(0.5)
-        say("stopping Airflow...")
+        click.echo("stopping Airflow...")
     finally:
         _stop(children)
         for s, handler in previous.items():
             signal.signal(s, handler)
-    say("stopped.")
+    click.echo("stopped.")
 
 
 def _stop(children: dict[str, subprocess.Popen]) -> None:

@@ -13,6 +13,7 @@ default to `$BATCHPRED_HOME/reports/<model>/<as_of_date>.html`, see `default_pat
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -110,14 +111,14 @@ class _Data:
     reasons: list[dict[str, Any]]
     as_of_date: dt.date
 
-    @property
+    @functools.cached_property
     def history(self) -> list[dt.date]:
         """The dates of the window with history: health, drift, an estimate, realized performance
         or a shadow comparison (a date realized but never monitored counts)."""
         tables = (self.daily, self.drift, self.estimated, self.realized, self.shadow)
         return sorted({r["as_of_date"] for rows in tables for r in rows})
 
-    @property
+    @functools.cached_property
     def chart_start(self) -> dt.date:
         """Where the time axes start: the first monitored date (a week before the as-of date at
         least), so a short history is drawn across the chart, not as a dot at its right edge."""
