@@ -15,11 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from airflow.sdk import (
     DAG,
     Asset,
     AssetOrTimeSchedule,
     BaseNotifier,
+    BaseOperator,
     Connection,
     CronDataIntervalTimetable,
     CronTriggerTimetable,
@@ -121,6 +123,13 @@ validates the features in a scratch schema and resolves the model, writing nothi
 `predictions.{name}_scores`; the same data and version give the same scores.
 A date that should not have been published: `batchpred unpublish {name} --date D`.
 
+**Late data**: a scheduled run whose date is not complete yet waits in `wait_for_data`,
+deferred (it holds no worker slot; the triggerer wakes it), checking every
+{every} min, for up to {wait} min (`scoring.wait_for_data_minutes`); then `plan` refuses the
+date as incomplete, and the run log's `waited_for_data_s` says how long it waited.
+A run you trigger never waits. While a run waits, runs you trigger queue behind it
+(one run at a time).
+
 **When it fails**: the first line of each task's log names the as-of date and the
 model version. `plan` refuses dates that are not complete (the message names the
 source and its last event), unknown aliases and spec/contract mismatches; `validate`
@@ -142,7 +151,13 @@ def _run(step: str, model: str, **inputs):
     run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
     events = [dict(e.extra or {}) for evs in (context.get("triggering_asset_events") or {}).values() for e in evs]
     ctx = tasks.RunContext(
-        context["run_id"], str(run_type), context.get("logical_date"), dict(context["params"]), dict(dag_run.conf or {}), events
+        context["run_id"],
+        str(run_type),
+        context.get("logical_date"),
+        dict(context["params"]),
+        dict(dag_run.conf or {}),
+        events,
+        dag_run.start_date,
     )
     try:
         result = tasks.run(step, model, ctx, inputs)
@@ -157,12 +172,33 @@ def _run(step: str, model: str, **inputs):
         raise AirflowFailException(redact.text(f"{type(exc).__name__}: {exc}")) from exc
 
 
+class WaitForData(BaseOperator):
+    """The first task of <model>_score: until a scheduled run's date is complete, check, then
+    defer (TimeDeltaTrigger, on the triggerer) and check again; `pipelines.faces.tasks`
+    decides each time. Returns how long it waited, for `plan`."""
+
+    def __init__(self, *, model: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+
+    def execute(self, context, event=None) -> dict:
+        found = _run("wait_for_data", self.model, resumed=event is not None)
+        if found["done"]:
+            return {"waited_s": found["waited_s"]}
+        self.defer(trigger=TimeDeltaTrigger(dt.timedelta(seconds=found["check_in_s"])), method_name="execute")
+
+
 def score_dag(spec: ModelSpec) -> DAG:
     run = functools.partial(_run, model=spec.name)
     with DAG(
         dag_id=spec.score_dag_id,
         description=f"Nightly scores for {spec.name}: features, validation, scoring, marts",
-        doc_md=SCORE_DOC.format(name=spec.name, alias=spec.alias),
+        doc_md=SCORE_DOC.format(
+            name=spec.name,
+            alias=spec.alias,
+            wait=spec.scoring.wait_for_data_minutes,
+            every=spec.scoring.check_data_every_minutes,
+        ),
         schedule=_daily(spec.scoring.schedule),
         # No start date: Airflow would silently skip every task of a run dated before it.
         # The spec's scoring.start_date is enforced by `plan`, which says so.
@@ -180,9 +216,18 @@ def score_dag(spec: ModelSpec) -> DAG:
         params={name: Param(**schema) for name, schema in tasks.score_params(spec.alias).items()},
     ) as dag:
 
+        waited = WaitForData(
+            task_id="wait_for_data",
+            model=spec.name,
+            # The whole wait, deferrals included, and one check past the deadline.
+            execution_timeout=dt.timedelta(
+                minutes=spec.scoring.wait_for_data_minutes + spec.scoring.check_data_every_minutes + spec.scoring.timeout_minutes
+            ),
+        )
+
         @task
-        def plan() -> dict:
-            return run("plan")
+        def plan(waited: dict) -> dict:
+            return run("plan", waited=waited)
 
         @task(pool=WAREHOUSE_POOL)
         def build_features(attempt: dict) -> dict:
@@ -210,7 +255,7 @@ def score_dag(spec: ModelSpec) -> DAG:
         def build_marts(attempt: dict, published: dict) -> dict:
             return run("build_marts", attempt=attempt)
 
-        attempt = plan()
+        attempt = plan(waited.output)
         validation = validate(attempt, build_features(attempt))
         # One mapped task per shard: Celery (or Kubernetes) workers score them in parallel.
         shards = score_shard.partial(attempt=attempt, validation=validation).expand(shard=list(range(spec.shards)))

@@ -64,6 +64,13 @@ class Scoring:
     start_date: dt.date | None = None  # the earliest as-of date scored; None: as early as the data allows
     retries: int = 2
     timeout_minutes: int = 30
+    # A scheduled run whose date is not complete yet checks again every check_data_every_minutes,
+    # deferred in between (it holds no worker slot), until wait_for_data_minutes after the run
+    # started; then `plan` refuses it as incomplete. 0: refuse at once. Manual runs never wait.
+    # Whole minutes: Airflow 3.3's scheduler can take a deferral that wakes within seconds for
+    # a task killed externally and fail it (apache/airflow#72716).
+    wait_for_data_minutes: int = 360
+    check_data_every_minutes: int = 10
 
 
 @dataclass(frozen=True)
@@ -401,6 +408,14 @@ def _scoring(raw: Any) -> Scoring:
     if isinstance(scoring.retries, bool) or not isinstance(scoring.retries, int) or scoring.retries < 0:
         raise ValueError(f"scoring.retries must be a whole number, 0 or more; got {scoring.retries!r}")
     _positive_int(scoring.timeout_minutes, "scoring.timeout_minutes")
+    wait, every = scoring.wait_for_data_minutes, scoring.check_data_every_minutes
+    if isinstance(wait, bool) or not isinstance(wait, int) or wait < 0:
+        raise ValueError(f"scoring.wait_for_data_minutes must be a whole number of minutes, 0 or more; got {wait!r}")
+    if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= max(wait, 1):
+        raise ValueError(
+            "scoring.check_data_every_minutes must be a whole number of minutes, at least 1 and at most "
+            f"scoring.wait_for_data_minutes ({wait}); got {every!r}"
+        )
     return scoring
 
 

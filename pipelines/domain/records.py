@@ -93,6 +93,7 @@ class Attempt:
     dry_run: bool = False
     triggered_by: str | None = None  # who asked: the OS user at a terminal, "airflow" in a DAG
     date_chosen_by: str = ""  # how the as-of date was chosen (a parameter, the logical date, ...)
+    waited_for_data_s: int | None = None  # a scheduled run: how long it waited for its date to be complete
     shadows: tuple[PinnedModel, ...] = ()  # shadow versions, pinned too
     shadow_skipped: tuple[str, ...] = ()  # why a shadow alias is not scored (it is the champion's version)
 

@@ -102,6 +102,7 @@ class RunContext:
     params: dict[str, Any] = field(default_factory=dict)
     conf: dict[str, Any] = field(default_factory=dict)
     asset_events: list[dict[str, Any]] = field(default_factory=list)  # the `extra` of each triggering asset event
+    started_at: dt.datetime | None = None  # when the run started
 
 
 def choose_as_of_date(ctx: RunContext, allowed: tuple[str, ...], last_complete: Callable[[], dt.date]) -> tuple[dt.date, str]:
@@ -148,14 +149,49 @@ def _attempt(inputs: dict[str, Any], step: str) -> Attempt:
     return attempt
 
 
+def _wait_for_data(res: Resources, spec: ModelSpec, ctx: RunContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """One check of a <model>_score run's first task. A scheduled run (and only one: a date a
+    person asks for is refused at once if incomplete) whose as-of date is not complete yet
+    gets {"done": False, "check_in_s"}: the task defers that long, holding no worker slot,
+    and checks again (`resumed`). Otherwise {"done": True, "waited_s"}: `plan` goes on, with
+    how long the run waited (None: it did not), and refuses the date as today if the
+    deadline, scoring.wait_for_data_minutes after the run started, passed first."""
+    from pipelines.usecases import steps
+
+    wait = dt.timedelta(minutes=spec.scoring.wait_for_data_minutes)
+    if ctx.run_type != "scheduled" or ctx.params.get("as_of_date") or not wait:
+        return {"done": True, "waited_s": None}
+    as_of_date, _ = choose_as_of_date(ctx, tuple(SCORE_PARAMS), lambda: steps.last_complete_date(res, spec))
+    now = res.now()
+    since = min(ctx.started_at or now, now)
+    waited = int((now - since).total_seconds()) if inputs.get("resumed") else None
+    missing = steps.data_missing(res, spec, as_of_date)
+    if missing is None:
+        log.info("as-of date %s is complete%s", as_of_date, f" (waited {waited} s for it)" if waited else "")
+        return {"done": True, "waited_s": waited}
+    deadline = since + wait
+    if now >= deadline:
+        log.info("as-of date %s is still not complete at the deadline (scoring.wait_for_data_minutes)", as_of_date)
+        return {"done": True, "waited_s": waited}
+    check_in = min(dt.timedelta(minutes=spec.scoring.check_data_every_minutes), deadline - now)
+    log.info(
+        "as-of date %s is not complete yet (%s); waiting, deferred, and checking again in %.0f s, until %s "
+        "(scoring.wait_for_data_minutes in models/%s/model.yaml)",
+        as_of_date, missing, check_in.total_seconds(), deadline.strftime("%Y-%m-%d %H:%M UTC"), spec.name,
+    )  # fmt: skip
+    return {"done": False, "check_in_s": check_in.total_seconds()}
+
+
 def _plan(res: Resources, spec: ModelSpec, ctx: RunContext, inputs: dict[str, Any]) -> dict[str, Any]:
     from pipelines.domain.records import to_xcom
     from pipelines.usecases import steps
 
     as_of_date, how = choose_as_of_date(ctx, tuple(SCORE_PARAMS), lambda: steps.last_complete_date(res, spec))
+    waited = (inputs.get("waited") or {}).get("waited_s")
     attempt = steps.plan(
-        res, spec, as_of_date, ctx.params.get("model_alias"), ctx.run_id, bool(ctx.params.get("dry_run")), date_chosen_by=how
-    )
+        res, spec, as_of_date, ctx.params.get("model_alias"), ctx.run_id, bool(ctx.params.get("dry_run")), date_chosen_by=how,
+        waited_for_data_s=waited,
+    )  # fmt: skip
     return to_xcom(attempt)
 
 
@@ -273,6 +309,7 @@ def report_failure(model: str, url: str, alert: dict[str, Any]) -> None:
 
 # Each task of the generated DAGs, by name: its body turns the task's inputs into one call.
 TASKS: dict[str, Callable[[Resources, ModelSpec, RunContext, dict[str, Any]], dict[str, Any]]] = {
+    "wait_for_data": _wait_for_data,
     "plan": _plan,
     "build_features": _build_features,
     "validate": _validate,

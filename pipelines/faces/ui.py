@@ -32,7 +32,7 @@ from pipelines.config.settings import Settings
 from pipelines.domain.errors import BatchpredError
 from pipelines.faces.demo import WAREHOUSE_POOL, airflow_env, run_airflow
 
-PROCESSES = ("api-server", "scheduler", "dag-processor")
+PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")  # the triggerer wakes runs waiting for their data
 USER = "admin"
 STARTUP_TIMEOUT = 180.0  # seconds for the api-server to answer, cold, on 2 cores
 STOP_TIMEOUT = 30.0
@@ -75,6 +75,10 @@ def password(settings: Settings) -> tuple[Path, str]:
 
 def ui_env(settings: Settings, host: str, port: int, passwords: Path) -> dict[str, str]:
     url = f"http://{host}:{port}"
+    # The scheduler and the triggerer serve task logs to the UI on these ports (Airflow's
+    # defaults, 8793 and 8794, may be taken).
+    worker_logs = choose_port("127.0.0.1", None, start=8793)
+    trigger_logs = choose_port("127.0.0.1", None, start=worker_logs + 1)
     return airflow_env(settings) | {
         "AIRFLOW__API__HOST": host,
         "AIRFLOW__API__PORT": str(port),
@@ -87,8 +91,8 @@ def ui_env(settings: Settings, host: str, port: int, passwords: Path) -> dict[st
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        # The scheduler serves task logs to the UI on this port (Airflow's default, 8793, may be taken).
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(choose_port("127.0.0.1", None, start=8793)),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_logs),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_logs),
     }
 
 
@@ -129,7 +133,7 @@ def run_ui(
     url = env["AIRFLOW__API__BASE_URL"]
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    click.echo("starting Airflow (api-server, scheduler, dag-processor) for the embedded default...")
+    click.echo("starting Airflow (api-server, scheduler, dag-processor, triggerer) for the embedded default...")
     run_airflow(settings, "db", "migrate", log_name="airflow-db-migrate")
     run_airflow(
         settings, "pools", "set", WAREHOUSE_POOL, "1", "Serialises writers to the DuckDB warehouse", log_name="airflow-pools"

@@ -47,6 +47,7 @@ def _row(attempt: Attempt, status: RunStatus, fields: dict[str, Any]) -> dict[st
         "airflow_run_id": attempt.airflow_run_id,
         "started_at": attempt.started_at,
         "triggered_by": attempt.triggered_by,
+        "waited_for_data_s": attempt.waited_for_data_s,
         "status": RunStatus(status).value,
         **fields,
     }

@@ -44,6 +44,23 @@ def last_complete_date(res: Resources, spec: ModelSpec) -> dt.date:
     return cover.last_complete
 
 
+def data_missing(res: Resources, spec: ModelSpec, as_of_date: dt.date) -> str | None:
+    """Why `as_of_date` is not complete yet (what `plan` would refuse it with), or None when it
+    is complete, or will never be (before scoring.start_date: `plan` says so at once)."""
+    start = spec.scoring.start_date
+    if start is not None and as_of_date < start:
+        return None
+    try:
+        completeness.coverage(res.warehouse, spec, res.now()).check(as_of_date)
+    except IncompleteDate as missing:
+        return str(missing)
+    return None
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 # What `plan` refuses: the request itself is wrong (alias, date, model, configuration), and
 # asking again gives the same answer. A registry or warehouse that does not answer is a failure.
 REFUSALS = (InputError, ModelNotFound, ContractError)
@@ -79,6 +96,7 @@ def plan(
     date_chosen_by: str = "",
     shadows: list[PinnedModel] | None = None,
     shadow_skipped: Sequence[str] = (),
+    waited_for_data_s: int | None = None,
 ) -> Attempt:
     """Start an attempt at scoring `as_of_date`: check the date is complete, pin
     models:/<model>@<alias> to one version (or use the pinned `model` of a backfill), and
@@ -90,7 +108,9 @@ def plan(
     (ContractError). Unless `dry_run`, the attempt gets its run-log row: `refused` with
     the reason for those, `failed` if something else stopped it (the registry did not
     answer, say). A shadow alias at the champion's version is not scored; the attempt's
-    `shadow_skipped` (and its run-log row) says so.
+    `shadow_skipped` (and its run-log row) says so. A scheduled run that waited for its
+    date's data (`waited_for_data_s`) says so in its run-log row, and in the refusal if the
+    date is still not complete.
     """
     alias = alias or (model.alias if model else None) or spec.alias
     attempt = Attempt(
@@ -104,6 +124,7 @@ def plan(
         dry_run=dry_run,
         triggered_by="airflow" if airflow_run_id else current_user(),
         date_chosen_by=date_chosen_by,
+        waited_for_data_s=waited_for_data_s,
     )
     cover = completeness.coverage(res.warehouse, spec, attempt.started_at)  # refuses an empty home before writing
     with recorded(res, attempt, "plan", REFUSALS):
@@ -115,7 +136,15 @@ def plan(
                 f"as-of date {as_of_date} is before scoring.start_date {start} in models/{spec.name}/model.yaml; "
                 "move the start date back to score it"
             )
-        cover.check(as_of_date)
+        try:
+            cover.check(as_of_date)
+        except IncompleteDate as missing:
+            if waited_for_data_s is None:
+                raise
+            raise IncompleteDate(
+                f"{missing} (after waiting {_minutes(waited_for_data_s)} for it: scoring.wait_for_data_minutes "
+                f"in models/{spec.name}/model.yaml)"
+            ) from None
         pinned = model or res.registry.resolve(spec.name, alias)
         attempt = replace(attempt, model=pinned)
         runlog.record(res, attempt, RunStatus.RUNNING)

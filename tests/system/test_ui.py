@@ -1,6 +1,6 @@
 """`batchpred ui`: the embedded Airflow UI starts on a free port with this repository's DAGs
 and no examples, prints the URL and the login (which work), refuses a port in use, and
-stops cleanly on Ctrl-C. Real processes: api-server, scheduler, dag-processor."""
+stops cleanly on Ctrl-C. Real processes: api-server, scheduler, dag-processor, triggerer."""
 
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ def clean_env(home: Path) -> dict[str, str]:
 
 
 @contextmanager
-def running_ui(home: Path, port: int, timeout: float = 240, as_json: bool = False):
-    """Start `batchpred ui` (with --json, if `as_json`); yield (process, an API client logged in
-    with the login it printed, the output so far)."""
+def running_ui(home: Path, port: int, timeout: float = 240, as_json: bool = False, env: dict[str, str] | None = None):
+    """Start `batchpred ui` (with --json, if `as_json`; in `env`, default `clean_env(home)`); yield
+    (process, an API client logged in with the login it printed, the output so far)."""
     command = [BATCHPRED, "ui", "--port", str(port), *(["--json"] if as_json else [])]
-    process = subprocess.Popen(command, env=clean_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=env or clean_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines, deadline = [], time.monotonic() + timeout
         ready = '"url"' if as_json else "Ctrl-C stops it"

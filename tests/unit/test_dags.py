@@ -53,6 +53,7 @@ def test_score_dag_wiring_and_settings(dagbag):
     dag = dagbag.dags["churn_score"]
     order = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
     assert order == {
+        "wait_for_data": ["plan"],
         "plan": ["build_features", "build_marts", "publish", "score_shard", "validate"],
         "build_features": ["validate"],
         "validate": ["publish", "score_shard"],
@@ -72,6 +73,10 @@ def test_score_dag_wiring_and_settings(dagbag):
     assert "format" not in schema and schema["pattern"] == tasks.DATE_PATTERN  # a text field, not a date picker
     assert params["model_alias"] == "champion"
     assert "Rerun a date" in dag.doc_md and "When it fails" in dag.doc_md
+    # A scheduled run waits up to 360 min for its data, checking every 10 (models/churn/model.yaml's defaults).
+    wait = dag.get_task("wait_for_data")
+    assert wait.execution_timeout == dt.timedelta(minutes=360 + 10 + 30) and wait.pool != "batchpred_warehouse"
+    assert "for up to 360 min" in dag.doc_md and "checking every\n10 min" in dag.doc_md
 
 
 def test_the_scheduled_run_for_day_d_has_ds_d_and_runs_after_d(dagbag):

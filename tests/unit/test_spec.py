@@ -30,6 +30,7 @@ def test_churn_spec_loads():
     assert spec.completeness.lookback_days == 90
     assert spec.risk_bands == (("high", 0.5), ("medium", 0.2)) and spec.action_threshold == 0.5
     assert (spec.scoring.schedule, spec.scoring.retries, spec.scoring.timeout_minutes) == ("@daily", 2, 30)
+    assert (spec.scoring.wait_for_data_minutes, spec.scoring.check_data_every_minutes) == (360, 10)
     assert {"churn", "payment_risk"} <= set(list_models())
 
 
@@ -71,6 +72,17 @@ def test_a_model_name_too_long_for_its_table_names_is_refused_at_load(tmp_path):
         ({"scoring": {"schedule": "@hourly"}}, "scoring.schedule must be daily"),
         ({"scoring": {"timeout_minutes": "soon"}}, "scoring.timeout_minutes"),
         ({"scoring": {"start_date": "someday"}}, "scoring.start_date must be a date"),
+        ({"scoring": {"wait_for_data_minutes": -1}}, "scoring.wait_for_data_minutes must be a whole number"),
+        ({"scoring": {"wait_for_data_minutes": 1.5}}, "scoring.wait_for_data_minutes must be a whole number"),
+        ({"scoring": {"wait_for_data_minutes": True}}, "scoring.wait_for_data_minutes must be a whole number"),
+        ({"scoring": {"check_data_every_minutes": 0}}, "scoring.check_data_every_minutes must be a whole number"),
+        ({"scoring": {"check_data_every_minutes": 0.05}}, "scoring.check_data_every_minutes must be a whole number"),
+        ({"scoring": {"check_data_every_minutes": float("nan")}}, "scoring.check_data_every_minutes must be a whole number"),
+        ({"scoring": {"check_data_every_minutes": "10m"}}, "scoring.check_data_every_minutes must be a whole number"),
+        (
+            {"scoring": {"wait_for_data_minutes": 30, "check_data_every_minutes": 60}},
+            r"at most scoring.wait_for_data_minutes \(30\)",
+        ),
         ({"risk_bands": {"high": 1.5}}, "risk_bands.high must be a number between 0 and 1"),
         ({"risk_bands": {"high": 0.5, "low": 0.1}}, "'low' is the band below"),
         ({"segment": "tenure_days"}, "segment must be one of the categorical features"),

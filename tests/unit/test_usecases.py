@@ -19,7 +19,7 @@ import pytest
 from pipelines.adapters.resources import Resources
 from pipelines.adapters.warehouse import tables
 from pipelines.config.spec import load_spec
-from pipelines.domain.errors import InputError
+from pipelines.domain.errors import IncompleteDate, InputError
 from pipelines.domain.status import RunStatus
 from pipelines.faces.demo import load_demo_data
 from pipelines.faces.demo_data import DemoConfig
@@ -229,3 +229,52 @@ def test_setup_warehouse_creates_the_shared_tables_on_a_fresh_file(tmp_path):
         assert res.warehouse.query(f"select count(*) as n from {table}").to_pylist() == [{"n": 0}]
     setup.setup_warehouse(res)  # again: nothing changes
     assert catalogue(res) == (schemas, found)
+
+
+def _wait_for_data(settings, spec, run_type: str, day: dt.date, now: dt.datetime, started: dt.datetime | None = None):
+    """One check of <model>_score's wait_for_data task (`pipelines.faces.tasks`) at `now`, in a
+    run that started at `started` (None: the first check, now)."""
+    from pipelines.faces import tasks
+
+    logical = dt.datetime.combine(day, dt.time(0), dt.UTC)
+    ctx = tasks.RunContext("scheduled__x", run_type, logical, started_at=started or now)
+    res = Resources.from_settings(settings, clock=lambda: now).ready()
+    return tasks.TASKS["wait_for_data"](res, spec, ctx, {"resumed": started is not None})
+
+
+def test_a_scheduled_run_waits_for_its_data_until_the_deadline_then_plan_refuses_saying_it_waited(private, spec):
+    """The home's data ends on AS_OF: a scheduled run for AS_OF + 1 waits (checks every 10 min,
+    deferred in between) until 360 min after the run started (models/churn/model.yaml), then
+    `plan` refuses the date as incomplete, and its run-log row says how long it waited."""
+    late = AS_OF + dt.timedelta(days=1)
+    started = dt.datetime.combine(AS_OF + dt.timedelta(days=2), dt.time(1), dt.UTC)
+
+    assert _wait_for_data(private, spec, "scheduled", late, started) == {"done": False, "check_in_s": 600.0}
+    later = started + dt.timedelta(minutes=355)  # 5 min before the deadline: the next check is at it
+    assert _wait_for_data(private, spec, "scheduled", late, later, started) == {"done": False, "check_in_s": 300.0}
+    deadline = started + dt.timedelta(minutes=360)
+    assert _wait_for_data(private, spec, "scheduled", late, deadline, started) == {"done": True, "waited_s": 360 * 60}
+
+    res = Resources.from_settings(private, clock=lambda: deadline).ready()
+    with pytest.raises(IncompleteDate, match=rf"{late}.*\(after waiting 360 min for it: scoring.wait_for_data_minutes"):
+        steps.plan(res, spec, late, airflow_run_id="scheduled__x", waited_for_data_s=360 * 60)
+    [row] = [r for r in run_log(res.warehouse) if r["as_of_date"] == late]
+    assert (row["status"], row["step"], row["waited_for_data_s"]) == ("refused", "plan", 360 * 60)
+
+
+def test_a_complete_date_a_manual_run_or_no_wait_in_the_spec_goes_straight_to_plan(private, spec):
+    now = dt.datetime.combine(AS_OF + dt.timedelta(days=2), dt.time(1), dt.UTC)
+    late = AS_OF + dt.timedelta(days=1)
+    assert _wait_for_data(private, spec, "scheduled", AS_OF, now) == {"done": True, "waited_s": None}  # complete
+    # complete at a later check: how long the run waited goes to plan
+    assert _wait_for_data(private, spec, "scheduled", AS_OF, now, now - dt.timedelta(minutes=20)) == {
+        "done": True,
+        "waited_s": 1200,
+    }
+    for run_type in ("manual", "backfill", "asset_triggered"):  # a person asked for the date: refused at once if incomplete
+        assert _wait_for_data(private, spec, run_type, late, now) == {"done": True, "waited_s": None}
+    no_wait = replace(spec, scoring=replace(spec.scoring, wait_for_data_minutes=0))
+    assert _wait_for_data(private, no_wait, "scheduled", late, now) == {"done": True, "waited_s": None}
+    # a date before scoring.start_date will never be scored: no waiting, plan says why
+    started = replace(spec, scoring=replace(spec.scoring, start_date=AS_OF + dt.timedelta(days=5)))
+    assert _wait_for_data(private, started, "scheduled", late, now) == {"done": True, "waited_s": None}

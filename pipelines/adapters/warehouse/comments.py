@@ -84,6 +84,8 @@ TABLES: dict[str, dict[str, str]] = {
         "shadow_error": "why a shadow version did not score (the champion was still published); NULL otherwise",
         "rows_removed": "for an unpublished row: the predictions batchpred unpublish removed; NULL otherwise",
         "shadow_skipped": "a shadow alias not scored, and why (it is the champion's version); NULL otherwise",
+        "waited_for_data_s": "seconds a scheduled run waited for its as-of date to be complete before planning "
+        "(scoring.wait_for_data_minutes); NULL if it did not wait",
     },
     "monitoring.validation_results": {
         "validation_id": "one validation of one date's features",

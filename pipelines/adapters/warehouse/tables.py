@@ -261,6 +261,7 @@ def scoring_runs_schema() -> pa.Schema:
             ("shadow_error", pa.string()),  # why a shadow version did not score (the champion was published)
             ("rows_removed", pa.int64()),  # an `unpublished` row: the predictions `batchpred unpublish` removed
             ("shadow_skipped", pa.string()),  # a shadow alias not scored, and why (it is the champion's version)
+            ("waited_for_data_s", pa.int64()),  # a scheduled run: how long it waited for its date to be complete
         ]
     )
 
