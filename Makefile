@@ -55,6 +55,7 @@ typecheck: install
 # Benchmarks print figures; they are not tests (see bench/__main__.py).
 bench: install services
 	$(UV) run --locked python -m bench --rows 1000000 5000000
+	$(UV) run --locked python -m bench.commands
 
 lint: install
 	$(UV) run --locked ruff check .
