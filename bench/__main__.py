@@ -2,6 +2,11 @@
 
     uv run python -m bench [--rows 1000000 5000000] [--duckdb-rows 10000000] [--repeats 3]
                            [--warehouses duckdb,postgres] [--naive-rows 1000000] [--backfill duckdb]
+                           [--only drift]
+
+`--only drift` measures the drift figures alone (drift, drift_sql, drift_scorer) at each --rows N:
+each N's date is scored once, untimed, to have predictions and a stored profile, e.g.
+    python -m bench --only drift --rows 1000000
 
 Figures, per row count N and warehouse:
   limit            raw booster.inplace_predict rows/s on the same rows, in memory, float32, all cores
@@ -28,9 +33,16 @@ Figures, per row count N and warehouse:
                    skipped its work fails the bench.
   validation       the GX suite (bench/bench_features.json) on the date, in seconds per 1M rows
   validation_sql   the same checks as one hand-written aggregate query, in seconds per 1M rows
-  drift            drift of every feature of the scored date: the single-scan histogram of the 40
-                   features over the version's reference bins, plus the score histogram over the
-                   date's predictions (pipelines.monitoring.drift.profile), in seconds per 1M rows
+  drift            what drift of a monitored date costs: its profile (every feature's and the score's
+                   rows per reference bin), which the scorer stored with the publish, read back
+                   (pipelines.monitoring.drift.profile), and compared (drift.compare), s per 1M rows.
+                   Checked: the profile read is the stored one, and equals the warehouse's (drift_sql)
+  drift_sql        the same for a date with no stored profile (scored before, or by another route):
+                   the warehouse bins the 40 features and the scores (drift.binned: one scan of
+                   the partition, one of the predictions), then drift.compare, s per 1M rows
+  drift_scorer     what counting the profile adds to scoring: ProfileCounter.add_features and
+                   add_scores over the date's batches (as score_partition calls them; the batches,
+                   their matrices and scores made untimed beforehand), s per 1M rows, once per N
   estimated_performance   pipelines.monitoring.performance.estimate on the date, s per 1M rows
   realized_performance    pipelines.monitoring.performance.measure on the date once its labels
                    exist (analytics.bench_labels, drawn from the bench signal), s per 1M rows
@@ -336,34 +348,20 @@ def model_health(
     reference: TrainingReference,
     threshold: float,
 ) -> list[Figure]:
-    """drift, estimated_performance and realized_performance of the scored date, in seconds per 1M rows.
-    The labels are written (untimed) between the estimate and the realized performance. The drift,
-    slow at this writing, runs at most twice at the first N and once above it (see main)."""
-    from pipelines.adapters.warehouse import health, tables
-    from pipelines.monitoring import drift, performance
+    """drift, drift_sql, estimated_performance and realized_performance of the scored date, in seconds
+    per 1M rows. The labels are written (untimed) between the estimate and the realized performance.
+    The drift figures (drift_sql is slow) run at most twice at the first N and once above it (see main)."""
+    from pipelines.monitoring import performance
 
     warehouse = res.warehouse
     per_1m = 1e6 / rows
     found: dict = {}
 
-    def drift_of_all_features() -> None:
-        current = drift.profile(warehouse, spec, reference, version, DAY)
-        found["drift"] = current, drift.compare(warehouse, spec, reference, version, DAY, current)
-
     def estimated() -> None:
         found["estimated"] = performance.estimate(warehouse, spec, reference, version, DAY)
 
-    drift_s, estimate_s = measure(drift_of_all_features, drift_runs), measure(estimated, runs)
-    # The profile's second scan, the scores' histogram, once more on its own: the rest is the features'.
-    (score_s,) = measure(
-        lambda: health.histogram(warehouse, tables.predictions(spec), DAY, [drift.score_bins(reference)], version), 1
-    )
-    current, compared = found["drift"]
-    scored = sum(current.counts[drift.SCORE])
-    if current.rows != rows or scored != rows:
-        raise AssertionError(f"the drift profile counted {current.rows} feature rows and {scored} scores, not {rows}")
-    statuses = {s: sum(1 for r in compared if r.status == s) for s in ("ok", "warn", "alert")}
-    worst = max((r for r in compared if r.feature != drift.SCORE), key=lambda r: r.psi)
+    figures = drift_figures(res, spec, name, rows, drift_runs, version, reference)
+    estimate_s = measure(estimated, runs)
     est = found["estimated"]
     if est is None or est.rows != rows:
         raise AssertionError(f"the estimated performance counted {est and est.rows} scores, not {rows}")
@@ -385,12 +383,7 @@ def model_health(
     if realized_row.rows_labelled != rows:
         raise AssertionError(f"the realized performance joined {realized_row.rows_labelled} labels, not {rows}")
     band = f"[{est.expected_auc_lower:.4f}, {est.expected_auc_upper:.4f}]" if est.expected_auc is not None else ""
-    return [
-        Figure("drift", name, rows, [s * per_1m for s in drift_s], "s/1M rows",
-               note=f"drift.profile (one scan for the histogram of {len(reference.features)} features over the reference "
-               f"bins, one for the scores': {score_s * per_1m:.2f} s/1M rows of it) + drift.compare (exact threshold "
-               f"shares, comparisons); statuses {statuses}, worst PSI {worst.psi:.4f} ({worst.feature}) "
-               "(target DuckDB <= 0.5, PostgreSQL <= 2.0)"),
+    return figures + [
         Figure("estimated_performance", name, rows, [s * per_1m for s in estimate_s], "s/1M rows",
                note=f"performance.estimate (score buckets + CBPE): expected AUC {est.expected_auc or 0:.4f} {band}, "
                f"validation AUC {est.validation_auc:.4f}, status {est.status} (target <= 0.5)"),
@@ -399,6 +392,84 @@ def model_health(
                f"{realized_row.roc_auc or 0:.4f}, PR AUC {realized_row.pr_auc or 0:.4f}, status {realized_row.status} "
                "(target <= 0.5)"),
     ]  # fmt: skip
+
+
+def drift_figures(
+    res: Resources, spec: ModelSpec, name: str, rows: int, runs: int, version: int, reference: TrainingReference
+) -> list[Figure]:
+    """drift (the stored profile read and compared) and drift_sql (the date binned by the warehouse
+    and compared) of the scored date, in seconds per 1M rows. Refuses (AssertionError) a date
+    whose profile was not stored with its predictions, or whose stored profile differs from
+    the warehouse's by a row, or that did not count every row."""
+    from pipelines.adapters.warehouse import health, tables
+    from pipelines.monitoring import drift
+
+    warehouse = res.warehouse
+    per_1m = 1e6 / rows
+    found: dict = {}
+    run = health.scoring_run(warehouse, spec, version, DAY)
+
+    def monitored() -> None:  # what monitoring a date costs now: its stored profile, read and compared
+        current = drift.profile(warehouse, spec, reference, version, DAY)
+        found["drift"] = current, drift.compare(warehouse, spec, reference, version, DAY, current)
+
+    def binned() -> None:  # a date without one: the warehouse bins it
+        current = drift.binned(warehouse, spec, reference, version, DAY, run)
+        found["drift_sql"] = current, drift.compare(warehouse, spec, reference, version, DAY, current)
+
+    drift_s, sql_s = measure(monitored, runs), measure(binned, runs)
+    # The scores' histogram, the fallback's second scan, once more on its own: the rest is the features'.
+    predictions = tables.predictions(spec)
+    (score_s,) = measure(lambda: health.histogram(warehouse, predictions, DAY, [drift.score_bins(reference)], version), 1)
+    (current, compared), (scanned, _) = found["drift"], found["drift_sql"]
+    if run is None or drift.stored_profile(warehouse, spec, reference, version, DAY, run) is None:
+        raise AssertionError(f"the bench date has no stored profile of its predictions (scoring run {run})")
+    if current.counts != scanned.counts or current.rows != scanned.rows:
+        raise AssertionError("the profile the scorer stored differs from the one the warehouse bins")
+    bad = [n for n, v in scanned.means.items() if v is not None and not math.isclose(current.means[n], v, rel_tol=1e-9)]
+    if bad:
+        raise AssertionError(f"the stored means of {bad} differ from the warehouse's beyond a relative 1e-9")
+    scored = sum(current.counts[drift.SCORE])
+    if current.rows != rows or scored != rows:
+        raise AssertionError(f"the drift profile counted {current.rows} feature rows and {scored} scores, not {rows}")
+    statuses = {s: sum(1 for r in compared if r.status == s) for s in ("ok", "warn", "alert")}
+    worst = max((r for r in compared if r.feature != drift.SCORE), key=lambda r: r.psi)
+    return [
+        Figure("drift", name, rows, [s * per_1m for s in drift_s], "s/1M rows",
+               note=f"drift.profile (the profile of {len(reference.features)} features + the score the scorer stored "
+               f"with the predictions, read back) + drift.compare (exact threshold shares, comparisons); equal to the "
+               f"warehouse's to the row (checked); statuses {statuses}, worst PSI {worst.psi:.4f} ({worst.feature}) "
+               "(target DuckDB <= 0.5, PostgreSQL <= 2.0)"),
+        Figure("drift_sql", name, rows, [s * per_1m for s in sql_s], "s/1M rows",
+               note=f"drift.binned (one scan for the histogram of {len(reference.features)} features over the reference "
+               f"bins, one for the scores': {score_s * per_1m:.2f} s/1M rows of it) + drift.compare: a date with no "
+               "stored profile (target DuckDB <= 0.5, PostgreSQL <= 2.0, the drift target before the scorer counted)"),
+    ]  # fmt: skip
+
+
+def scorer_binning(res: Resources, model, reference: TrainingReference, rows: int, runs: int) -> Figure:
+    """drift_scorer: seconds per 1M rows that counting the profile adds to scoring, on the bench's
+    batches (spec.batch_size rows each), their matrices and scores made untimed beforehand."""
+    from pipelines.scoring.profile import ProfileCounter
+
+    contract = res.registry.contract(model)
+    booster = res.registry.load_booster(model)
+    batch_size = bench_spec().batch_size
+    seconds = [0.0] * runs
+    counters = [ProfileCounter(reference, contract) for _ in range(runs)]
+    for batch in feature_batches(rows, batch_size):  # one batch in memory at a time, as the scorer holds them
+        matrix = contract.matrix(batch)
+        scores = booster.inplace_predict(matrix)
+        for i, counter in enumerate(counters):
+            started = time.perf_counter()
+            counter.add_features(batch, matrix)
+            counter.add_scores(scores)
+            seconds[i] += time.perf_counter() - started
+    if any(c.rows != rows or sum(c.counts["score"]) != rows for c in counters):
+        raise AssertionError("the profile counter did not count every row")
+    what = f"ProfileCounter.add_features + add_scores over {batch_size:,}-row batches of {len(reference.features)} features"
+    return Figure("drift_scorer", None, rows, [s * 1e6 / rows for s in seconds], "s/1M rows",
+                  note=f"{what}, in-process (the data_path figures include it) (target <= 0.2)")  # fmt: skip
 
 
 def monitor_task(settings: Settings, name: str, rows: int, runs: int, whole_wall: float | None) -> list[Figure]:
@@ -527,7 +598,11 @@ def main() -> None:
     parser.add_argument("--naive-rows", type=int, default=None, help=f"cap on the naive baseline's rows {NAIVE_ROWS}")
     parser.add_argument("--backfill", default="duckdb", help="warehouses for the backfill figure, or 'none'")
     parser.add_argument("--backfill-customers", type=int, default=180_000)
+    parser.add_argument(
+        "--only", choices=["drift"], help="measure only the drift figures (drift, drift_sql, drift_scorer), at each --rows N"
+    )
     args = parser.parse_args()
+    only_drift = args.only == "drift"
     began = time.perf_counter()
 
     home = Path(tempfile.mkdtemp(prefix="batchpred-bench-"))
@@ -563,15 +638,21 @@ def main() -> None:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     try:
         for rows, names in plan:
+            if only_drift and rows not in args.rows:
+                continue
             runs = repeats_for(rows, args.repeats)
             first = rows == args.rows[0]
-            # Row-major, as inplace_predict likes it best: the limit is not tied to our matrix layout.
-            matrix = np.ascontiguousarray(contract.matrix(pa.Table.from_batches(list(feature_batches(rows)))))
-            limit_rate = [rows / s for s in measure(functools.partial(booster.inplace_predict, matrix), runs)]
-            del matrix
-            figures.append(
-                Figure("limit", None, rows, limit_rate, "rows/s", 1.0, "inplace_predict, float32 in memory, all cores")
-            )
+            drift_runs = min(runs, 2) if first else 1
+            if not only_drift:
+                # Row-major, as inplace_predict likes it best: the limit is not tied to our matrix layout.
+                matrix = np.ascontiguousarray(contract.matrix(pa.Table.from_batches(list(feature_batches(rows)))))
+                limit_rate = [rows / s for s in measure(functools.partial(booster.inplace_predict, matrix), runs)]
+                del matrix
+                figures.append(
+                    Figure("limit", None, rows, limit_rate, "rows/s", 1.0, "inplace_predict, float32 in memory, all cores")
+                )
+            if rows in args.rows:
+                figures.append(scorer_binning(registered, model, reference, rows, drift_runs))
             for name in names:
                 done = len(figures)
                 # The bench makes the warehouse (a new DuckDB file or database), and sets it up as
@@ -580,10 +661,15 @@ def main() -> None:
                 tables.ensure_shared_tables(res.warehouse)
                 settings = res.settings
                 load_partition(res, rows)
+                if only_drift:  # the date scored once, untimed, for its predictions and stored profile
+                    check_scoring(res, rows, run_child("bench.tasks", settings, "score", str(rows), "plain"), challenger.version)
+                    figures += drift_figures(res, spec, name, rows, drift_runs, model.version, reference)
+                    print_table(figures[done:], header=False, file=sys.stderr)
+                    save(figures, args, began, stamp)
+                    continue
                 figures += scoring(res, name, rows, runs, statistics.median(limit_rate), challenger.version, rows in args.rows)
                 figures += validation(res, spec, name, rows, runs if rows <= 1_000_000 else 1, plant=first)
                 if rows in args.rows:  # the model-health figures at each N; at --duckdb-rows only the monitor's peak RSS
-                    drift_runs = min(runs, 2) if first else 1
                     figures += model_health(res, spec, name, rows, runs, drift_runs, model.version, reference, threshold)
                 if first:
                     task_figures, whole_wall = whole_task(settings, name, rows, min(runs, 2))
@@ -594,9 +680,10 @@ def main() -> None:
                     figures += monitor_task(settings, name, rows, 1, None)
                 print_table(figures[done:], header=False, file=sys.stderr)
                 save(figures, args, began, stamp)  # a run cut short still leaves what it measured
-        figures += dag_parse(args.repeats)
+        if not only_drift:
+            figures += dag_parse(args.repeats)
         save(figures, args, began, stamp)
-        for name in [w for w in args.backfill.split(",") if w in urls]:
+        for name in [w for w in args.backfill.split(",") if w in urls and not only_drift]:
             backfill_home = home / f"backfill-{name}"
             backfill_url = urls[name] if name == "postgres" else f"duckdb:///{backfill_home / 'warehouse.duckdb'}"
             settings = Settings.from_env({"BATCHPRED_HOME": str(backfill_home), "BATCHPRED_WAREHOUSE_URL": backfill_url})

@@ -2,7 +2,8 @@
 
     python -m bench.tasks score ROWS [MODE]
                                        score_partition for the bench date (ROWS rows, none
-                                       quarantined), models and contracts loaded first: the data
+                                       quarantined), models, contracts and the champion's training
+                                       reference loaded first: the data
                                        path's seconds, the process's peak RSS, and the limit
                                        measured right after in the same process. MODE (a key of
                                        bench.common.SCORING_MODES): plain (the default: the
@@ -86,6 +87,7 @@ def score(rows: str, mode: str = "plain") -> dict:
     for pinned in (model, *shadows):
         res.registry.contract(pinned)
         res.registry.load_booster(pinned)
+    res.registry.training_reference(model)  # what the date's drift profile is counted against (0.2 s, cold)
     # No validation ran: nothing is quarantined (there is no quarantine table, so the read
     # excludes nothing), and the count the write is checked against is the partition's.
     validation = ValidationRef(validation_id="bench", rows=int(rows), rows_quarantined=0)

@@ -16,6 +16,11 @@ PER_MODEL = {
     "shadow_staging": ("analytics", "_shadow_staging", "shadow scores per scoring run and shard, until published"),
     "reasons": ("predictions", "_reasons", "the top-k reasons per entity per as_of_date: one row per reason"),
     "reasons_staging": ("analytics", "_reasons_staging", "reasons per scoring run and shard, until published"),
+    "profile_staging": (
+        "analytics",
+        "_profile_staging",
+        "one row per bin per feature (and the score) per scoring run and shard: the shard's drift profile, until published",
+    ),
 }
 MARTS = ("_latest_scores", "_daily_summary")  # marts.<model><suffix>
 SCRATCH_PREFIX = "batchpred_dry_run_"

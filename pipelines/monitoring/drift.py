@@ -1,16 +1,26 @@
 """Feature and prediction drift of one scored date, against the version's training reference.
 
-For date D scored by version v: one scan of D's feature partition bins every feature
-with v's reference bins, and one of D's predictions bins the score (prediction
-drift); the profiles are stored (`monitoring.feature_profiles`). Each feature (and the
-score) is then compared with three distributions (`monitoring.feature_drift`):
+For date D scored by version v, D's profile is every feature's rows in each of v's
+reference bins, and the score's (prediction drift), with their means
+(`pipelines.scoring.profile`). The scorer counts it while it scores and stores it with
+the publish (`monitoring.feature_profiles`, keyed by the scoring run whose predictions it
+describes), so monitoring D reads it: no scan of the partition. When no stored profile
+matches D's predictions (D scored before batchpred stored one, or by another route, or
+re-scored since without one), D is binned by the warehouse: one scan of its
+feature partition and one of its predictions (`health.histogram`), counting exactly as the
+scorer does. The profile then goes to `monitoring.feature_profiles` again with D's health.
+A stored profile describes the rows as they were scored: features rebuilt since are
+not read again.
+
+Each feature (and the score) is then compared with three distributions
+(`monitoring.feature_drift`):
 
 - `baseline`: v's training data (the score: its validation window);
-- `previous_day`: D - 1, binned the same way;
+- `previous_day`: D - 1, profiled the same way;
 - `same_day_last_week`: D - 7.
 
-A comparison date's profile is read from the table when it was stored, else binned
-from its partition, and skipped when the date has no data.
+A comparison date's profile is read or binned the same way, and the date skipped when v
+scored nothing on it.
 
 A feature's status comes from its baseline row, unless `monitoring.drift` in model.yaml
 says otherwise: `compare: same_weekday` judges it by its `same_day_last_week` row (a
@@ -30,37 +40,12 @@ from typing import Any
 
 from pipelines.adapters.warehouse import Warehouse, health, tables
 from pipelines.config.spec import ModelSpec
-from pipelines.domain.reference import Bins, TrainingReference
+from pipelines.domain.reference import TrainingReference
 from pipelines.domain.status import Check, Comparison, DriftStatus, stored
 from pipelines.monitoring import metrics as m
+from pipelines.scoring.profile import SCORE, Profile, score_bins
 
-SCORE = "score"  # the prediction, as a pseudo-feature
 COMPARISONS = {Comparison.PREVIOUS_DAY: 1, Comparison.SAME_DAY_LAST_WEEK: 7}
-
-
-@dataclass(frozen=True)
-class Profile:
-    rows: int
-    counts: dict[str, list[int]]  # feature (and "score") -> rows per bin; numeric: the infinite bin, then the null bin, last
-    means: dict[str, float | None]  # numeric features (and the score): the mean of the finite values
-
-
-@dataclass(frozen=True)
-class ProfileBin:
-    """One bin of a feature's (or the score's) profile on a date, beside the training reference's
-    (a row of monitoring.feature_profiles)."""
-
-    feature: str
-    kind: str
-    bin: int
-    label: str
-    lower: float | None
-    upper: float | None
-    rows: int
-    reference_rows: int
-
-    def row(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -112,25 +97,62 @@ class DriftRow:
         return stored(values)
 
 
-def _profile(hist: health.Histogram) -> Profile:
-    means = {}
-    for name, total in hist.sums.items():
-        finite = hist.rows - sum(hist.counts[name][-2:])
-        means[name] = total / finite if total is not None and finite else None
-    return Profile(hist.rows, hist.counts, means)
-
-
 def profile(
     warehouse: Warehouse, spec: ModelSpec, reference: TrainingReference, version: int, as_of_date: dt.date
 ) -> Profile | None:
-    """Date's features and score binned with the reference's bins, or None when it has no features."""
-    features = histogram(warehouse, spec, reference, as_of_date)
-    if features is None:
+    """The date's profile as `version` scored it: the one stored with its predictions when there
+    is one, else binned by the warehouse (see the module docstring). None when the date has no
+    features; its score's counts are all zero when `version` has no predictions for it."""
+    return _profile(warehouse, spec, reference, version, as_of_date, health.scoring_run(warehouse, spec, version, as_of_date))
+
+
+def _profile(
+    warehouse: Warehouse, spec: ModelSpec, reference: TrainingReference, version: int, as_of_date: dt.date, run: str | None
+) -> Profile | None:
+    # A date whose features are gone is not monitored, stored profile or not (`empty_partition`).
+    if not health.has_rows(warehouse, tables.features(spec), as_of_date):
+        return None
+    return stored_profile(warehouse, spec, reference, version, as_of_date, run) or binned(
+        warehouse, spec, reference, version, as_of_date, run
+    )
+
+
+def stored_profile(
+    warehouse: Warehouse, spec: ModelSpec, reference: TrainingReference, version: int, as_of_date: dt.date, run: str | None
+) -> Profile | None:
+    """The profile stored for the date and version, if it describes the predictions of scoring
+    run `run` (the date's now) with the reference's bins; else None. A profile of an earlier
+    run (the date re-scored since), or one stored by a batchpred that kept no run id or means,
+    or with other bins, is not used."""
+    if run is None:
+        return None
+    saved = health.stored_profile(warehouse, spec.name, version, as_of_date)
+    shapes = {b.name: len(b.labels) for b in [*reference.feature_bins(), score_bins(reference)]}
+    if saved.scoring_run_ids != {run} or {name: len(saved.counts.get(name, ())) for name in shapes} != shapes:
+        return None
+    first = next((name for name in shapes if name != SCORE), SCORE)
+    return Profile(sum(saved.counts[first]), {name: saved.counts[name] for name in shapes}, saved.means, run)
+
+
+def binned(
+    warehouse: Warehouse, spec: ModelSpec, reference: TrainingReference, version: int, as_of_date: dt.date, run: str | None
+) -> Profile | None:
+    """The date's features and `version`'s scores binned by the warehouse with the reference's
+    bins (two scans), or None when it has no features. `run` is the scoring run whose
+    predictions the date holds (`health.scoring_run`), recorded with the profile."""
+    table = tables.features(spec)
+    if warehouse.table_columns(table.schema, table.name) is None:
+        return None
+    features = health.histogram(warehouse, table, as_of_date, reference.feature_bins())
+    if not features.rows:
         return None
     score = health.histogram(warehouse, tables.predictions(spec), as_of_date, [score_bins(reference)], version)
-    counts = {**features.counts, SCORE: score.counts["score"]}
-    means = {**features.means, SCORE: _profile(score).means["score"]}
-    return Profile(features.rows, counts, means)
+    counts = {**features.counts, SCORE: score.counts[SCORE]}
+    means = {}
+    for name, total in {**features.sums, SCORE: score.sums[SCORE]}.items():
+        finite = sum(counts[name][:-2])  # the infinite and the null bin are not averaged
+        means[name] = total / finite if total is not None and finite else None
+    return Profile(features.rows, counts, means, run)
 
 
 def compare(
@@ -145,42 +167,17 @@ def compare(
     rows = drift_rows(
         spec, reference, current, baseline, Comparison.BASELINE, None, None, (shares.get(as_of_date), baseline_share)
     )
-    shapes = {name: len(counts) for name, counts in baseline.items()}
-    other: Profile | None
+    runs = health.scoring_runs(warehouse, spec, version, list(days.values()))
     for comparison, then in days.items():
-        saved = health.stored_profile(warehouse, spec.name, version, then)
-        if saved and {name: len(saved.get(name, ())) for name in shapes} == shapes:
-            other = Profile(sum(saved[SCORE]), saved, health.stored_means(warehouse, spec.name, version, then))
-        else:  # not stored, or stored with other bins (by an older batchpred): bin it again
-            other = profile(warehouse, spec, reference, version, then)
+        run = runs.get(then)
+        if run is None:  # `version` scored nothing that day: nothing to compare with
+            continue
+        other = _profile(warehouse, spec, reference, version, then, run)
         # sum's start spelled out: mypy takes the bool of the `and` as the context and picks sum's bool overload
         if other is not None and sum(other.counts.get(SCORE, [0]), 0):
             share = (shares.get(as_of_date), shares.get(then))
             rows += drift_rows(spec, reference, current, other.counts, comparison, then, other.means, share)
     return rows
-
-
-def histogram(warehouse: Warehouse, spec: ModelSpec, reference: TrainingReference, as_of_date: dt.date) -> Profile | None:
-    table = tables.features(spec)
-    if warehouse.table_columns(table.schema, table.name) is None:
-        return None
-    hist = health.histogram(warehouse, table, as_of_date, reference.feature_bins())
-    return _profile(hist) if hist.rows else None
-
-
-def score_bins(reference: TrainingReference) -> Bins:
-    return reference.score.bins
-
-
-def profile_bins(reference: TrainingReference, profile: Profile) -> list[ProfileBin]:
-    """The monitoring.feature_profiles rows of one date, each bin beside the training reference's."""
-    found = []
-    for b in [*reference.feature_bins(), score_bins(reference)]:
-        name = SCORE if b.kind == "score" else b.name
-        reference_counts = reference.score.counts if name == SCORE else reference.features[name].counts
-        for j, (label, (lower, upper)) in enumerate(zip(b.labels, b.bounds(), strict=True)):
-            found.append(ProfileBin(name, b.kind, j, label, lower, upper, profile.counts[name][j], reference_counts[j]))
-    return found
 
 
 def drift_rows(

@@ -26,6 +26,7 @@ from pipelines.monitoring import alerts as alerting
 from pipelines.monitoring import challenger, drift, performance
 from pipelines.monitoring.performance import RealizedPerformance
 from pipelines.scoring import completeness
+from pipelines.scoring.profile import profile_bins
 
 if TYPE_CHECKING:
     from pipelines.adapters.resources import Resources
@@ -130,7 +131,7 @@ def monitor_date(res: Resources, spec: ModelSpec, as_of_date: dt.date, model: Pi
         return day(HealthStatus.NO_PREDICTIONS, f"{model.uri} has no predictions for {as_of_date} in {tables.predictions(spec)}")
 
     rows = drift.compare(warehouse, spec, reference, model.version, as_of_date, current)
-    write(tables.FEATURE_PROFILES, [b.row() for b in drift.profile_bins(reference, current)])
+    write(tables.FEATURE_PROFILES, [b.row() for b in profile_bins(reference, current)])
     write(tables.FEATURE_DRIFT, [r.row() for r in rows])
 
     estimated = performance.estimate(warehouse, spec, reference, model.version, as_of_date)

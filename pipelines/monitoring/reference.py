@@ -16,6 +16,7 @@ import numpy as np
 
 from pipelines.config.contract import InputContract
 from pipelines.domain.reference import FORMAT, Bins, next_up
+from pipelines.scoring import profile
 
 NUMERIC_BINS = 10  # quantile bins per numeric feature (fewer when values repeat)
 
@@ -43,21 +44,14 @@ def quantile_cuts(values: np.ndarray, bins: int) -> tuple[float, ...]:
 
 
 def numeric_counts(values: np.ndarray, cuts: tuple[float, ...]) -> list[int]:
-    """Rows per bin of `Bins(cuts=...)`: the finite bins, the infinite bin, the null bin (NaN is null)."""
-    finite = values[np.isfinite(values)]
-    index = np.searchsorted(np.asarray(cuts, dtype=np.float64), finite.astype(np.float64), side="right")
-    counts = np.bincount(index, minlength=len(cuts) + 1).tolist()
-    nulls = int(np.isnan(values).sum())
-    return [*counts, int(values.size - finite.size - nulls), nulls]
+    """Rows per bin of `Bins(cuts=...)`: the finite bins, the infinite bin, the null bin (NaN is
+    null), counted as a scored date's are (`pipelines.scoring.profile`)."""
+    return profile.numeric_counts(values, profile.float32_cuts(cuts))[0]
 
 
 def categorical_counts(values: Any, categories: tuple[str, ...]) -> list[int]:
     """Rows per category, then other values, then nulls, of an Arrow string array."""
-    import pyarrow.compute as pc
-
-    counts = [int(pc.sum(pc.equal(values, c)).as_py() or 0) for c in categories]
-    nulls = int(values.null_count)
-    return [*counts, len(values) - sum(counts) - nulls, nulls]
+    return profile.categorical_counts(values, categories)
 
 
 def training_reference(

@@ -15,6 +15,12 @@ table dashboards treat as the truth. A shadow that fails is dropped, with why, a
 never fails or delays the champion. The date's shadow rows are replaced in the
 transaction that replaces its predictions (by none when no shadow scored), so they are
 never older than the predictions they sit beside.
+
+The date's profile for drift (every feature's rows per bin of the version's training
+reference, and the score's: `pipelines.scoring.profile`) is counted from the same batches
+as they are scored, and replaces the version's profile of the date in that transaction
+too (with several shards, each stages its part and the publish adds them up), so
+monitoring reads it instead of scanning the partition again.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from pipelines.domain.errors import BatchpredError, ContractError, EmptyPartitio
 from pipelines.domain.records import PinnedModel, ShadowFailure, ValidationRef
 from pipelines.scoring.explanations import ReasonStream
 from pipelines.scoring.prefetch import Prefetch
+from pipelines.scoring.profile import ProfileCounter, merged, profile_bins
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -178,7 +185,8 @@ def score_partition(
     whole date visible at once. With one shard the date's shadow scores are replaced in the
     same transaction (the shadows that failed, or none, leave the date without rows); with
     several they are staged after the champion's write, in a transaction of their own, and
-    published with it. A shadow's failure is returned in `shadow_failures`.
+    published with it. A shadow's failure is returned in `shadow_failures`. The date's drift
+    profile goes with the predictions the same way (`pipelines.scoring.profile`).
 
     Refuses (FeatureSchemaError) a feature table missing a column the version reads or
     holding one of the wrong type. On any failure the previous predictions stay.
@@ -214,6 +222,9 @@ def score_partition(
         reasons = ReasonStream(booster, contract, spec.reasons, reasons_schema, constants, expected // shards + 1)
     scored_at = pa.scalar(now, pa.timestamp("us", tz="UTC"))
     read = 0
+    profiler = ProfileCounter.of(res.registry.training_reference(model), contract)
+    if profiler is not None and validation.rows_quarantined:
+        _profile_quarantined(res, spec, as_of_date, validation, contract, profiler, shard, shards)
 
     def scored(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # Every column but the key and the score repeats one value. Repeating a string
@@ -238,6 +249,9 @@ def score_partition(
             matrix = contract.matrix(batch)
             scores = booster.inplace_predict(matrix)
             keys = contract.keys(batch)
+            if profiler is not None:
+                profiler.add_features(batch, matrix)
+                profiler.add_scores(scores)
             if reasons is not None:
                 reasons.add(keys, matrix, scores)
             for shadow in list(live):
@@ -298,6 +312,8 @@ def score_partition(
                         yield from shadow.batches(shadow_schema, constants | shadow.lineage)
 
                 writes.append(PartitionWrite(shadowed.schema, shadowed.name, shadow_schema, shadow_rows, None))
+            if profiler is not None:
+                writes.append(_profile_write(spec, as_of_date, model, validation, scoring_run_id, shard, staged, profiler))
             written = warehouse.replace_partitions(as_of_date, writes)[0]
         log.info("scored %d rows of %s for %s (shard %d of %d) with %s", written, where, as_of_date, shard + 1, shards, model.uri)
         if staged:
@@ -314,6 +330,92 @@ def score_partition(
         abs_contribution=reasons.abs_sum.tolist() if reasons is not None else [],
         explained_rows=reasons.rows if reasons is not None else 0,
     )
+
+
+def _profile_write(
+    spec: ModelSpec,
+    as_of_date: dt.date,
+    model: PinnedModel,
+    validation: ValidationRef,
+    scoring_run_id: str,
+    shard: int,
+    staged: bool,
+    profiler: ProfileCounter,
+) -> PartitionWrite:
+    """The date's profile, counted once the predictions have streamed (and been checked against
+    the validation): the version's in monitoring.feature_profiles, or, staged, the shard's part."""
+    if not staged:
+        rows_of = profiler.rows_of
+        return queries.health_write(
+            tables.FEATURE_PROFILES, spec.name, model.version, as_of_date, lambda: rows_of(validation.rows, scoring_run_id)
+        )
+    key = {"scoring_run_id": scoring_run_id, "shard": shard}
+    schema = tables.profile_staging_schema()
+
+    def rows() -> list[pa.RecordBatch]:
+        found = [{"as_of_date": as_of_date, **key, **r} for r in profiler.staged_rows()]
+        batches: list[pa.RecordBatch] = pa.Table.from_pylist(found, schema=schema).to_batches()
+        return batches
+
+    table = tables.profile_staging(spec)
+    return PartitionWrite(table.schema, table.name, schema, rows, key)
+
+
+def _published_profile(
+    res: Resources, spec: ModelSpec, as_of_date: dt.date, model: PinnedModel, scoring_run_id: str, shards: int,
+    validation: ValidationRef,
+) -> list[PartitionWrite]:  # fmt: skip
+    """What the publish of a sharded run writes of the date's profile, in its transaction: the
+    shards' staged parts added up into monitoring.feature_profiles (when every shard staged
+    one), and the staged parts removed. Refuses (PartitionMismatch) a profile that does not
+    count the validated partition."""
+    table = tables.profile_staging(spec)
+    if not tables.exists(res.warehouse, table):
+        return []
+    reference = res.registry.training_reference(model)
+    staged = queries.staged_profile(res.warehouse, spec, as_of_date, scoring_run_id)
+    cleared = PartitionWrite(table.schema, table.name, tables.profile_staging_schema(), list, {"scoring_run_id": scoring_run_id})
+    found = merged(reference, staged, shards, scoring_run_id) if reference is not None else None
+    if reference is None or found is None:  # monitoring bins the date from the warehouse
+        return [cleared]
+    if found.rows != validation.rows:
+        raise PartitionMismatch(
+            f"{spec.name} {as_of_date}: the shards' profiles counted {found.rows} feature rows, but validation "
+            f"{validation.validation_id} counted {validation.rows} (did the features change since it ran?); nothing was "
+            "published, the previous predictions stay. Run the date again"
+        )
+    rows = [b.row() for b in profile_bins(reference, found)]
+    return [queries.health_write(tables.FEATURE_PROFILES, spec.name, model.version, as_of_date, rows), cleared]
+
+
+def _profile_quarantined(
+    res: Resources,
+    spec: ModelSpec,
+    as_of_date: dt.date,
+    validation: ValidationRef,
+    contract: InputContract,
+    profiler: ProfileCounter,
+    shard: int,
+    shards: int,
+) -> None:
+    """Count the features of the shard's rows that validation quarantined into the date's
+    profile: they are not scored, but they are rows of the partition, and drift counts every
+    row of it. Refuses (PartitionMismatch), unsharded, unless they are as many as validation
+    quarantined (sharded, the publish checks the total)."""
+    found = 0
+    columns = list(dict.fromkeys([*contract.key_columns, *contract.feature_names]))
+    with queries.read_for_scoring(
+        res.warehouse, spec, columns, as_of_date, validation.validation_id, shard, shards, spec.batch_size, quarantined=True
+    ) as batches:
+        for batch in batches:
+            found += batch.num_rows
+            profiler.add_features(batch, contract.matrix(batch))
+    if shards == 1 and found != validation.rows_quarantined:
+        raise PartitionMismatch(
+            f"{spec.name} {as_of_date}: validation {validation.validation_id} quarantined {validation.rows_quarantined} "
+            f"rows, but {found} of them are in {tables.features(spec)} now (did the features change since it ran?); "
+            "nothing was published, the previous predictions stay. Run the date again"
+        )
 
 
 def _stage_shadows(
@@ -391,4 +493,5 @@ def publish_predictions(
         as_of_date,
         [((s.schema, s.name), (t.schema, t.name), schema) for s, t, schema in moves],
         {"scoring_run_id": scoring_run_id},
+        writes=_published_profile(res, spec, as_of_date, model, scoring_run_id, shards, validation),
     )

@@ -109,11 +109,11 @@ def test_a_dominant_value_losing_its_share_alerts_and_a_long_streak_becomes_a_co
     reference = resources(settings).registry.training_reference(base_home["trained"].model)
     cuts = reference.features["failed_payments_30d"].cuts
     assert cuts[:2] == (0.0, float(np.nextafter(np.float32(0), np.float32(1))))  # zero has its own bin
-    score_date(settings, spec)
-    # A third of the customers get a failed payment: the zero bin loses its share.
+    # A third of the customers get a failed payment: the zero bin of the scored date loses its share.
     warehouse.execute(
         "update analytics.churn_features set failed_payments_30d = 1 where as_of_date = $1 and customer_id % 3 = 0", [AS_OF]
     )
+    score_date(settings, spec)
     day = model_health.monitor(resources(settings), spec, AS_OF)
     row = baseline(warehouse, "failed_payments_30d")
     assert row["status"] == "alert" and row["psi"] > row["psi_alert"] and row["decides"]

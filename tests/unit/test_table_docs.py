@@ -52,7 +52,8 @@ def test_every_column_batchpred_writes_has_a_comment_text():
           for k, s in [("predictions", tables.predictions_schema(key)), ("staging", tables.staging_schema(key)),
                        ("quarantine", tables.quarantine_schema(key)), ("shadow", tables.shadow_schema(key)),
                        ("shadow_staging", tables.shadow_schema(key, staged=True)), ("reasons", tables.reasons_schema(key)),
-                       ("reasons_staging", tables.reasons_schema(key, staged=True))]),
+                       ("reasons_staging", tables.reasons_schema(key, staged=True)),
+                       ("profile_staging", tables.profile_staging_schema())]),
     ]  # fmt: skip
     missing = [f"{t.schema}.{t.table}.{c}" for t in declared for c in t.arrow_schema.names if not t.columns.get(c)]
     assert not missing, f"add a comment text in pipelines/adapters/warehouse/comments.py for: {missing}"

@@ -152,6 +152,10 @@ class Warehouse(abc.ABC):
 
     kind: str
     url: str
+    # What closes a subquery whose values the query around it reads many times, so that each
+    # is computed once per row (`health.histogram`). Nothing by default: DuckDB computes a
+    # projection once, and an OFFSET would make its scan single-threaded.
+    subquery_fence = ""
 
     @abc.abstractmethod
     @contextmanager
@@ -284,14 +288,15 @@ class Warehouse(abc.ABC):
         (reasons spooled while the predictions streamed). Returns the rows written to each."""
         for w in writes:
             self.ensure_table(w.schema, w.table, w.arrow_schema)
-        written = []
         with self.transaction() as con:
-            for w in writes:
-                where, params = self._key_filter(as_of_date, w.key)
-                self._lock(con, self._partition_lock(w.schema, w.table, as_of_date, w.key))
-                self._execute(con, f"delete from {qualified(w.schema, w.table)} where {where}", params)
-                written.append(self._load(con, w.schema, w.table, w.batches()))
-        return written
+            return [self._replace_in(con, as_of_date, w) for w in writes]
+
+    def _replace_in(self, con: Any, as_of_date: dt.date, w: PartitionWrite) -> int:
+        """Inside a transaction: hold `w`'s table for the date, delete its rows, load its batches."""
+        where, params = self._key_filter(as_of_date, w.key)
+        self._lock(con, self._partition_lock(w.schema, w.table, as_of_date, w.key))
+        self._execute(con, f"delete from {qualified(w.schema, w.table)} where {where}", params)
+        return self._load(con, w.schema, w.table, w.batches())
 
     def replace_partition_select(
         self, schema: str, table: str, as_of_date: dt.date, arrow_schema: pa.Schema, select: str, params: list[Any]
@@ -313,13 +318,17 @@ class Warehouse(abc.ABC):
         moves: list[tuple[tuple[str, str], tuple[str, str], pa.Schema]],
         key: dict[str, Any],
         replace_key: dict[str, Any] | None = None,
+        writes: Sequence[PartitionWrite] = (),
     ) -> list[int]:
         """Publish staged rows: in one transaction, for each (source, target, schema), replace
         `as_of_date` in `target` (narrowed by `replace_key`) with the `schema` columns of the
-        `source` rows of that date matching `key`, then delete those staged rows. Returns the
-        rows moved into each target."""
+        `source` rows of that date matching `key`, then delete those staged rows; then replace
+        the date's rows of each of `writes` as `replace_partitions` does. Returns the rows
+        moved into each target."""
         for _, target, arrow_schema in moves:
             self.ensure_table(*target, arrow_schema)
+        for w in writes:
+            self.ensure_table(w.schema, w.table, w.arrow_schema)
         moved = []
         with self.transaction() as con:
             for source, target, arrow_schema in moves:
@@ -337,6 +346,8 @@ class Warehouse(abc.ABC):
                     int(self._value(con, f"select count(*) from {qualified(*target)} where {target_where}", target_params))
                 )
                 self._execute(con, f"delete from {qualified(*source)} where {where}", params)
+            for w in writes:
+                self._replace_in(con, as_of_date, w)
         return moved
 
     def delete_partition(self, schema: str, table: str, as_of_date: dt.date, key: dict[str, Any] | None = None) -> int:

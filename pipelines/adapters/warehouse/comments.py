@@ -61,6 +61,12 @@ TABLES: dict[str, dict[str, str]] = {
         "base_value": "the base margin, in log-odds",
         "reason_method": "approximate or tree_shap",
     },
+    "analytics.<model>_profile_staging": {
+        "bin": "the reference bin, 0-based, as in monitoring.feature_profiles",
+        "rows": "rows of the shard in the bin",
+        "finite_sum": "the sum of the feature's (or the score's) finite values in the shard, on each of its bins; "
+        "NULL for a categorical feature",
+    },
     "monitoring.<model>_quarantine": {
         "reasons": "every tolerated (mostly) expectation the row broke, as expectation and column",
         "quarantined_at": "when the row was quarantined (UTC)",
@@ -135,6 +141,10 @@ TABLES: dict[str, dict[str, str]] = {
         "upper": "the bin's upper edge, exclusive; NULL for a category, an open end, (±inf) and (null)",
         "rows": "rows of the date in the bin",
         "reference_rows": "training (for the score, validation) rows in the bin",
+        "mean": "the mean of the feature's (or the score's) finite values on the date, repeated on each of its bins; "
+        "NULL for a categorical feature",
+        "scoring_run_id": "the scoring attempt whose predictions of the date the profile describes: stored with them "
+        "when they were published, or binned from the warehouse by monitoring",
     },
     "monitoring.feature_drift": {
         "comparison": "baseline (the training data; for the score, the validation window), previous_day or same_day_last_week",

@@ -1,10 +1,11 @@
 """The model-health queries: computed by the warehouse, so only small results cross the wire.
 
-Drift is one aggregate per date: the reference's bin edges go into a single scan of the
-partition (`histogram`). Estimated performance reads a date's scores grouped into fine
-buckets (`score_buckets`); realized performance reads scores joined to labels, grouped
-by distinct score (`labelled_groups`) plus a few aggregates (`labelled_totals`). The
-tables themselves are declared in `tables`.
+Drift reads the profile the scorer stored with a date's predictions (`stored_profile`, for
+the run `scoring_runs` names); a date without one is one aggregate: the reference's bin
+edges go into a single scan of the partition (`histogram`). Estimated performance reads a
+date's scores grouped into fine buckets (`score_buckets`); realized performance reads
+scores joined to labels, grouped by distinct score (`labelled_groups`) plus a few
+aggregates (`labelled_totals`). The tables themselves are declared in `tables`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ LOG_LOSS_EPS = 2.220446049250313e-16
 # The smallest double that rounds to infinity as float32 (float32's largest value plus half
 # its last step); and float32 infinity in SQL both backends read.
 FLOAT32_OVERFLOW = 3.4028235677973366e38
+# The largest double that rounds to zero as float32 (half float32's smallest step, 2^-150):
+# PostgreSQL refuses such a cast ("underflow") where numpy gives 0.
+FLOAT32_UNDERFLOW = 2.0**-150
 _INF = "cast('Infinity' as real)"
 
 
@@ -45,14 +49,15 @@ class Histogram:
 
 def _value(column: str, kind: str) -> str:
     """How a column reads for binning: numbers as the model reads them (float64, then float32:
-    NaN is null, and a double beyond float32's range is an infinity, as numpy rounds it),
-    text as it is."""
+    NaN is null, a double beyond float32's range is an infinity and one below its smallest
+    step zero, as numpy rounds them), text as it is."""
     if kind == "categorical":
         return f"t.{quote(column)}"
     d = f"cast(t.{quote(column)} as double precision)"
     return (
         f"case when {d} = cast('NaN' as double precision) then null when {d} >= {FLOAT32_OVERFLOW!r} then {_INF} "
-        f"when {d} <= {-FLOAT32_OVERFLOW!r} then -{_INF} else cast({d} as real) end"
+        f"when {d} <= {-FLOAT32_OVERFLOW!r} then -{_INF} "
+        f"when {d} >= {-FLOAT32_UNDERFLOW!r} and {d} <= {FLOAT32_UNDERFLOW!r} then cast(0 as real) else cast({d} as real) end"
     )
 
 
@@ -72,9 +77,12 @@ def histogram(
         params.append(value)
         return f"${len(params)}"
 
-    # Each value is read (and cast) once, in the inner select, as v<i>. Bins are counted as
-    # sum(case ...), not count(*) filter (...): DuckDB evaluates ~500 filtered aggregates
-    # 10x slower (24 s against 2 s per 1M rows of 40 features, measured).
+    # Each value is read (and cast) once, in the inner select, as v<i> (behind the warehouse's
+    # fence: PostgreSQL would copy it into each aggregate). Bins are counted as sum(case ...),
+    # not count(*) filter (...): DuckDB evaluates ~500 filtered aggregates 10x slower (24 s
+    # against 2 s per 1M rows of 40 features, measured). A bin index per value (a CASE chain),
+    # then counted, measured no faster on DuckDB and 7% faster on PostgreSQL: not worth a
+    # second form of this query.
     values = [f"{_value(b.name, b.kind)} as v{i}" for i, b in enumerate(bins)]
 
     def count_where(condition: str) -> str:
@@ -104,7 +112,7 @@ def histogram(
     where += f" and t.alias = {p(alias)}" if alias is not None else ""
     row = warehouse.query(
         f"select {', '.join(exprs)} from (select {', '.join(values)} from {qualified(table.schema, table.name)} as t "
-        f"where {where}) as v",
+        f"where {where}{warehouse.subquery_fence}) as v",
         params,
     ).to_pylist()[0]
     counts, sums = {}, {}
@@ -260,28 +268,61 @@ def calibration_groups(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.dat
     )
 
 
-def stored_profile(warehouse: Warehouse, model: str, version: int, as_of_date: dt.date) -> dict[str, list[int]]:
-    """The feature (and score) profile stored for a date and version: {feature: rows per bin}; {} if none."""
+@dataclass(frozen=True)
+class StoredProfile:
+    """A date's profile as monitoring.feature_profiles holds it for one version."""
+
+    counts: dict[str, list[int]]  # feature (and "score") -> rows per bin
+    means: dict[str, float | None]  # numeric features and the score: the mean of the finite values
+    scoring_run_ids: frozenset[str | None]  # the scoring run(s) its rows say they describe (empty when none)
+
+
+def stored_profile(warehouse: Warehouse, model: str, version: int, as_of_date: dt.date) -> StoredProfile:
+    """The feature (and score) profile stored for a date and version (empty when there is none)."""
     t = tables.FEATURE_PROFILES
-    found: dict[str, list[int]] = {}
+    counts: dict[str, list[int]] = {}
+    means: dict[str, float | None] = {}
+    runs: set[str | None] = set()
     for r in warehouse.query(
-        f"select feature, bin, rows from {qualified(t.schema, t.name)} "
+        f"select feature, kind, bin, rows, mean, scoring_run_id from {qualified(t.schema, t.name)} "
         "where model_name = $1 and model_version = $2 and as_of_date = $3 order by feature, bin",
         [model, int(version), as_of_date],
     ).to_pylist():
-        found.setdefault(r["feature"], []).append(int(r["rows"]))
-    return found
+        counts.setdefault(r["feature"], []).append(int(r["rows"]))
+        if r["kind"] != "categorical":
+            means[r["feature"]] = r["mean"]
+        runs.add(r["scoring_run_id"])
+    return StoredProfile(counts, means, frozenset(runs))
 
 
-def stored_means(warehouse: Warehouse, model: str, version: int, as_of_date: dt.date) -> dict[str, float | None]:
-    """The numeric features' (and the score's) means on a date, from its stored baseline drift rows."""
-    t = tables.FEATURE_DRIFT
-    rows = warehouse.query(
-        f"select feature, mean from {qualified(t.schema, t.name)} "
-        "where model_name = $1 and model_version = $2 and as_of_date = $3 and comparison = 'baseline'",
-        [model, int(version), as_of_date],
-    ).to_pylist()
-    return {r["feature"]: r["mean"] for r in rows}
+def has_rows(warehouse: Warehouse, table: Table, as_of_date: dt.date) -> bool:
+    """Whether the table exists and holds a row of the date (reads one row at most)."""
+    if warehouse.table_columns(table.schema, table.name) is None:
+        return False
+    where = qualified(table.schema, table.name)
+    found: int = warehouse.query(f"select 1 as found from {where} where as_of_date = $1 limit 1", [as_of_date]).num_rows
+    return found > 0
+
+
+def scoring_runs(warehouse: Warehouse, spec: ModelSpec, version: int, dates: Sequence[dt.date]) -> dict[dt.date, str]:
+    """The scoring run whose predictions by `version` each date holds (a date's predictions are
+    replaced whole, so all of them come from one run), in one query reading one row per date;
+    a date that holds none of that version is left out."""
+    t = tables.predictions(spec)
+    if not dates or not tables.exists(warehouse, t):
+        return {}
+    table = qualified(t.schema, t.name)
+    one = [
+        f"(select as_of_date, scoring_run_id from {table} where as_of_date = ${i + 2} and model_version = $1 limit 1)"
+        for i in range(len(dates))
+    ]
+    rows = warehouse.query(" union all ".join(one), [int(version), *dates]).to_pylist()
+    return {r["as_of_date"]: r["scoring_run_id"] for r in rows}
+
+
+def scoring_run(warehouse: Warehouse, spec: ModelSpec, version: int, as_of_date: dt.date) -> str | None:
+    """The scoring run whose predictions by `version` the date holds, or None (`scoring_runs`)."""
+    return scoring_runs(warehouse, spec, version, [as_of_date]).get(as_of_date)
 
 
 def versions_scored(warehouse: Warehouse, spec: ModelSpec, start: dt.date, end: dt.date) -> dict[dt.date, list[int]]:

@@ -55,6 +55,10 @@ class PostgresWarehouse(Warehouse):
     """A PostgreSQL database, through ADBC: streaming Arrow reads and binary COPY loads."""
 
     kind = "postgres"
+    # PostgreSQL pulls a plain subquery up into the query around it, copying each value's
+    # expression into every aggregate that reads it (about 12 per feature in a histogram),
+    # then JIT-compiles every copy: 80 s against 17 s per 1M rows of 40 features, measured.
+    subquery_fence = " offset 0"
 
     def __init__(self, url: str) -> None:
         self.url = parse(url).libpq

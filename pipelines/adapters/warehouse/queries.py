@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from pipelines.adapters.warehouse.tables import (
     labels,
     marts,
     predictions,
+    profile_staging,
     quarantine,
     quarantine_schema,
     reasons,
@@ -49,27 +50,39 @@ def health_write(
     model: str,
     version: int,
     as_of_date: dt.date,
-    rows: list[dict[str, Any]],
+    rows: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]],
     narrow: dict[str, Any] | None = None,
 ) -> PartitionWrite:
     """One date's rows of a model-health table for one model version (narrowed by more key
     columns), as a `PartitionWrite` for `Warehouse.replace_partitions`: several tables'
-    rows of a date are then replaced in one transaction. Refuses a NaN or infinite value
-    (ValueError naming the table and column): an undefined statistic is NULL, with a reason."""
+    rows of a date are then replaced in one transaction. `rows` may be a function giving
+    them when the write's turn comes in that transaction (what an earlier write of it
+    produced). Refuses a NaN or infinite value (ValueError naming the table and column): an
+    undefined statistic is NULL, with a reason."""
     import pyarrow as pa
 
     from pipelines.adapters.warehouse.base import PartitionWrite
 
     schema = health_schema(table)
-    now = dt.datetime.now(dt.UTC)
-    for r in rows:
-        check_finite(table, r)
-    data = pa.Table.from_pylist(
-        [{"model_name": model, "model_version": version, "as_of_date": as_of_date, "computed_at": now, **r} for r in rows],
-        schema=schema,
-    )
+
+    def checked(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for r in found:
+            check_finite(table, r)
+        return found
+
+    ready = None if callable(rows) else checked(rows)
+
+    def batches() -> list[pa.RecordBatch]:
+        found = ready if ready is not None else checked(rows() if callable(rows) else rows)
+        now = dt.datetime.now(dt.UTC)
+        data: list[pa.RecordBatch] = pa.Table.from_pylist(
+            [{"model_name": model, "model_version": version, "as_of_date": as_of_date, "computed_at": now, **r} for r in found],
+            schema=schema,
+        ).to_batches()
+        return data
+
     key = {"model_name": model, "model_version": version, **(narrow or {})}
-    return PartitionWrite(table.schema, table.name, schema, data.to_batches, key)
+    return PartitionWrite(table.schema, table.name, schema, batches, key)
 
 
 def check_finite(table: Table | str, row: dict[str, Any]) -> None:
@@ -180,18 +193,23 @@ def read_for_scoring(
     shard: int,
     shards: int,
     batch_size: int,
+    quarantined: bool = False,
 ) -> Iterator[Iterator[pa.RecordBatch]]:
     """Stream the rows of `as_of_date` to score: the feature partition minus exactly the rows
-    that validation `validation_id` quarantined, and only the shard's rows when sharded."""
+    that validation `validation_id` quarantined, and only the shard's rows when sharded. With
+    `quarantined`, exactly those quarantined rows instead (none when nothing was)."""
     q = quarantine(spec)
     predicates, params = [], []
     if exists(warehouse, q):
         match = " and ".join(f"q.{quote(c)} = t.{quote(c)}" for c in spec.key_columns)
         predicates.append(
-            f"not exists (select 1 from {qualified(q.schema, q.name)} as q "
+            ("" if quarantined else "not ")
+            + f"exists (select 1 from {qualified(q.schema, q.name)} as q "
             f"where q.as_of_date = t.as_of_date and q.validation_id = $2 and {match})"
         )
         params.append(validation_id)
+    elif quarantined:
+        predicates.append("false")
     if shards > 1:
         predicates.append(warehouse.shard_predicate(spec.key_columns, shards, shard))
     table = features(spec)
@@ -227,6 +245,17 @@ def training_rows(warehouse: Warehouse, spec: ModelSpec, columns: Sequence[str],
         f"where f.as_of_date in ({placeholders}) order by {order}",
         list(dates),
     )
+
+
+def staged_profile(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, scoring_run_id: str) -> list[dict[str, Any]]:
+    """The profile rows every shard of a scoring run staged for the date (shard, feature, bin, rows, finite_sum)."""
+    t = profile_staging(spec)
+    rows: list[dict[str, Any]] = warehouse.query(
+        f"select shard, feature, bin, rows, finite_sum from {qualified(t.schema, t.name)} "
+        "where as_of_date = $1 and scoring_run_id = $2 order by shard, feature, bin",
+        [as_of_date, scoring_run_id],
+    ).to_pylist()
+    return rows
 
 
 def quarantine_count(warehouse: Warehouse, spec: ModelSpec, as_of_date: dt.date, validation_id: str) -> int:

@@ -99,6 +99,10 @@ def reasons_staging(spec: ModelSpec) -> Table:
     return _per_model("reasons_staging", spec.name)
 
 
+def profile_staging(spec: ModelSpec) -> Table:
+    return _per_model("profile_staging", spec.name)
+
+
 def features(spec: ModelSpec, schema: str = "analytics") -> Table:
     return Table(schema, spec.features_model, "one row per entity per as_of_date (dbt)")
 
@@ -149,6 +153,25 @@ def shadow_schema(key: Sequence[pa.Field], staged: bool = False) -> pa.Schema:
 
     schema = predictions_schema(key).append(pa.field("alias", pa.string(), nullable=False))
     return schema.append(pa.field("shard", pa.int32(), nullable=False)) if staged else schema
+
+
+def profile_staging_schema() -> pa.Schema:
+    """analytics.<model>_profile_staging: one shard's profile of a date (`pipelines.scoring.profile`),
+    which the publish adds up over the shards into monitoring.feature_profiles. `finite_sum` is the
+    sum of the feature's finite values in the shard (on each of its bins; NULL for a categorical one)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("as_of_date", pa.date32(), nullable=False),
+            pa.field("scoring_run_id", pa.string(), nullable=False),
+            pa.field("shard", pa.int32(), nullable=False),
+            pa.field("feature", pa.string(), nullable=False),
+            pa.field("bin", pa.int32(), nullable=False),
+            pa.field("rows", pa.int64(), nullable=False),
+            pa.field("finite_sum", pa.float64()),
+        ]
+    )
 
 
 def reasons_schema(key: Sequence[pa.Field], staged: bool = False) -> pa.Schema:
@@ -307,7 +330,7 @@ def health_schema(table: Table) -> pa.Schema:
     columns = {
         FEATURE_PROFILES: [
             ("feature", txt), ("kind", txt), ("bin", pa.int32()), ("label", txt), ("lower", f64), ("upper", f64), ("rows", i64),
-            ("reference_rows", i64),
+            ("reference_rows", i64), ("mean", f64), ("scoring_run_id", txt),
         ],
         FEATURE_DRIFT: [
             ("feature", txt), ("kind", txt), ("comparison", txt), ("compared_date", pa.date32()), ("rows", i64),
@@ -389,13 +412,14 @@ def ensure_shared_tables(warehouse: Warehouse) -> None:
 def ensure_model_tables(warehouse: Warehouse, spec: ModelSpec, key: Sequence[pa.Field]) -> None:
     """At a model's publish: the shared tables and the model's own (predictions, quarantine,
     shadow scores unless it has no shadow aliases, reasons unless `off`, and the staging
-    tables of a sharded model), keyed by the version's `key` fields, with their comments;
-    in one transaction, and only reads when they are already there."""
+    tables of a sharded model, its shards' profiles among them), keyed by the version's `key`
+    fields, with their comments; in one transaction, and only reads when they are already there."""
     kinds = ["predictions", "quarantine"]
     kinds += ["shadow"] if spec.shadow_aliases else []
     kinds += ["reasons"] if spec.reasons.method != "off" else []
     if spec.shards > 1:
         kinds += [f"{k}_staging" if k != "predictions" else "staging" for k in kinds if k != "quarantine"]
+        kinds.append("profile_staging")
     schemas = {
         "predictions": predictions_schema(key),
         "staging": staging_schema(key),
@@ -404,6 +428,7 @@ def ensure_model_tables(warehouse: Warehouse, spec: ModelSpec, key: Sequence[pa.
         "shadow_staging": shadow_schema(key, staged=True),
         "reasons": reasons_schema(key),
         "reasons_staging": reasons_schema(key, staged=True),
+        "profile_staging": profile_staging_schema(),
     }
     names = [f.name for f in key]
     own = [_documented(_per_model(k, spec.name), schemas[k], documented_name(k), names) for k in kinds]
