@@ -135,7 +135,9 @@ def run(step: str, model: str, ctx: RunContext, inputs: dict[str, Any]) -> Any:
     if step not in TASKS:
         raise ValueError(f"unknown step {step!r}")
     spec = load_spec(model)  # a spec error is reported as such, before the warehouse is asked anything
-    return TASKS[step](Resources.from_settings(Settings.from_env()).ready(), spec, ctx, inputs)
+    res = Resources.from_settings(Settings.from_env()).ready()
+    with res.warehouse.session():
+        return TASKS[step](res, spec, ctx, inputs)
 
 
 def _attempt(inputs: dict[str, Any], step: str) -> Attempt:

@@ -120,15 +120,16 @@ def run(
             on_stage(f"scoring {day}")
             started = time.perf_counter()
             try:
-                attempt = steps.plan(
-                    res, spec, day, model=planned.model, date_chosen_by="backfill",
-                    shadows=planned.shadows, shadow_skipped=planned.shadow_skipped,
-                )  # fmt: skip
-                if day in unbuilt:
-                    with steps.recorded(res, attempt, "build_features"):
-                        raise unbuilt[day]
-                validation = steps.validate(res, spec, attempt)
-                result = steps.score(res, spec, attempt, validation)
+                with res.warehouse.session():  # a date's steps share the open DuckDB file
+                    attempt = steps.plan(
+                        res, spec, day, model=planned.model, date_chosen_by="backfill",
+                        shadows=planned.shadows, shadow_skipped=planned.shadow_skipped,
+                    )  # fmt: skip
+                    if day in unbuilt:
+                        with steps.recorded(res, attempt, "build_features"):
+                            raise unbuilt[day]
+                    validation = steps.validate(res, spec, attempt)
+                    result = steps.score(res, spec, attempt, validation)
                 published.append(attempt)
                 outcome = DateOutcome(
                     day, True, result.rows_scored, time.perf_counter() - started, quarantined=result.rows_quarantined

@@ -99,13 +99,15 @@ def monitor_dates(
     found, retrain, reasons = [], None, []
     for day, version in sorted(dates.items()):
         progress(str(day))
-        day_health = monitor(res, spec, day, version)
+        with res.warehouse.session():  # a date's queries share the open DuckDB file
+            day_health = monitor(res, spec, day, version)
         log.info("%s", day_health.summary())
         found.append(day_health)
         if day_health.retrain:
             retrain, reasons = day, [*reasons, day_health.retrain_reason]
     progress("realized performance")
-    realized = realize(res, spec, sorted(dates))  # an old date asked for is realized too
+    with res.warehouse.session():
+        realized = realize(res, spec, sorted(dates))  # an old date asked for is realized too
     if realized:
         log.info(
             "realized performance of %d date(s) whose label horizon is over: %s",
@@ -116,7 +118,8 @@ def monitor_dates(
     for day in sorted(dates)[-1:]:
         progress(f"report {day}")
         try:
-            reports.append(report.write(res, spec, day))
+            with res.warehouse.session():
+                reports.append(report.write(res, spec, day))
             log.info("model-health report of %s: %s", day, reports[-1])
         except Exception as exc:  # the health is stored and the alerts must still go out: say so, loudly, and go on
             log.exception("the model-health report of %s could not be written", day)
@@ -126,7 +129,8 @@ def monitor_dates(
 
 def write_report(res: Resources, spec: ModelSpec, as_of_date: dt.date, days: int = 60, out: Path | None = None) -> Path:
     """Write the model's health report for a date: one self-contained HTML page."""
-    return report.write(res, spec, as_of_date, days, out)
+    with res.warehouse.session():
+        return report.write(res, spec, as_of_date, days, out)
 
 
 def notify(res: Resources, spec: ModelSpec, url: str | None, alerts: list[dict[str, Any]], connection: str) -> int:

@@ -362,7 +362,8 @@ def score_date(
 ) -> Published:
     """The scoring use case in one process (`batchpred score`): plan the date (the last
     complete one if None), then every step the <model>_score DAG runs as its tasks, in order."""
-    if as_of_date is None:
-        as_of_date, date_chosen_by = last_complete_date(res, spec), "no date given: the last complete day"
-    attempt = plan(res, spec, as_of_date, alias, airflow_run_id, date_chosen_by=date_chosen_by)
-    return run_date(res, spec, attempt)
+    with res.warehouse.session():
+        if as_of_date is None:
+            as_of_date, date_chosen_by = last_complete_date(res, spec), "no date given: the last complete day"
+        attempt = plan(res, spec, as_of_date, alias, airflow_run_id, date_chosen_by=date_chosen_by)
+        return run_date(res, spec, attempt)

@@ -172,3 +172,39 @@ def test_dbt_and_gx_wait_for_a_held_file_then_give_up_naming_the_holder(duckdb_s
     finally:
         holder.kill()
         holder.wait()
+
+
+def other_process_can_open(path):
+    """Whether a second process can open the DuckDB file now (DuckDB allows one at a time)."""
+    probe = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(path)!r}).close()"], capture_output=True)
+    return probe.returncode == 0
+
+
+def test_a_duckdb_session_keeps_the_file_open_until_it_ends_and_lets_go_for_dbt_and_gx(tmp_path):
+    import duckdb
+
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = open_warehouse(f"duckdb:///{path}", create=True)
+    warehouse.replace_partition("predictions", "scores", DAY, SCHEMA, slow_rows(50, 0.1, 0))
+    assert other_process_can_open(path)  # between writes the file is free
+
+    def foreign_open():
+        # What dbt-duckdb and GX's SQLAlchemy engine do: open the file with a configuration
+        # of their own, which DuckDB refuses while this process holds it with another.
+        con = duckdb.connect(str(path), config={"custom_user_agent": "not-batchpred"})
+        try:
+            return con.execute("select count(*) from predictions.scores").fetchone()[0]
+        finally:
+            con.close()
+
+    with warehouse.session():
+        assert warehouse.query("select count(*) as n from predictions.scores").to_pylist() == [{"n": 50}]
+        assert not other_process_can_open(path)  # held between the session's statements
+        with pytest.raises(duckdb.ConnectionException, match="different configuration"):
+            foreign_open()
+        assert warehouse.when_free(foreign_open) == 50  # let go for dbt and GX
+        assert other_process_can_open(path)
+        warehouse.replace_partition("predictions", "scores", DAY, SCHEMA, slow_rows(20, 0.2, 0))  # taken again
+        assert not other_process_can_open(path)
+    assert other_process_can_open(path)  # and let go when it ends
+    assert warehouse.query("select count(*) as n, min(score) as s from predictions.scores").to_pylist() == [{"n": 20, "s": 0.2}]

@@ -161,6 +161,12 @@ class Warehouse(abc.ABC):
     @contextmanager
     def transaction(self) -> Iterator[Any]: ...
 
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """One unit of work (a date's steps): its many short transactions may share what is
+        costly to set up again for each. Nothing to share here; DuckDB keeps its file open."""
+        yield
+
     @abc.abstractmethod
     def _execute(self, con: Any, sql: str, params: list[Any] | None = None) -> None: ...
 

@@ -1,8 +1,9 @@
 """The embedded warehouse: one DuckDB file under $BATCHPRED_HOME.
 
 A DuckDB file has one read-write process at a time. batchpred opens it only for the
-length of a write, and every opener (batchpred's own connections, dbt, Great
-Expectations) waits for another process's lock the same way: `wait_for_file`.
+length of a write, or of one unit of work (`DuckDBWarehouse.session`), and every opener
+(batchpred's own connections, dbt, Great Expectations) waits for another process's lock
+the same way: `wait_for_file`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -85,6 +87,9 @@ class DuckDBWarehouse(Warehouse):
         self.path = Path(path)
         self.url = f"duckdb:///{self.path}"
         self.create = create
+        self._sessions = 0
+        self._held: duckdb.DuckDBPyConnection | None = None
+        self._holding = threading.Lock()
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({str(self.path)!r})"
@@ -108,10 +113,41 @@ class DuckDBWarehouse(Warehouse):
                     raise
                 raise Busy(holder) from None
 
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Keep the file open from the first connection of a unit of work to its end. Opening
+        the file costs tens of milliseconds (and its catalog is read again), and a date's
+        steps open it some fifty times: within a session the connections after the first
+        take under a millisecond. Other processes wait for the file while a session holds
+        it, as they wait for a write; `when_free` lets go of it for dbt and GX, which open
+        the file with their own configuration."""
+        self._sessions += 1
+        try:
+            yield
+        finally:
+            self._sessions -= 1
+            if not self._sessions:
+                self._let_go()
+
+    def _let_go(self) -> None:
+        with self._holding:
+            held, self._held = self._held, None
+        if held is not None:
+            held.close()
+
+    def _hold(self) -> None:
+        """Inside a session: open the file once, kept open until the session ends."""
+        with self._holding:
+            if self._sessions and self._held is None:
+                self._held = wait_for_file(self.path, self._open)
+
     def when_free(self, work: Callable[[], T]) -> T:
         """Run `work` (dbt, Great Expectations) once no other process holds the file, waiting
         up to LOCK_WAIT_SECONDS. The file is probed first; a lock that `work` meets anyway
-        (taken between the probe and its connect) surfaces in its error, which is retried."""
+        (taken between the probe and its connect) surfaces in its error, which is retried.
+        A session's open file is let go first (DuckDB refuses a second configuration of an
+        open file), and taken again by the next connection."""
+        self._let_go()
 
         def attempt() -> T:
             self._open().close()
@@ -139,6 +175,7 @@ class DuckDBWarehouse(Warehouse):
                     "(schema raw), or generate the demo business with `batchpred generate` (or run `make demo`)"
                 )
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._hold()
         con = wait_for_file(self.path, self._open)
         try:
             for statement in session_setup("duckdb"):
