@@ -609,19 +609,33 @@ def setup_warehouse(bi_role: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--customers", default=20_000, show_default=True, help="Size of the demo business.")
+@click.option("--customers", default=5_000, show_default=True, help="Size of the demo business.")
 @click.option("--end", type=DATE, default=None, help="Last day of demo data, and the date scored [default: yesterday, UTC].")
 @click.option(
-    "--drift-from", type=DATE, default=None, help="Shift the business's behaviour from this date on, for monitoring to find."
+    "--history",
+    type=click.IntRange(min=0),
+    default=60,
+    show_default=True,
+    help="Days scored and monitored before --end (as a backfill does), for the report to draw.",
+)
+@click.option(
+    "--drift-from",
+    type=DATE,
+    default=None,
+    help="Shift the business's behaviour from this date on, for monitoring to find "
+    "[default: 21 days before --end; a date after --end: no shift].",
 )
 @JSON
-def demo(customers: int, end: dt.date | None, drift_from: dt.date | None, as_json: bool) -> None:
-    """Generate data, train both demo models, run their score and monitor DAGs through Airflow,
-    and show the dashboards' view and the date's health."""
-    from pipelines.faces.demo import run_demo
+def demo(customers: int, end: dt.date | None, history: int, drift_from: dt.date | None, as_json: bool) -> None:
+    """Generate data, train both demo models, score and monitor --history days before --end,
+    run the score and monitor DAGs through Airflow for --end, and show the dashboards' view,
+    the date's health and what to do next."""
+    from pipelines.faces.demo import DRIFT_DAYS, run_demo
 
     settings = Settings.from_env()
-    made = run_demo(settings, customers=customers, end=end or _yesterday(), drift_from=drift_from)
+    end = end or _yesterday()
+    drift_from = drift_from or end - dt.timedelta(days=DRIFT_DAYS)
+    made = run_demo(settings, customers=customers, end=end, drift_from=drift_from if drift_from <= end else None, history=history)
     if as_json:
         _echo_json(made)
 

@@ -1,10 +1,12 @@
 """`batchpred demo`: the whole product on the embedded default, in one command.
 
 It generates a demo warehouse, trains and registers both demo models (churn, with
-integer customer ids, and payment_risk, with text invoice numbers), runs each
-model's real `<model>_score` DAG through Airflow (`airflow dags test`, SQLite
-metadata, no server) for the last complete date, then prints what a dashboard would
-see.
+integer customer ids, and payment_risk, with text invoice numbers) on the data known
+before the history starts, fills the history (the dates before the last, scored as
+`batchpred backfill` scores them and monitored as `batchpred monitor` monitors them),
+runs each model's real `<model>_score` and `<model>_monitor` DAGs through Airflow
+(`airflow dags test`, SQLite metadata, no server) for the last date, then prints what a
+dashboard would see and what to do next.
 Running it again rebuilds the same tables: every write replaces, none appends.
 """
 
@@ -16,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +39,9 @@ if TYPE_CHECKING:
 WAREHOUSE_POOL = "batchpred_warehouse"
 DEMO_MODELS = ("churn", "payment_risk")
 CHALLENGER = "challenger"
+HISTORY_DAYS = 60  # dates scored before the last, so the report has a history to draw
+DRIFT_DAYS = 21  # by default the business's behaviour shifts this many days before the last date
+PROGRESS_EVERY = 10  # dates between progress lines
 
 
 def load_demo_data(res: Resources, config: DemoConfig) -> dict[str, int]:
@@ -104,12 +110,16 @@ def run_demo(
     end: dt.date,
     drift_from: dt.date | None = None,
     models: tuple[str, ...] = DEMO_MODELS,
+    history: int = HISTORY_DAYS,
 ) -> dict[str, Any]:
     """Generate the demo business ending `end` (its behaviour shifting from `drift_from`, if
-    given), train each model on it, run each model's score and monitor DAGs through Airflow
-    for `end`, and print what the dashboards see and the date's health. Returns what was
-    made and where it lives (what `batchpred demo --json` prints)."""
+    given), train each model on the data known before the `history` dates before `end`,
+    score and monitor those dates as a backfill does, run each model's score and monitor
+    DAGs through Airflow for `end`, and print what the dashboards see, the date's health
+    and what to do next. Returns what was made and where it lives (what `batchpred demo
+    --json` prints)."""
     specs = [load_spec(model) for model in models]
+    first = end - dt.timedelta(days=history)  # the first date scored
     settings.home.mkdir(parents=True, exist_ok=True)
     res = Resources.from_settings(settings, create=True)  # the demo makes the warehouse file
     versions: dict[str, dict[str, int]] = {spec.name: {} for spec in specs}
@@ -125,10 +135,12 @@ def run_demo(
     click.echo("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in counts.items()))
 
     for spec in specs:
-        # The first model also gets a challenger: its champion is trained two weeks earlier,
-        # and a version trained on all the data scores beside it in the shadow.
+        # Each champion knows only the data before the first date it scores, so every date
+        # of the history is new to it (and is monitored as such). The first model also gets
+        # a challenger, trained on all the data, which scores beside it in the shadow.
         shadowed = spec is specs[0] and CHALLENGER in spec.shadow_aliases
-        plan = [(spec.alias, end - dt.timedelta(days=14)), (CHALLENGER, end)] if shadowed else [(spec.alias, end)]
+        known = min(first, end - dt.timedelta(days=14)) if shadowed else first
+        plan = [(spec.alias, known), (CHALLENGER, end)] if shadowed else [(spec.alias, known)]
         for alias, day in plan:
             started = stage(f"training {spec.name} on data known up to {day}" + (f" (@{alias})" if shadowed else ""))
             trained = train(res, spec, day, alias=alias)
@@ -137,6 +149,8 @@ def run_demo(
                 f"    version {trained.model.version}: validation AUC {trained.metrics['auc']:.3f}, "
                 f"PR-AUC {trained.metrics['pr_auc']:.3f} in {time.perf_counter() - started:.0f}s; {trained.verdict}"
             )
+
+    filled = {spec.name: fill_history(res, spec, first, end - dt.timedelta(days=1), stage) for spec in specs} if history else {}
 
     started = stage(f"running {', '.join(s.score_dag_id for s in specs)} through Airflow for as-of date {end}")
     run_airflow(settings, "db", "migrate", log_name="airflow-db-migrate")
@@ -173,12 +187,20 @@ def run_demo(
     click.echo(click.style(f"\nDone in {seconds:.0f}s. Where everything lives:", bold=True))
     for label, place in where.items():
         click.echo(f"  {label:<10} {place}")
+    name = specs[0].name
+    click.echo(click.style("\nWhat next:", bold=True))
+    click.echo(f"  open the report         {reports[name]}")
+    click.echo("  the Airflow UI          make ui   (or batchpred ui), then trigger or unpause the DAGs")
+    click.echo(f"  score more dates        batchpred backfill {name} --start {first} --end {end}")
+    click.echo(f"  monitor them            batchpred monitor {name} --start {first} --end {end}")
+    click.echo("  your own model          docs/adding-a-model.md")
     return {
         "as_of_date": end,
         "seconds": round(seconds, 1),
         "models": {
             spec.name: {
                 "versions": versions[spec.name],
+                "history": filled.get(spec.name, {"dates": 0}),
                 "predictions": tables.predictions(spec),
                 "report": str(reports[spec.name]) if reports[spec.name].exists() else None,
             }
@@ -186,6 +208,43 @@ def run_demo(
         },
         "where": {label.lower(): place for label, place in where.items()},
     }
+
+
+def fill_history(
+    res: Resources, spec: ModelSpec, start: dt.date, end: dt.date, stage: Callable[[str], float]
+) -> dict[str, Any]:
+    """Score start..end with the champion as `batchpred backfill` does, then monitor those
+    dates as `batchpred monitor` does, saying how far it got every PROGRESS_EVERY dates.
+    Refuses (BatchpredError) a date that fails: the demo's data has every date complete."""
+    from pipelines.usecases import backfill
+    from pipelines.usecases.health import monitor_dates
+
+    began = stage(f"filling {spec.name}'s history: scoring {start}..{end} as `batchpred backfill` does")
+    planned = backfill.plan(res, spec, start, end, only=None)
+    total = len(planned.dates)
+    done = {"scored": 0, "monitored": 0}
+
+    def progress(what: str, since: float) -> None:
+        done[what] += 1
+        if done[what] % PROGRESS_EVERY == 0 or done[what] == total:
+            click.echo(f"    {what} {done[what]}/{total} dates ({time.perf_counter() - since:.0f}s)")
+
+    outcomes = backfill.run(res, spec, planned, lambda _: progress("scored", began))
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        raise BatchpredError(f"{spec.name}: scoring {failed[0].as_of_date} for the history failed: {failed[0].error}")
+    rows = sum(o.rows for o in outcomes)
+    began_monitoring = stage(f"monitoring {spec.name}'s {total} dates as `batchpred monitor` does")
+    dates = {str(d) for d in planned.dates}  # monitor_dates names each date, then its other stages
+    found = monitor_dates(
+        res, spec, dict.fromkeys(planned.dates), lambda label: progress("monitored", began_monitoring) if label in dates else None
+    )
+    alerts = sum(len(h.alerts) for h in found.health)
+    click.echo(
+        f"    {total} dates, {rows:,} rows scored, {len(found.realized)} with realized performance (labels complete), "
+        f"{alerts} alert(s), in {time.perf_counter() - began:.0f}s"
+    )
+    return {"dates": total, "first": start, "last": end, "rows": rows, "realized": len(found.realized), "alerts": alerts}
 
 
 def show_dashboard(res: Resources, spec: ModelSpec, as_of_date: dt.date) -> None:

@@ -114,6 +114,14 @@ def generate(config: DemoConfig) -> dict[str, pa.Table]:
     hazard = 0.0012 * np.exp(channel_effect + plan_effect + engagement_effect + 10.0 * payment_risk)
     lifetime = rng.exponential(1.0 / hazard)
     cancel = signup + np.ceil(lifetime).astype(np.int64)
+    # Completeness asks every source for a row on or after the date. A small business can
+    # go a day without a cancellation (about 3 a day at 1,500 customers), and the demo's
+    # last day would then never be complete: the customer due to leave soonest after the
+    # end leaves on it instead.
+    if not (cancel == end).any():
+        staying = np.flatnonzero((cancel > end) & (signup < end))
+        if staying.size:
+            cancel[staying[np.argmin(cancel[staying])]] = end
     cancelled = cancel <= end
     cancel = np.where(cancelled, cancel, np.iinfo(np.int32).max)
 

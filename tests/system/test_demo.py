@@ -1,5 +1,6 @@
 """`batchpred demo` end to end, through `airflow dags test`, twice: the second run
-must leave the same tables, with nothing duplicated."""
+must leave the same tables, with nothing duplicated. A short history (`--history`) is
+scored and monitored before the last date, with the business drifting over its end."""
 
 import datetime as dt
 import json
@@ -20,12 +21,12 @@ def snapshot(warehouse):
     return {
         "predictions": warehouse.query(
             "select customer_id, as_of_date, score, model_name, model_version, mlflow_run_id "
-            "from predictions.churn_scores order by customer_id"
+            "from predictions.churn_scores order by customer_id, as_of_date"
         ).to_pylist(),
         "latest": warehouse.query("select customer_id, score, risk_band from marts.churn_latest_scores order by 1").to_pylist(),
         "summary": warehouse.query("select * from marts.churn_daily_summary order by as_of_date, plan").to_pylist(),
         "invoices": warehouse.query(
-            "select invoice_number, as_of_date, score, model_version from predictions.payment_risk_scores order by 1"
+            "select invoice_number, as_of_date, score, model_version from predictions.payment_risk_scores order by 1, 2"
         ).to_pylist(),
         "features": warehouse.query("select count(*) as n from analytics.churn_features").to_pylist(),
         "raw": warehouse.query("select count(*) as n from raw.usage_daily").to_pylist(),
@@ -43,7 +44,8 @@ def drift_alerts(warehouse):
 def test_demo_twice_gives_the_same_tables(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_", "BATCHPRED_"))}
     env["BATCHPRED_HOME"] = str(tmp_path)
-    command = [BATCHPRED, "demo", "--customers", "1500", "--end", "2026-01-31"]
+    drift_from = dt.date(2026, 1, 28)
+    command = [BATCHPRED, "demo", "--customers", "1500", "--end", "2026-01-31", "--history", "8", "--drift-from", f"{drift_from}"]
 
     first = subprocess.run(command, capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -60,7 +62,20 @@ def test_demo_twice_gives_the_same_tables(tmp_path):
         ]
         assert noise == [], f"{log.name}: {noise[:5]}"
     warehouse = open_warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
-    assert drift_alerts(warehouse) == []  # the demo's data has no drift injected: sampling noise is not an alert
+    # Drift is flagged once the business shifts, and sampling noise before that is not an alert.
+    alerts = drift_alerts(warehouse)
+    assert [a for a in alerts if a["as_of_date"] < drift_from] == [] and alerts, alerts
+    # The history: 8 dates before the last scored as a backfill scores them, all 9 monitored,
+    # and realized performance where the labels are complete (payment_risk's 7-day horizon).
+    health = warehouse.query(
+        "select model_name, count(distinct as_of_date) as dates, min(as_of_date) as first from monitoring.daily_health "
+        "group by 1 order by 1"
+    ).to_pylist()
+    assert health == [{"model_name": m, "dates": 9, "first": dt.date(2026, 1, 23)} for m in ("churn", "payment_risk")]
+    realized = warehouse.query("select as_of_date from monitoring.realized_performance where model_name = 'payment_risk'")
+    assert sorted(realized.column("as_of_date").to_pylist()) == [dt.date(2026, 1, 23), dt.date(2026, 1, 24)]
+    assert "scored 8/8 dates" in first.stdout and "monitored 8/8 dates" in first.stdout  # progress
+    assert "batchpred backfill churn --start 2026-01-23 --end 2026-01-31" in first.stdout  # what to do next
     before = snapshot(warehouse)
     keys = [(r["customer_id"], r["as_of_date"]) for r in before["predictions"]]
     assert len(keys) == len(set(keys)) > 0
@@ -72,13 +87,17 @@ def test_demo_twice_gives_the_same_tables(tmp_path):
     assert made["as_of_date"] == "2026-01-31" and set(made["models"]) == {"churn", "payment_risk"}
     assert made["models"]["churn"]["report"] == str(tmp_path / "reports" / "churn" / "2026-01-31.html")
     assert made["models"]["churn"]["predictions"] == "predictions.churn_scores"
+    assert made["models"]["churn"]["history"] | {"rows": 0} == {
+        "dates": 8, "first": "2026-01-23", "last": "2026-01-30", "rows": 0, "realized": 0, "alerts": 0
+    }  # fmt: skip
     assert made["where"]["warehouse"] == f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     assert snapshot(warehouse) == before
     runs = warehouse.query(
         "select model_name, count(*) as n, count(distinct airflow_run_id) as k, min(status) as status "
         "from monitoring.scoring_runs group by 1 order by 1"
     ).to_pylist()
-    assert runs == [{"model_name": m, "n": 2, "k": 2, "status": "succeeded"} for m in ("churn", "payment_risk")]
+    # Per run of the demo: 8 dates of history (backfill runs, no Airflow run id) and the DAG run.
+    assert runs == [{"model_name": m, "n": 18, "k": 2, "status": "succeeded"} for m in ("churn", "payment_risk")]
     assert "shadow challenger (version 2) beside version 1" in first.stdout  # the demo's challenger, compared
     report = tmp_path / "reports" / "churn" / "2026-01-31.html"
     assert report.as_uri() in first.stdout and report.stat().st_size > 0  # written by the monitor DAG
@@ -114,7 +133,10 @@ def test_demo_on_postgres_with_a_url_as_users_write_it(tmp_path, postgres):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_", "BATCHPRED_"))}
     env |= {"BATCHPRED_HOME": str(tmp_path), "BATCHPRED_WAREHOUSE_URL": url.render_as_string(hide_password=False)}
     result = subprocess.run(
-        [BATCHPRED, "demo", "--customers", "1500", "--end", "2026-01-31"], capture_output=True, text=True, env=env
+        [BATCHPRED, "demo", "--customers", "1500", "--end", "2026-01-31", "--history", "0", "--drift-from", "2026-02-01"],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "not-printed-anywhere" not in result.stdout + result.stderr

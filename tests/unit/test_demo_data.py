@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
 from pipelines.faces.demo_data import DemoConfig, generate
 
@@ -143,3 +144,21 @@ def test_ar_payment_attempts():
     last = np.r_[numbers[1:] != numbers[:-1], True]
     assert not (paid & ~last).any()
     assert 0.03 < (~paid[first]).mean() < 0.3  # first attempts that fail
+
+
+@pytest.mark.parametrize(
+    ("customers", "drift_from"), [(1500, None), (1500, dt.date(2026, 1, 28)), (500, None), (300, dt.date(2026, 1, 20))]
+)
+def test_every_source_a_model_waits_for_has_a_row_on_the_last_day(customers, drift_from):
+    """The demo's last day is complete for both models, however small the business: each
+    of these generated a business whose last cancellation came days before its end."""
+
+    config = DemoConfig(customers=customers, end_date=dt.date(2026, 1, 31), drift_from=drift_from)
+    raw = generate(config)
+    sources = {
+        "cancellations": "cancelled_at", "usage_daily": "usage_date", "invoices": "invoice_date",
+        "ar_invoices": "issued_on", "ar_payment_attempts": "attempted_at",
+    }  # fmt: skip
+    last = {t: pc.max(raw[t][c]).as_py() for t, c in sources.items()}
+    last = {t: v.date() if isinstance(v, dt.datetime) else v for t, v in last.items()}  # attempts are timestamps
+    assert last == dict.fromkeys(sources, config.end_date)
