@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,11 +190,16 @@ def run_demo(
         click.echo(f"  {label:<10} {place}")
     name = specs[0].name
     click.echo(click.style("\nWhat next:", bold=True))
-    click.echo(f"  open the report         {reports[name]}")
-    click.echo("  the Airflow UI          make ui   (or batchpred ui), then trigger or unpause the DAGs")
-    click.echo(f"  score more dates        batchpred backfill {name} --start {first} --end {end}")
-    click.echo(f"  monitor them            batchpred monitor {name} --start {first} --end {end}")
-    click.echo("  your own model          docs/adding-a-model.md")
+    steps = {
+        "open the report": str(reports[name]) if reports[name].exists() else None,
+        "the Airflow UI": "make ui   (or batchpred ui), then trigger or unpause the DAGs",
+        "score a range again": f"batchpred backfill {name} --start {first} --end {end}   (each date is replaced)",
+        "monitor it again": f"batchpred monitor {name} --start {first} --end {end}",
+        "your own model": "docs/adding-a-model.md",
+    }
+    for label, step in steps.items():
+        if step is not None:
+            click.echo(f"  {label:<22}{step}")
     return {
         "as_of_date": end,
         "seconds": round(seconds, 1),
@@ -220,7 +226,9 @@ def fill_history(
     from pipelines.usecases.health import monitor_dates
 
     began = stage(f"filling {spec.name}'s history: scoring {start}..{end} as `batchpred backfill` does")
-    planned = backfill.plan(res, spec, start, end, only=None)
+    # Without the shadow: the demo's challenger learned from these dates (it is trained on all
+    # the data), and judging it on them would favour it. It shadows the champion from the last date on.
+    planned = replace(backfill.plan(res, spec, start, end, only=None), shadows=[], shadow_skipped=[])
     total = len(planned.dates)
     done = {"scored": 0, "monitored": 0}
 

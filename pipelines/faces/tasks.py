@@ -136,7 +136,9 @@ def run(step: str, model: str, ctx: RunContext, inputs: dict[str, Any]) -> Any:
         raise ValueError(f"unknown step {step!r}")
     spec = load_spec(model)  # a spec error is reported as such, before the warehouse is asked anything
     res = Resources.from_settings(Settings.from_env()).ready()
-    with res.warehouse.session():
+    if step not in ONE_DATE_STEPS:  # training, posting alerts, monitoring (which holds the file per date itself)
+        return TASKS[step](res, spec, ctx, inputs)
+    with res.warehouse.session():  # one date's step: its queries share the open DuckDB file
         return TASKS[step](res, spec, ctx, inputs)
 
 
@@ -310,6 +312,10 @@ def report_failure(model: str, url: str, alert: dict[str, Any]) -> None:
 
 
 # Each task of the generated DAGs, by name: its body turns the task's inputs into one call.
+# The score DAG's steps: each works on one date, in seconds, and keeps the DuckDB file open
+# while it does (`Warehouse.session`). Training, notifying and monitoring a range do not.
+ONE_DATE_STEPS = frozenset({"wait_for_data", "plan", "build_features", "validate", "score_shard", "publish", "build_marts"})
+
 TASKS: dict[str, Callable[[Resources, ModelSpec, RunContext, dict[str, Any]], dict[str, Any]]] = {
     "wait_for_data": _wait_for_data,
     "plan": _plan,

@@ -99,6 +99,9 @@ def test_demo_twice_gives_the_same_tables(tmp_path):
     # Per run of the demo: 8 dates of history (backfill runs, no Airflow run id) and the DAG run.
     assert runs == [{"model_name": m, "n": 18, "k": 2, "status": "succeeded"} for m in ("churn", "payment_risk")]
     assert "shadow challenger (version 2) beside version 1" in first.stdout  # the demo's challenger, compared
+    # on the last date only: it learned from the history's dates, where it would look better than it is
+    shadowed = warehouse.query("select distinct as_of_date from predictions.churn_shadow_scores").to_pylist()
+    assert shadowed == [{"as_of_date": dt.date(2026, 1, 31)}]
     report = tmp_path / "reports" / "churn" / "2026-01-31.html"
     assert report.as_uri() in first.stdout and report.stat().st_size > 0  # written by the monitor DAG
     top = warehouse.query("select top_reason from marts.churn_latest_scores order by score desc limit 5").to_pylist()
