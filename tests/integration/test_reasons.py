@@ -113,3 +113,31 @@ def test_text_keys_in_reasons(settings, invoice_spec, warehouse):
     )
     assert len(keys) == published.rows_scored and all(k.startswith("INV-0") for k in keys)
     assert isinstance(pa.array(keys).type, pa.DataType)
+
+
+def test_the_fast_contributions_write_the_reasons_xgboost_gives(settings, spec, warehouse, monkeypatch):
+    """A date large enough for SaabasForest (lowered here to the test's few rows) gets the
+    approximate reasons XGBoost's own contributions give, rank for rank."""
+    from pipelines.scoring import explanations
+
+    chosen = replace(spec, shards=1, reasons=replace(spec.reasons, method="approximate"))
+    order = "select customer_id, rank, feature, contribution, base_value from predictions.churn_reasons order by 1, 2"
+    monkeypatch.setattr(explanations, "SAABAS_FROM_ROWS", 10**12)
+    score_date(settings, chosen)
+    slow = warehouse.query(order).to_pylist()
+    forests = []
+
+    def built(booster):
+        forests.append(explanations.SaabasForest.of(booster))
+        return forests[-1]
+
+    monkeypatch.setattr(explanations, "SAABAS_FROM_ROWS", 0)
+    monkeypatch.setattr(explanations, "_saabas", built)
+    score_date(settings, chosen)
+    fast = warehouse.query(order).to_pylist()
+    assert forests and forests[0] is not None and forests[0].base_value is not None  # the fast path ran and passed its check
+    assert len(fast) == len(slow) > 0
+    for a, b in zip(fast, slow, strict=True):
+        assert (a["customer_id"], a["rank"], a["feature"]) == (b["customer_id"], b["rank"], b["feature"])
+        assert a["contribution"] == pytest.approx(b["contribution"], rel=1e-4, abs=1e-5)
+        assert a["base_value"] == pytest.approx(b["base_value"], rel=1e-6)

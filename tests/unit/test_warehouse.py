@@ -53,7 +53,7 @@ def test_read_partition_streams_bounded_batches(wh):
     assert max(sizes) <= 128
 
 
-def test_duckdb_caps_its_cache_and_streams_with_one_thread_then_restores_it(wh):
+def test_duckdb_caps_its_cache_and_streams_with_one_thread_and_a_smaller_cache_then_restores_them(wh):
     wh.replace_partition("predictions", "t", D1, SCHEMA, [batch([1, 2, 3], D1, 1.0)])
 
     def current(con):
@@ -63,10 +63,15 @@ def test_duckdb_caps_its_cache_and_streams_with_one_thread_then_restores_it(wh):
         before = current(con)
         with wh.read_partition("predictions", "t", D1, ["id"], 2) as batches:
             during = current(con)
+            with wh.connect() as writer:  # as the scorer's write opens its own while the stream runs
+                during_writer = current(writer)
             assert sum(b.num_rows for b in batches) == 3
         assert current(con) == before
+        with wh.connect() as later:
+            assert current(later) == before
     assert during[0] == 1 != before[0]
-    assert during[1] == before[1] == "244.1 MiB"  # 256 MB on every connection (MEMORY_LIMIT)
+    assert before[1] == "244.1 MiB"  # 256 MB on every connection (MEMORY_LIMIT)
+    assert during[1] == during_writer[1] == "61.0 MiB"  # 64 MB while a partition streams (STREAMING_MEMORY_LIMIT)
 
 
 def test_replace_tables_is_all_or_nothing(wh):
