@@ -30,7 +30,7 @@ import click
 
 from pipelines.config.settings import Settings
 from pipelines.domain.errors import BatchpredError
-from pipelines.faces.demo import WAREHOUSE_POOL, airflow_env, run_airflow
+from pipelines.faces.demo import SETUP_AIRFLOW, airflow_env, run_airflow
 
 PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")  # the triggerer wakes runs waiting for their data
 USER = "admin"
@@ -134,10 +134,7 @@ def run_ui(
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     click.echo("starting Airflow (api-server, scheduler, dag-processor, triggerer) for the embedded default...")
-    run_airflow(settings, "db", "migrate", log_name="airflow-db-migrate")
-    run_airflow(
-        settings, "pools", "set", WAREHOUSE_POOL, "1", "Serialises writers to the DuckDB warehouse", log_name="airflow-pools"
-    )
+    run_airflow(settings, *SETUP_AIRFLOW, log_name="airflow-setup")
     airflow = str(Path(sys.executable).with_name("airflow"))
     children: dict[str, subprocess.Popen] = {}
     stopping = False
