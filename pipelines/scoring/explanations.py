@@ -3,7 +3,7 @@
 XGBoost computes the contributions (`pred_contribs`): each feature's share of the
 row's margin, plus a base value, summing exactly to the margin. Exact TreeSHAP
 (Lundberg et al. 2020, "From local explanations to global understanding with
-explainable AI for trees") costs 225-300x a plain prediction here; the approximate
+explainable AI for trees") costs about 500x a plain prediction here; the approximate
 method (Saabas 2014, "Interpreting random forests": each split's change in expected
 value credited to its feature) about 4x in XGBoost, and about 1.4x with `SaabasForest`,
 which gives the same numbers. The policy (`reasons` in model.yaml):
@@ -67,8 +67,9 @@ class SaabasForest:
     base margin plus every tree's root expectation) is the same for every row.
 
     `of` returns None for a model this does not cover (not a single-output gbtree of numeric
-    splits, or one feature), and `check` compares it with XGBoost's own `pred_contribs` on
-    rows: the numbers are XGBoost's up to float32 rounding, or the stream falls back to it.
+    splits, one feature, or so many nodes times features that the forest would not fit in
+    memory comfortably), and `check` compares it with XGBoost's own `pred_contribs` on rows:
+    the numbers are XGBoost's up to float32 rounding, or the stream falls back to it.
     """
 
     def __init__(self, forest: xgb.Booster, n_features: int) -> None:
@@ -86,7 +87,7 @@ class SaabasForest:
         if gbtree["name"] != "gbtree" or params.get("num_target", "1") != "1" or int(params.get("num_class", "0")) > 1 or n < 2:
             return None
         trees = gbtree["model"]["trees"]
-        if any(any(tree["split_type"]) for tree in trees):
+        if any(any(tree["split_type"]) for tree in trees) or sum(len(t["left_children"]) for t in trees) * n > MAX_FOREST_VALUES:
             return None
         forest = {
             "version": model["version"],
@@ -190,6 +191,9 @@ def _leaf_contributions(tree: dict[str, Any], n_features: int) -> dict[str, Any]
 
 
 SAABAS_FROM_ROWS = 50_000
+# The forest holds a value per node and feature (300 trees of 127 nodes over 40 features:
+# 1.5M); past this many, building it would take gigabytes: XGBoost's own contributions instead.
+MAX_FOREST_VALUES = 20_000_000
 
 
 def _saabas(booster: xgb.Booster) -> SaabasForest | None:
@@ -241,12 +245,9 @@ class ReasonStream:
     def add(self, keys: list[pa.Array], matrix: np.ndarray, scores: np.ndarray) -> None:
         """Reasons for one scored batch (keys as the table's types, inputs as the model read them)."""
         exact = self.policy.method == "exact"
-        if self._saabas is not None and not self._checked:
-            self._checked = True
-            if not self._saabas.check(self.booster, matrix[:256], self.names):
-                log.warning("fast approximate contributions differ from XGBoost's for this model: using XGBoost's (slower)")
-                self._saabas = None
-        contrib = self._saabas(matrix) if self._saabas is not None else contributions(self.booster, matrix, self.names, exact)
+        contrib = self._fast(matrix) if self._saabas is not None else None
+        if contrib is None:
+            contrib = contributions(self.booster, matrix, self.names, exact)
         self.abs_sum += np.abs(contrib[:, :-1]).sum(axis=0, dtype=np.float64)
         batch = self._batch(keys, matrix, contrib, EXACT if exact else APPROXIMATE, np.arange(self.rows, self.rows + len(scores)))
         if self._writer is None:
@@ -255,6 +256,21 @@ class ReasonStream:
         if self.keep:
             self._track_top(keys, matrix, scores)
         self.rows += len(scores)
+
+    def _fast(self, matrix: np.ndarray) -> np.ndarray | None:
+        """The batch's approximate contributions from the forest, or None (for good) if it was
+        not checked equal to XGBoost's on the first batch, or fails."""
+        assert self._saabas is not None
+        try:
+            if not self._checked:
+                self._checked = True
+                if not self._saabas.check(self.booster, matrix[:256], self.names):
+                    raise ValueError("its contributions differ from XGBoost's for this model")
+            return self._saabas(matrix)
+        except Exception as exc:  # noqa: BLE001 - XGBoost's own contributions are the fallback
+            log.warning("fast approximate contributions unavailable (%s): using XGBoost's (slower)", exc)
+            self._saabas = None
+            return None
 
     def _track_top(self, keys: list[pa.Array], matrix: np.ndarray, scores: np.ndarray) -> None:
         """Keep the inputs of the `keep` highest scores seen so far (ties: the earlier row)."""

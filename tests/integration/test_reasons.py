@@ -141,3 +141,34 @@ def test_the_fast_contributions_write_the_reasons_xgboost_gives(settings, spec, 
         assert (a["customer_id"], a["rank"], a["feature"]) == (b["customer_id"], b["rank"], b["feature"])
         assert a["contribution"] == pytest.approx(b["contribution"], rel=1e-4, abs=1e-5)
         assert a["base_value"] == pytest.approx(b["base_value"], rel=1e-6)
+
+
+def test_a_forest_failing_mid_run_falls_back_to_xgboosts_contributions(settings, spec, warehouse, monkeypatch, caplog):
+    """Past its check, a forest that fails (here: on the second batch) leaves the rest of the
+    date to XGBoost's own contributions: the same reasons, a warning, no failed run."""
+    from pipelines.scoring import explanations
+
+    chosen = replace(spec, shards=1, batch_size=500, reasons=replace(spec.reasons, method="approximate"))
+    order = "select customer_id, rank, feature, contribution from predictions.churn_reasons order by 1, 2"
+    monkeypatch.setattr(explanations, "SAABAS_FROM_ROWS", 10**12)
+    score_date(settings, chosen)
+    slow = warehouse.query(order).to_pylist()
+    calls = []
+    real = explanations.SaabasForest.__call__
+
+    def flaky(self, matrix):
+        calls.append(len(matrix))
+        if len(calls) > 2:  # the check's call, then the first batch's; the second batch's fails
+            raise RuntimeError("simulated failure inside XGBoost")
+        return real(self, matrix)
+
+    monkeypatch.setattr(explanations, "SAABAS_FROM_ROWS", 0)
+    monkeypatch.setattr(explanations.SaabasForest, "__call__", flaky)
+    score_date(settings, chosen)
+    fast = warehouse.query(order).to_pylist()
+    assert len(calls) == 3 and "simulated failure inside XGBoost" in caplog.text
+    def ranked(rows):
+        return [(r["customer_id"], r["rank"], r["feature"]) for r in rows]
+
+    assert ranked(fast) == ranked(slow)
+    assert [r["contribution"] for r in fast] == pytest.approx([r["contribution"] for r in slow], rel=1e-4, abs=1e-5)

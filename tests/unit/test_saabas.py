@@ -88,3 +88,18 @@ def test_categorical_splits_get_none():
     trees = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"]
     assert any(any(t["split_type"]) for t in trees)
     assert SaabasForest.of(booster) is None
+
+
+def test_a_forest_too_large_to_build_gets_none(monkeypatch):
+    import xgboost as xgb
+
+    from pipelines.scoring import explanations
+
+    x, y = _data()
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 3}, xgb.DMatrix(x, label=y), 10)
+    trees = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"]
+    nodes = sum(len(t["left_children"]) for t in trees)
+    monkeypatch.setattr(explanations, "MAX_FOREST_VALUES", nodes * x.shape[1])
+    assert SaabasForest.of(booster) is not None
+    monkeypatch.setattr(explanations, "MAX_FOREST_VALUES", nodes * x.shape[1] - 1)
+    assert SaabasForest.of(booster) is None

@@ -74,6 +74,23 @@ def test_duckdb_caps_its_cache_and_streams_with_one_thread_and_a_smaller_cache_t
     assert during[1] == during_writer[1] == "61.0 MiB"  # 64 MB while a partition streams (STREAMING_MEMORY_LIMIT)
 
 
+def test_the_smaller_cache_lasts_until_the_last_of_overlapping_streams_ends(wh):
+    wh.replace_partition("predictions", "t", D1, SCHEMA, [batch([1, 2, 3], D1, 1.0)])
+
+    def limit(con):
+        return con.execute("select current_setting('memory_limit')").fetchone()[0]
+
+    with wh.connect() as con:
+        with wh.read_partition("predictions", "t", D1, ["id"], 2) as first:
+            with wh.read_partition("predictions", "t", D1, ["id"], 2) as second:
+                assert sum(b.num_rows for b in second) == 3
+            assert limit(con) == "61.0 MiB"  # the first still streams
+            with wh.connect() as writer:
+                assert limit(writer) == "61.0 MiB"
+            assert sum(b.num_rows for b in first) == 3
+        assert limit(con) == "244.1 MiB"
+
+
 def test_replace_tables_is_all_or_nothing(wh):
     wh.replace_tables("raw", {"a": pa.table({"x": [1]})})
     with pytest.raises(TypeError, match="pyarrow.Table"):
