@@ -94,7 +94,6 @@ class DuckDBWarehouse(Warehouse):
         self._sessions = 0
         self._held: duckdb.DuckDBPyConnection | None = None
         self._holding = threading.Lock()
-        self._memory_limit = MEMORY_LIMIT  # what each new connection sets (STREAMING_MEMORY_LIMIT while a partition streams)
         self._streams = 0  # partitions streaming now (_streaming)
 
     def __repr__(self) -> str:
@@ -187,7 +186,7 @@ class DuckDBWarehouse(Warehouse):
             for statement in session_setup("duckdb"):
                 con.execute(statement)
             with self._holding:  # not while a stream starts or ends (_streaming)
-                con.execute(f"set memory_limit = '{self._memory_limit}'")
+                con.execute(f"set memory_limit = '{STREAMING_MEMORY_LIMIT if self._streams else MEMORY_LIMIT}'")
             with cancel_at_alarm(con.interrupt):
                 yield con
         finally:
@@ -275,13 +274,9 @@ class DuckDBWarehouse(Warehouse):
 
         sql = self._partition_sql(schema, table, columns, where)
         with self.connect() as con:
-            # While a partition streams, DuckDB uses one thread for this database in this
-            # process (the default comes back after): the reader of the stream scores every
-            # batch with all the cores, and DuckDB's own threads only take turns with it (3% slower).
             reader = None
             self._streaming(con, +1)
             try:
-                con.execute("set threads = 1")
                 # sql(...).to_arrow_reader streams; execute(...) would materialise the result first.
                 reader = con.sql(sql, params=[as_of_date, *params]).to_arrow_reader(batch_size)
                 yield iter(reader)
@@ -292,21 +287,24 @@ class DuckDBWarehouse(Warehouse):
                 finally:
                     try:
                         self._streaming(con, -1)
-                        con.execute("reset threads")
                     except duckdb.Error:
                         log.warning("could not reset DuckDB's threads and memory limit after streaming")
 
     def _streaming(self, con: duckdb.DuckDBPyConnection, change: int) -> None:
-        """Count a partition stream starting (+1) or ending (-1): while any streams, the
-        database's memory limit (global: the stream's writes, on their own connections, get it
-        too) is STREAMING_MEMORY_LIMIT; when the last one ends, MEMORY_LIMIT again."""
+        """Count a partition stream starting (+1) or ending (-1). While any streams, the
+        database (these settings are global: the stream's writes, on their own connections,
+        get them too) uses one thread, as the reader of the stream scores every batch with all
+        the cores and DuckDB's own threads only take turns with it (3% slower), and its cache is
+        STREAMING_MEMORY_LIMIT. When the last one ends, the defaults come back."""
         with self._holding:
             streams = self._streams + change
-            limit = STREAMING_MEMORY_LIMIT if streams else MEMORY_LIMIT
-            if change < 0:  # an ending stream is counted off even if the setting fails: the next connection sets it
-                self._streams, self._memory_limit = streams, limit
-            con.execute(f"set memory_limit = '{limit}'")
-            self._streams, self._memory_limit = streams, limit  # a start counts once the limit is set
+            if change < 0:  # an ending stream is counted off even if the settings fail: the next connection sets the limit
+                self._streams = streams
+            if streams:
+                con.execute(f"set memory_limit = '{STREAMING_MEMORY_LIMIT}'; set threads = 1")
+            else:
+                con.execute(f"set memory_limit = '{MEMORY_LIMIT}'; reset threads")
+            self._streams = streams  # a start counts once its settings are made
 
     def shard_predicate(self, columns: Iterable[str], shards: int, shard: int) -> str:
         # hash() takes any type, and several columns at once.
